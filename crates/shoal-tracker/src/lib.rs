@@ -1,1 +1,57 @@
-//! x
+//! Shoal's BitTorrent tracker: an open HTTP tracker (BEP 3 announce, BEP 23 compact
+//! peers, BEP 7 `peers6`, BEP 48 scrape) keeping swarms in memory.
+//!
+//! It does not do UDP trackers (BEP 15), persistence, access lists or statistics pages
+//! yet, and prints nothing: it logs through `tracing`.
+//!
+//! Main types:
+//! - [`Tracker`]: bind, read [`Tracker::local_addr`], then [`Tracker::run`] until a
+//!   shutdown future completes; [`serve`] does all three.
+//! - [`TrackerConfig`]: intervals, peer TTL, `numwant` caps and resource bounds.
+//!
+//! Design:
+//! - HTTP is a small hand-written HTTP/1.1 server on tokio (`http` module) rather than
+//!   hyper/axum. The tracker only answers `GET` with tiny bodies, so what matters is
+//!   per-request cost: requests are parsed in place in a per-connection buffer, query
+//!   ids decode straight into arrays, responses are written into reused buffers, and
+//!   pipelined requests are answered with one write. It also keeps the hard limits
+//!   (head size, idle time, connection count) explicit in one place. The cost is owning
+//!   some HTTP edge cases; everything unexpected is answered with a 4xx and a close.
+//! - Swarms live in a map sharded 64 ways by info-hash (`registry` module), each shard
+//!   a `std::sync::Mutex` held for one announce and never across `.await`, so every
+//!   runtime worker serves announces in parallel without a channel hop. Within a swarm,
+//!   seeders and leechers are separate vectors indexed by peer id, making random peer
+//!   selection O(numwant).
+//! - Peers are keyed by peer id; the announced address is the connection's source IP
+//!   (the `ip` parameter is honoured only from loopback). Peers silent for
+//!   [`TrackerConfig::effective_peer_ttl`] are swept out, and so are empty swarms.
+//!
+//! ```
+//! use shoal_tracker::{Tracker, TrackerConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main] async fn main() -> std::io::Result<()> {
+//! let tracker = Tracker::bind("127.0.0.1:0".parse().unwrap(), TrackerConfig::default()).await?;
+//! let addr = tracker.local_addr()?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(tracker.run(async { let _ = stopped.await; }));
+//!
+//! let mut conn = tokio::net::TcpStream::connect(addr).await?;
+//! conn.write_all(b"GET /scrape HTTP/1.1\r\nConnection: close\r\n\r\n").await?;
+//! let mut reply = Vec::new();
+//! conn.read_to_end(&mut reply).await?;
+//! assert!(reply.ends_with(b"d5:filesdee"));
+//!
+//! let _ = stop.send(());
+//! server.await.unwrap()?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod http;
+mod registry;
+mod server;
+mod swarm;
+
+pub use config::TrackerConfig;
+pub use server::{serve, Tracker};

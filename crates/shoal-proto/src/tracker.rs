@@ -6,6 +6,9 @@
 //! sockets or HTTP framing. Server-side parsers never panic on input; every error
 //! displays as a sentence fit to send back as a bencoded `failure reason`.
 //!
+//! Compact peer lists go through [`crate::peers`] (IPv4-mapped IPv6 addresses are
+//! sent as IPv4 in `peers`).
+//!
 //! The server-side hot path ([`AnnounceRequest::from_query`],
 //! [`AnnounceResponse::encode_into`]) avoids allocations where it can: the query is
 //! walked in place, ids are decoded straight into arrays, and responses are written
@@ -33,11 +36,10 @@ pub use announce::{
 pub use scrape::{scrape_url, ScrapeRequest, ScrapeResponse, ScrapeStats, MAX_SCRAPE_HASHES};
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
 use thiserror::Error;
 
 use crate::bencode::{BencodeError, Value};
+use crate::peers::PeersError;
 
 /// Why a tracker query or response was rejected, or the tracker's own refusal.
 ///
@@ -85,6 +87,9 @@ pub enum TrackerError {
     /// A tracker response is not valid bencode.
     #[error("tracker response is not valid bencode: {0}")]
     Bencode(#[from] BencodeError),
+    /// A tracker response's `peers` or `peers6` is malformed.
+    #[error("malformed tracker response: {0}")]
+    Peers(#[from] PeersError),
     /// A tracker response is bencode but not shaped like an announce or scrape reply.
     #[error("malformed tracker response: {0}")]
     Malformed(&'static str),
@@ -183,18 +188,22 @@ fn shown(raw: &[u8]) -> String {
 
 /// Bencode writers into a caller-owned buffer (no intermediate allocations).
 fn put_uint(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    out.extend_from_slice(uint_digits(n, &mut [0; 20]));
+}
+
+/// Decimal digits of `n`, formatted into `buf` without allocating.
+fn uint_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     let mut n = n;
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &buf[i..]
 }
 
 fn put_int(out: &mut Vec<u8>, n: u64) {
@@ -207,12 +216,6 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_uint(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
-}
-
-/// Length-prefix for a string whose body the caller appends next.
-fn put_len(out: &mut Vec<u8>, len: usize) {
-    put_uint(out, len as u64);
-    out.push(b':');
 }
 
 /// Reads an optional non-negative integer that must fit in `u32`.
@@ -232,39 +235,6 @@ fn failure_of(dict: &Value<'_>) -> Option<TrackerError> {
     dict.get("failure reason").map(|r| {
         TrackerError::Failure(String::from_utf8_lossy(r.as_bytes().unwrap_or_default()).into())
     })
-}
-
-/// Appends a BEP 23 compact entry: 4 or 16 address bytes then the port, big-endian.
-fn put_compact(out: &mut Vec<u8>, addr: &SocketAddr) {
-    match addr.ip() {
-        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-    }
-    out.extend_from_slice(&addr.port().to_be_bytes());
-}
-
-/// Parses a compact peer string of 6-byte (`v6 == false`) or 18-byte entries.
-fn parse_compact(raw: &[u8], v6: bool) -> Result<Vec<SocketAddr>, TrackerError> {
-    let size = if v6 { 18 } else { 6 };
-    if !raw.chunks_exact(size).remainder().is_empty() {
-        return Err(TrackerError::Malformed(if v6 {
-            "peers6 length is not a multiple of 18"
-        } else {
-            "peers length is not a multiple of 6"
-        }));
-    }
-    Ok(raw
-        .chunks_exact(size)
-        .map(|c| {
-            let (ip, port) = c.split_at(size - 2);
-            let port = u16::from_be_bytes([port[0], port[1]]);
-            let ip = match <[u8; 16]>::try_from(ip) {
-                Ok(b) => IpAddr::V6(Ipv6Addr::from(b)),
-                Err(_) => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
-            };
-            SocketAddr::new(ip, port)
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -306,22 +276,6 @@ mod tests {
         put_int(&mut out, 0);
         put_int(&mut out, u64::MAX);
         assert_eq!(out, b"i0ei18446744073709551615e");
-    }
-
-    #[test]
-    fn compact_round_trip() {
-        let addrs: Vec<SocketAddr> = vec!["1.2.3.4:80".parse().unwrap()];
-        let mut out = Vec::new();
-        put_compact(&mut out, &addrs[0]);
-        assert_eq!(out, [1, 2, 3, 4, 0, 80]);
-        assert_eq!(parse_compact(&out, false).unwrap(), addrs);
-        let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
-        let mut out = Vec::new();
-        put_compact(&mut out, &v6);
-        assert_eq!(out.len(), 18);
-        assert_eq!(parse_compact(&out, true).unwrap(), vec![v6]);
-        assert!(parse_compact(&out[..17], true).is_err());
-        assert!(parse_compact(&[1, 2, 3], false).is_err());
     }
 
     #[test]

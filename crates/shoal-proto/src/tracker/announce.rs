@@ -10,11 +10,12 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    decode_id, failure_of, get_u32, parse_compact, parse_u64, put_bytes, put_compact, put_int,
-    put_len, query_pairs, shown, unescape, TrackerError,
+    decode_id, failure_of, get_u32, parse_u64, put_bytes, put_int, query_pairs, shown, uint_digits,
+    unescape, TrackerError,
 };
 use crate::bencode::{self, Value};
 use crate::ids::{InfoHash, PeerId};
+use crate::peers;
 use crate::urlenc::encode;
 
 /// The `event` of an announce.
@@ -260,15 +261,18 @@ impl AnnounceResponse {
         }
         put_bytes(out, b"peers");
         if compact {
-            let v4 = self.peers.iter().filter(|a| a.is_ipv4());
-            put_len(out, v4.clone().count() * 6);
-            v4.for_each(|a| put_compact(out, a));
-            let v6 = self.peers.iter().filter(|a| a.is_ipv6());
-            let n6 = v6.clone().count();
-            if n6 > 0 {
-                put_bytes(out, b"peers6");
-                put_len(out, n6 * 18);
-                v6.for_each(|a| put_compact(out, a));
+            // IPv4 (and IPv4-mapped) into `peers`, native IPv6 into `peers6`.
+            let mark = out.len();
+            let n4 = peers::encode_compact_v4(&self.peers, out);
+            insert_len(out, mark, n4 * peers::COMPACT_V4_LEN);
+            let mark = out.len();
+            put_bytes(out, b"peers6");
+            let body = out.len();
+            let n6 = peers::encode_compact_v6(&self.peers, out);
+            if n6 == 0 {
+                out.truncate(mark);
+            } else {
+                insert_len(out, body, n6 * peers::COMPACT_V6_LEN);
             }
         } else {
             out.push(b'l');
@@ -310,13 +314,11 @@ impl AnnounceResponse {
         }
         let mut peers = match v.get("peers") {
             None => Vec::new(),
-            Some(Value::Bytes(b)) => parse_compact(b, false)?,
-            Some(Value::List(items, _)) => items.iter().filter_map(dict_peer).collect(),
-            Some(_) => return Err(TrackerError::Malformed("peers is neither string nor list")),
+            Some(list) => peers::parse_peers(list)?,
         };
         match v.get("peers6") {
             None => {}
-            Some(Value::Bytes(b)) => peers.extend(parse_compact(b, true)?),
+            Some(Value::Bytes(b)) => peers.extend(peers::parse_compact_v6(b)?),
             Some(_) => return Err(TrackerError::Malformed("peers6 is not a string")),
         }
         let string = |key| {
@@ -336,10 +338,11 @@ impl AnnounceResponse {
     }
 }
 
-fn dict_peer(entry: &Value<'_>) -> Option<SocketAddr> {
-    let ip: IpAddr = entry.get("ip")?.as_str()?.parse().ok()?;
-    let port = u16::try_from(entry.get("port")?.as_int()?).ok()?;
-    Some(SocketAddr::new(ip, port))
+/// Inserts a bencode string-length prefix for the `len` bytes already written at `at`.
+fn insert_len(out: &mut Vec<u8>, at: usize, len: usize) {
+    let mut buf = [0; 20];
+    let digits = uint_digits(len as u64, &mut buf);
+    out.splice(at..at, digits.iter().copied().chain([b':']));
 }
 
 /// A bencoded `failure reason` response.
@@ -577,10 +580,19 @@ mod tests {
         assert_eq!(no_interval.interval, 1800);
         assert_eq!(
             AnnounceResponse::parse(b"d5:peers5:abcdee"),
-            Err(TrackerError::Malformed(
-                "peers length is not a multiple of 6"
-            ))
+            Err(TrackerError::Peers(peers::PeersError::CompactLength {
+                len: 5,
+                entry: 6
+            }))
         );
+        assert!(AnnounceResponse::parse(b"d5:peers0:6:peers65:abcdee").is_err());
+        // IPv4-mapped addresses travel in `peers`, as plain IPv4.
+        let mapped = AnnounceResponse {
+            peers: vec!["[::ffff:1.2.3.4]:80".parse().unwrap()],
+            ..Default::default()
+        };
+        let parsed = AnnounceResponse::parse(&mapped.encode(true)).unwrap();
+        assert_eq!(parsed.peers, vec!["1.2.3.4:80".parse().unwrap()]);
         assert_eq!(
             AnnounceResponse::parse(b"d8:intervali-1ee"),
             Err(TrackerError::Malformed("interval"))

@@ -1,1 +1,237 @@
-//! placeholder
+//! Piece storage on the file system: maps pieces and blocks of a torrent onto its files
+//! with positional I/O, and verifies pieces against their SHA-1.
+//!
+//! [`Storage`] opens every file once in [`Storage::open`] and keeps it open; reads and
+//! writes use `pread`/`pwrite` (`FileExt::read_exact_at`/`write_all_at`), which take
+//! `&self`, so one `Storage` is shared through an `Arc` by any number of threads with no
+//! lock. Blocks may span file boundaries and zero-length files. Every request is bounds
+//! checked against its piece: bad indices are errors, never panics.
+//!
+//! **All methods block** (file I/O, SHA-1, fsync). Call them from `spawn_blocking` or
+//! the engine's disk pool, never on the async runtime.
+//!
+//! Modes: [`OpenMode::Seed`] opens read-only and insists every file exists with its exact
+//! size. [`OpenMode::Download`] creates folders and files as needed, extends short files
+//! to their final size (sparse) and refuses files larger than expected rather than
+//! truncating them. Download mode is also right for complete data: a torrent that
+//! finishes downloading keeps its storage and seeds from it; there is no upgrade step.
+//!
+//! Files stay open for the torrent's lifetime, so a torrent needs one descriptor per
+//! non-empty file; very large multi-file torrents may need a higher `ulimit -n`.
+
+mod error;
+mod layout;
+mod open;
+#[cfg(test)]
+mod tests;
+
+pub use error::StorageError;
+
+use layout::Layout;
+use sha1::{Digest, Sha1};
+use shoal_proto::metainfo::Info;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// How [`Storage::open`] treats the files on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read-only; every file must exist with exactly the torrent's size.
+    Seed,
+    /// Read-write; missing folders and files are created, short files are extended
+    /// (sparse), larger files are an error. Also fine for already complete data.
+    Download,
+}
+
+/// A torrent's files, open for positional I/O. `Send + Sync`: share it via `Arc`.
+#[derive(Debug)]
+pub struct Storage {
+    layout: Layout,
+    /// Parallel to `layout.files`; `None` for zero-length files.
+    handles: Vec<Option<File>>,
+    hashes: Vec<[u8; 20]>,
+    mode: OpenMode,
+}
+
+impl Storage {
+    /// Opens (and in [`OpenMode::Download`], creates) the files of `info` below
+    /// `save_dir`: `save_dir/name` for a single-file torrent, `save_dir/name/...` for a
+    /// multi-file one. Blocking; may take a while for torrents with many files.
+    pub fn open(save_dir: &Path, info: &Info, mode: OpenMode) -> Result<Storage, StorageError> {
+        let layout = Layout::new(save_dir, info)?;
+        let handles = layout
+            .files
+            .iter()
+            .map(|f| open::open_file(&f.path, f.length, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Storage {
+            layout,
+            handles,
+            hashes: info.pieces.clone(),
+            mode,
+        })
+    }
+
+    /// The mode the files were opened in.
+    pub fn mode(&self) -> OpenMode {
+        self.mode
+    }
+
+    /// Number of pieces.
+    pub fn num_pieces(&self) -> u32 {
+        self.layout.num_pieces
+    }
+
+    /// Size of `piece` in bytes (the last piece may be shorter), or `None` past the end.
+    pub fn piece_size(&self, piece: u32) -> Option<u32> {
+        // Piece lengths are capped at 64 MiB by `Layout::new`, so this always fits.
+        self.layout
+            .piece_size(piece)
+            .and_then(|s| u32::try_from(s).ok())
+    }
+
+    /// The expected SHA-1 of `piece`, for verifying a piece held in memory.
+    pub fn expected_hash(&self, piece: u32) -> Option<[u8; 20]> {
+        self.hashes.get(piece as usize).copied()
+    }
+
+    /// Writes `data` at offset `begin` of `piece`. Fails in [`OpenMode::Seed`], and for
+    /// blocks that do not fit in the piece.
+    pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
+        if self.mode == OpenMode::Seed {
+            return Err(StorageError::ReadOnly { piece });
+        }
+        let start = self.layout.block_offset(piece, begin, data.len())?;
+        for seg in self.layout.segments(start, data.len()) {
+            let (file, slot) = self.file(seg.file)?;
+            let chunk = &data[seg.buf_offset..seg.buf_offset + seg.len];
+            file.write_all_at(chunk, seg.file_offset)
+                .map_err(|e| StorageError::write(slot.path.clone(), piece, seg.file_offset, e))?;
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` from offset `begin` of `piece`. Fails for blocks that do not fit in
+    /// the piece.
+    pub fn read(&self, piece: u32, begin: u32, buf: &mut [u8]) -> Result<(), StorageError> {
+        let start = self.layout.block_offset(piece, begin, buf.len())?;
+        for seg in self.layout.segments(start, buf.len()) {
+            let (file, slot) = self.file(seg.file)?;
+            let chunk = &mut buf[seg.buf_offset..seg.buf_offset + seg.len];
+            file.read_exact_at(chunk, seg.file_offset)
+                .map_err(|e| StorageError::read(slot.path.clone(), piece, seg.file_offset, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole of `piece` into `buf`, resized to the piece's size. Reusing the
+    /// same `buf` across calls avoids allocating.
+    pub fn read_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<(), StorageError> {
+        let size = self
+            .layout
+            .piece_size(piece)
+            .ok_or(StorageError::PieceOutOfRange {
+                piece,
+                num_pieces: self.layout.num_pieces,
+            })?;
+        // `resize` only zero-fills when growing, so a reused buffer costs nothing.
+        buf.resize(size as usize, 0);
+        self.read(piece, 0, buf)
+    }
+
+    /// SHA-1 of `piece` as stored on disk; `buf` is scratch space (see [`Storage::read_piece`]).
+    pub fn hash_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<[u8; 20], StorageError> {
+        self.read_piece(piece, buf)?;
+        Ok(Sha1::digest(buf.as_slice()).into())
+    }
+
+    /// Whether `piece` on disk matches its hash from the torrent; `buf` is scratch space.
+    pub fn verify_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
+        let hash = self.hash_piece(piece, buf)?;
+        Ok(self.hashes.get(piece as usize) == Some(&hash))
+    }
+
+    /// Verifies every piece on `threads` threads (at least one), calling `progress` with
+    /// the number of pieces done so far after each (from the checking threads, one call
+    /// at a time, never decreasing). Pieces whose data is missing (never
+    /// written, or in a file shortened behind Shoal's back) are simply `false`; other
+    /// I/O errors stop the check.
+    pub fn check_all(
+        &self,
+        threads: usize,
+        progress: &(dyn Fn(u32) + Sync),
+    ) -> Result<Vec<bool>, StorageError> {
+        let n = self.layout.num_pieces;
+        let next = AtomicU64::new(0);
+        let done = Mutex::new(0u32);
+        let stop = AtomicBool::new(false);
+        let have: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
+        let threads = threads.clamp(1, (n as usize).max(1));
+        let worker = || -> Result<(), StorageError> {
+            let mut buf = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let piece = next.fetch_add(1, Ordering::Relaxed);
+                let Ok(piece) = u32::try_from(piece) else {
+                    break;
+                };
+                if piece >= n {
+                    break;
+                }
+                let ok = match self.verify_piece(piece, &mut buf) {
+                    Ok(ok) => ok,
+                    Err(StorageError::Truncated { .. }) => false,
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                };
+                if let Some(slot) = have.get(piece as usize) {
+                    slot.store(ok, Ordering::Relaxed);
+                }
+                // Counting and reporting under one lock keeps reports in order.
+                let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+                *done += 1;
+                progress(*done);
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+            // A worker can only panic on a bug; re-raise it rather than hide it.
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })?;
+        Ok(have.into_iter().map(AtomicBool::into_inner).collect())
+    }
+
+    /// Flushes written data of every file to disk (`fdatasync`). A no-op for seeding.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        if self.mode == OpenMode::Seed {
+            return Ok(());
+        }
+        for (slot, handle) in self.layout.files.iter().zip(&self.handles) {
+            if let Some(file) = handle {
+                file.sync_data().map_err(|source| StorageError::Sync {
+                    path: slot.path.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The open handle of file `index`. `Layout::segments` only yields non-empty files,
+    /// whose handles are always `Some`; the error path is for a broken invariant.
+    fn file(&self, index: usize) -> Result<(&File, &layout::FileSlot), StorageError> {
+        match (self.handles.get(index), self.layout.files.get(index)) {
+            (Some(Some(file)), Some(slot)) => Ok((file, slot)),
+            _ => Err(StorageError::BadLayout(format!(
+                "file {index} has no open handle"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Opening (and for downloads, creating) one torrent file according to [`OpenMode`].
+
+use super::{OpenMode, StorageError};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Opens the file at `path` that should hold `length` bytes. Returns `None` for
+/// zero-length files, which are checked (seed) or created (download) but not kept open.
+pub(super) fn open_file(
+    path: &Path,
+    length: u64,
+    mode: OpenMode,
+) -> Result<Option<File>, StorageError> {
+    let file = match mode {
+        OpenMode::Seed => open_for_seeding(path, length)?,
+        OpenMode::Download => open_for_download(path, length)?,
+    };
+    Ok((length > 0).then_some(file))
+}
+
+fn open_for_seeding(path: &Path, length: u64) -> Result<File, StorageError> {
+    let file = File::open(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => StorageError::Missing { path: path.into() },
+        _ => StorageError::Open {
+            path: path.into(),
+            source,
+        },
+    })?;
+    let actual = file_len(&file, path)?;
+    if actual != length {
+        return Err(StorageError::WrongSize {
+            path: path.into(),
+            expected: length,
+            actual,
+        });
+    }
+    Ok(file)
+}
+
+fn open_for_download(path: &Path, length: u64) -> Result<File, StorageError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
+            path: parent.into(),
+            source,
+        })?;
+    }
+    // Never `truncate(true)`: existing data is kept and checked, not thrown away.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| {
+            if path.is_dir() {
+                StorageError::NotAFile { path: path.into() }
+            } else {
+                StorageError::Open {
+                    path: path.into(),
+                    source,
+                }
+            }
+        })?;
+    let actual = file_len(&file, path)?;
+    if actual > length {
+        return Err(StorageError::TooLarge {
+            path: path.into(),
+            expected: length,
+            actual,
+        });
+    }
+    if actual < length {
+        // Sparse: no blocks are allocated until pieces are written.
+        file.set_len(length)
+            .map_err(|source| StorageError::Resize {
+                path: path.into(),
+                length,
+                source,
+            })?;
+    }
+    Ok(file)
+}
+
+/// Length of an open regular file; anything else (a folder, a device) is an error.
+fn file_len(file: &File, path: &Path) -> Result<u64, StorageError> {
+    let meta = file.metadata().map_err(|source| StorageError::Open {
+        path: path.into(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(StorageError::NotAFile { path: path.into() });
+    }
+    Ok(meta.len())
+}

@@ -41,8 +41,8 @@ pub enum BencodeError {
         /// Byte offset.
         offset: usize,
     },
-    /// Dictionary keys not in strictly ascending byte order (or duplicated).
-    #[error("bencode: dictionary keys out of order or duplicated at byte {offset}")]
+    /// A dictionary key that appears twice.
+    #[error("bencode: duplicate dictionary key at byte {offset}")]
     UnsortedKeys {
         /// Byte offset.
         offset: usize,
@@ -182,10 +182,11 @@ impl<'a> Decoder<'a> {
                         });
                     }
                     let key = self.bytes()?;
-                    if let Some((prev, _)) = items.last() {
-                        if *prev >= key {
-                            return Err(BencodeError::UnsortedKeys { offset: key_at });
-                        }
+                    // BEP 3 asks for sorted keys, but real clients and trackers send
+                    // unsorted dictionaries; accept them (hashes use raw bytes anyway)
+                    // and refuse only duplicates, which make lookups ambiguous.
+                    if items.iter().any(|(k, _)| *k == key) {
+                        return Err(BencodeError::UnsortedKeys { offset: key_at });
                     }
                     let v = self.value(depth + 1)?;
                     items.push((key, v));
@@ -246,9 +247,8 @@ impl<'a> Decoder<'a> {
             self.pos += 1;
         }
         let digits = &self.buf[digits_at..self.pos];
-        let bad = digits.is_empty()
-            || (digits.len() > 1 && digits[0] == b'0')
-            || (neg && digits == b"0");
+        let bad =
+            digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || (neg && digits == b"0");
         if bad {
             return Err(BencodeError::BadNumber { offset: start });
         }
@@ -341,7 +341,6 @@ mod tests {
             b"5:abc",
             b"l",
             b"d1:a",
-            b"d1:bi1e1:ai2ee",
             b"d1:ai1e1:ai2ee",
             b"di1ei2ee",
             b"x",
@@ -355,6 +354,13 @@ mod tests {
     }
 
     #[test]
+    fn unsorted_keys_are_accepted_duplicates_are_not() {
+        let v = decode(b"d1:bi1e1:ai2ee").unwrap();
+        assert_eq!(v.get("a").and_then(Value::as_int), Some(2));
+        assert!(decode(b"d1:ai1e1:ai2ee").is_err());
+    }
+
+    #[test]
     fn depth_is_capped() {
         let mut deep = vec![b'l'; MAX_DEPTH + 2];
         deep.extend(vec![b'e'; MAX_DEPTH + 2]);
@@ -364,7 +370,14 @@ mod tests {
     #[test]
     fn encoder_round_trips() {
         let mut e = Encoder::new();
-        e.dict().str("a").int(-3).str("b").list().bytes(b"\x00\xff").end().end();
+        e.dict()
+            .str("a")
+            .int(-3)
+            .str("b")
+            .list()
+            .bytes(b"\x00\xff")
+            .end()
+            .end();
         let out = e.finish();
         assert_eq!(out, b"d1:ai-3e1:bl2:\x00\xffee");
         assert_eq!(decode(&out).unwrap().raw(), &out[..]);
@@ -372,7 +385,8 @@ mod tests {
 
     #[test]
     fn every_prefix_of_valid_input_fails_cleanly() {
-        let full = b"d4:infod6:lengthi5e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
+        let full =
+            b"d4:infod6:lengthi5e4:name1:a12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee";
         assert!(decode(full).is_ok());
         for n in 0..full.len() {
             assert!(decode(&full[..n]).is_err());

@@ -1,1 +1,119 @@
-fn main(){}
+//! `shoal`: one binary for the Shoal peer-to-peer file sharing system — the tracker,
+//! torrent creation, and foreground seed/download commands.
+//!
+//! Argument parsing lives here; each command is in [`cli`].
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Shoal: peer-to-peer file sharing over the BitTorrent protocol.
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a BitTorrent tracker (HTTP announce and scrape).
+    Tracker(cli::tracker::TrackerArgs),
+    /// Make a .torrent from a file or folder.
+    Create {
+        /// File or folder to share.
+        path: PathBuf,
+        /// Tracker announce URL (repeat for backups, one tier each).
+        #[arg(long = "tracker", short = 't')]
+        trackers: Vec<String>,
+        /// Where to write the .torrent (default: <name>.torrent here).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Piece size in bytes (power of two, 16 KiB or more; default: chosen by size).
+        #[arg(long, value_parser = cli::parse_size)]
+        piece_size: Option<u64>,
+        /// Mark the torrent private (BEP 27: trackers only).
+        #[arg(long)]
+        private: bool,
+        /// A comment stored in the torrent.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Show what a .torrent holds.
+    Info {
+        /// The .torrent file.
+        torrent: PathBuf,
+    },
+    /// Seed a torrent whose data is complete under DIR/<name>.
+    Seed {
+        /// The .torrent file.
+        torrent: PathBuf,
+        #[command(flatten)]
+        net: cli::NetArgs,
+    },
+    /// Download a torrent into DIR/<name>; exits when every piece is verified.
+    Download {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Keep seeding after the download completes, until interrupted.
+        #[arg(long)]
+        seed: bool,
+        /// Give up with an error when no data arrives for this many seconds (0: never).
+        #[arg(long, default_value_t = 600)]
+        stall_timeout: u64,
+        #[command(flatten)]
+        net: cli::NetArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match args.command {
+            Command::Tracker(args) => cli::tracker::run(args).await,
+            Command::Create {
+                path,
+                trackers,
+                output,
+                piece_size,
+                private,
+                comment,
+            } => cli::create::run(path, trackers, output, piece_size, private, comment).await,
+            Command::Info { torrent } => cli::create::info(&torrent),
+            Command::Seed { torrent, net } => cli::transfer::seed(torrent, net).await,
+            Command::Download {
+                torrent,
+                seed,
+                stall_timeout,
+                net,
+            } => cli::transfer::download(torrent, net, seed, stall_timeout).await,
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,9 +1,35 @@
 //! Shoal's BitTorrent engine, async on tokio.
 //!
-//! (crate docs are completed as modules land)
+//! A [`Session`] owns our peer ID, the peer listener and global rate limits, and runs
+//! torrents. Each torrent ([`TorrentHandle`]) checks its data, announces to its
+//! trackers ([`announce`]), dials and accepts peers ([`peer`]), picks blocks
+//! rarest-first ([`picker`]), chokes tit-for-tat ([`choker`]), verifies every piece
+//! with SHA-1 off the async runtime and stores it through [`storage`].
+//! [`create`] builds new torrents from files.
+//!
+//! It does not persist state between runs, speak DHT or encrypt; the node above it
+//! does persistence.
+//!
+//! ```no_run
+//! # async fn demo(meta: shoal_proto::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
+//! use shoal_engine::{Session, SessionConfig, TorrentOptions};
+//! let session = Session::start(SessionConfig::default()).await?;
+//! let torrent = session.add_torrent(meta, TorrentOptions {
+//!     save_dir: "downloads".into(), seed_only: false, peers: vec![], trackers: vec![],
+//! })?;
+//! println!("{:?}", torrent.status().phase);
+//! # Ok(()) }
+//! ```
 
+pub mod announce;
 pub mod choker;
 pub mod create;
+pub mod peer;
 pub mod picker;
 pub mod rate;
+pub mod session;
 pub mod storage;
+pub mod torrent;
+
+pub use session::{Session, SessionConfig, SessionError};
+pub use torrent::{Phase, TorrentHandle, TorrentOptions, TorrentStatus};

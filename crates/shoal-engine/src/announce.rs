@@ -1,0 +1,132 @@
+//! Tracker client: HTTP announces (BEP 3, compact BEP 23) over multi-tracker tiers
+//! (BEP 12). The announce task of a torrent sends `started`, re-announces at the
+//! tracker's interval (sooner while we have no peers), sends `completed` once and
+//! `stopped` on shutdown, and hands every peer address it learns to the torrent.
+
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::tracker::{
+    announce_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, TrackerError,
+};
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::torrent::Shared;
+
+/// Why an announce failed.
+#[derive(Debug, Error)]
+pub enum AnnounceError {
+    /// Only `http://` trackers are spoken for now.
+    #[error("unsupported tracker URL {0:?}: only http:// trackers are supported")]
+    Unsupported(String),
+    /// The URL cannot be parsed.
+    #[error("bad tracker URL {0:?}")]
+    BadUrl(String),
+    /// Network error.
+    #[error("cannot reach tracker: {0}")]
+    Io(#[from] std::io::Error),
+    /// No answer in time.
+    #[error("tracker did not answer in time")]
+    Timeout,
+    /// Non-200 or malformed HTTP.
+    #[error("{0}")]
+    Http(String),
+    /// The tracker's body was a refusal or malformed.
+    #[error("{0}")]
+    Tracker(#[from] TrackerError),
+}
+
+/// Announces `event` to the first tracker of `tiers` that answers, moving it to the
+/// front of its tier (BEP 12). Returns the response and the URL that answered.
+pub async fn announce_tiers(
+    tiers: &mut [Vec<String>],
+    req: &AnnounceRequest,
+) -> Result<(AnnounceResponse, String), AnnounceError> {
+    let mut last_err = AnnounceError::Http("no trackers".into());
+    for tier in tiers.iter_mut() {
+        for i in 0..tier.len() {
+            let url = tier[i].clone();
+            match announce_one(&url, req).await {
+                Ok(resp) => {
+                    let t = tier.remove(i);
+                    tier.insert(0, t);
+                    return Ok((resp, url));
+                }
+                Err(e) => {
+                    debug!(%url, "announce failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// One announce to one tracker URL.
+pub async fn announce_one(
+    url: &str,
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, AnnounceError> {
+    let body = http::get(&announce_url(url, req)).await?;
+    Ok(AnnounceResponse::parse(&body)?)
+}
+
+/// The announce loop of one torrent; returns after sending `stopped` on cancel.
+pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
+    if tiers.iter().all(Vec::is_empty) {
+        return;
+    }
+    let mut event = AnnounceEvent::Started;
+    let mut completed_sent = shared.is_seeding();
+    let mut failures = 0u32;
+    loop {
+        let req = shared.announce_request(event);
+        let wait = match announce_tiers(&mut tiers, &req).await {
+            Ok((resp, url)) => {
+                failures = 0;
+                if let Some(w) = &resp.warning {
+                    warn!(%url, "tracker warning: {w}");
+                }
+                debug!(%url, peers = resp.peers.len(), "announced");
+                shared.set_tracker_status(Ok(format!(
+                    "{url}: {} seeders, {} leechers",
+                    resp.complete, resp.incomplete
+                )));
+                shared.add_peers(&resp.peers);
+                event = AnnounceEvent::None;
+                let interval = u64::from(resp.interval.max(1));
+                let min = u64::from(resp.min_interval.unwrap_or(0).max(1));
+                // While alone, ask again sooner so peers that started after us are found.
+                if shared.peer_count() == 0 {
+                    Duration::from_secs(interval.min(min.max(5)).min(30))
+                } else {
+                    Duration::from_secs(interval)
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                info!("announce failed: {e}");
+                shared.set_tracker_status(Err(e.to_string()));
+                Duration::from_secs((15u64 << failures.min(5)).min(300))
+            }
+        };
+        let completed = shared.completed_notify();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = completed.notified(), if !completed_sent => {
+                completed_sent = true;
+                event = AnnounceEvent::Completed;
+            }
+            _ = shared.cancel.cancelled() => break,
+        }
+        if !completed_sent && shared.is_seeding() {
+            completed_sent = true;
+            event = AnnounceEvent::Completed;
+        }
+    }
+    let req = shared.announce_request(AnnounceEvent::Stopped);
+    let _ = tokio::time::timeout(Duration::from_secs(3), announce_tiers(&mut tiers, &req)).await;
+}

@@ -1,0 +1,614 @@
+//! One connected peer: a task that reads and decodes wire messages, keeps the
+//! peer's state (choke/interest flags, its pieces, our outstanding requests), asks
+//! the picker for blocks, copies received blocks into piece buffers, and serves the
+//! peer's requests from disk. A companion writer task owns the socket's write half.
+//!
+//! Invariants: every block in `inflight` is registered with the picker under this
+//! peer's key; on exit all of them are returned (`PiecePicker::peer_gone`), and the
+//! peer's pieces are removed from the availability counts.
+
+pub mod handshake;
+pub(crate) mod writer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use shoal_proto::wire::{
+    self, decode_message, piece_header, Bitfield, BlockRef, ExtendedHandshake, Handshake, Message,
+    WireError,
+};
+use shoal_proto::PeerId;
+use thiserror::Error;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::picker::Block;
+use crate::rate::RateEstimator;
+use crate::torrent::{PeerKey, Shared};
+use writer::Out;
+
+/// Why a peer connection ended. Peer errors drop only that peer.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    /// Socket error.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that break the protocol.
+    #[error("protocol error: {0}")]
+    Wire(#[from] WireError),
+    /// The peer broke a rule of the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer said nothing for too long.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// We dialled ourselves.
+    #[error("connected to ourselves")]
+    SelfConnection,
+    /// The torrent asked us to go (shutdown, ban, both seeding).
+    #[error("closed: {0}")]
+    Closed(&'static str),
+}
+
+/// Commands from the torrent to a peer task.
+#[derive(Debug)]
+pub(crate) enum PeerCmd {
+    Have(u32),
+    Choke,
+    Unchoke,
+    Cancel(Block),
+    Disconnect(&'static str),
+}
+
+/// Counters shared between the peer task, its writer and the torrent (for rates,
+/// choking and the API).
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Payload bytes received from the peer that we accepted.
+    pub downloaded: AtomicU64,
+    /// Payload bytes sent to the peer.
+    pub uploaded: AtomicU64,
+    /// The peer is interested in us.
+    pub peer_interested: AtomicBool,
+    /// We choke the peer.
+    pub am_choking: AtomicBool,
+    /// The peer chokes us.
+    pub peer_choking: AtomicBool,
+    /// The peer has every piece.
+    pub is_seed: AtomicBool,
+    /// Pieces the peer has.
+    pub pieces: AtomicU64,
+}
+
+/// Blocks a peer may have queued with us before we refuse more (our `reqq`).
+const MAX_UPLOAD_QUEUE: usize = 500;
+/// Largest block we serve.
+const MAX_REQUEST_LEN: u32 = 128 * 1024;
+/// Without any message for this long, the peer is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// Requests unanswered for this long go back to the picker.
+const SNUB_TIMEOUT: Duration = Duration::from_secs(30);
+const KEEPALIVE: Duration = Duration::from_secs(60);
+
+pub(crate) struct Peer {
+    shared: Arc<Shared>,
+    key: PeerKey,
+    addr: SocketAddr,
+    stats: Arc<PeerStats>,
+    fast: bool,
+    extended: bool,
+    their_pieces: Bitfield,
+    got_first_message: bool,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    inflight: Vec<Block>,
+    max_inflight: usize,
+    their_reqq: usize,
+    upload_queue: VecDeque<BlockRef>,
+    reading: bool,
+    out_buf: Vec<u8>,
+    out: mpsc::Sender<Out>,
+    rate: RateEstimator,
+    last_recv: Instant,
+    last_send: Instant,
+    last_block: Instant,
+    rng: SmallRng,
+    scratch: Vec<Block>,
+}
+
+/// Runs a connected, handshaken peer until it disconnects or is told to go.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    remote: Handshake,
+) -> Result<(), PeerError> {
+    let _ = stream.set_nodelay(true);
+    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id)?;
+    let (result, pieces) = run_registered(&shared, stream, addr, remote, key, stats, cmd_rx).await;
+    shared.unregister_peer(key, remote.peer_id, &pieces);
+    if let Err(e) = &result {
+        debug!(%addr, "peer closed: {e}");
+    }
+    result
+}
+
+async fn run_registered(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    remote: Handshake,
+    key: PeerKey,
+    stats: Arc<PeerStats>,
+    mut cmd_rx: mpsc::UnboundedReceiver<PeerCmd>,
+) -> (Result<(), PeerError>, Bitfield) {
+    let (mut rd, wr) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel(256);
+    let writer = tokio::spawn(writer::run(wr, out_rx, shared.clone(), stats.clone()));
+    let num_pieces = shared.meta.info.num_pieces();
+    let now = Instant::now();
+    let mut peer = Peer {
+        shared: shared.clone(),
+        key,
+        addr,
+        stats,
+        fast: remote.supports_fast(),
+        extended: remote.supports_extended(),
+        their_pieces: Bitfield::new(num_pieces),
+        got_first_message: false,
+        am_choking: true,
+        am_interested: false,
+        peer_choking: true,
+        peer_interested: false,
+        inflight: Vec::new(),
+        max_inflight: 32,
+        their_reqq: 250,
+        upload_queue: VecDeque::new(),
+        reading: false,
+        out_buf: Vec::with_capacity(4096),
+        out: out_tx,
+        rate: RateEstimator::new(),
+        last_recv: now,
+        last_send: now,
+        last_block: now,
+        rng: SmallRng::from_entropy(),
+        scratch: Vec::new(),
+    };
+    peer.stats.am_choking.store(true, Ordering::Relaxed);
+    peer.stats.peer_choking.store(true, Ordering::Relaxed);
+    peer.send_intro();
+    if let Err(e) = peer.flush().await {
+        return (Err(e), peer.their_pieces);
+    }
+
+    let max_len = wire::max_message_len(num_pieces);
+    let mut rbuf = BytesMut::with_capacity(256 * 1024);
+    let (disk_tx, mut disk_rx) = mpsc::channel::<Vec<(BlockRef, Bytes)>>(2);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let cancel = shared.cancel.clone();
+    let res = loop {
+        tokio::select! {
+            r = rd.read_buf(&mut rbuf) => {
+                match r {
+                    Ok(0) => break Err(PeerError::Closed("peer closed the connection")),
+                    Ok(_) => {}
+                    Err(e) => break Err(e.into()),
+                }
+                peer.last_recv = Instant::now();
+                if let Err(e) = peer.drain_messages(&mut rbuf, max_len).await {
+                    break Err(e);
+                }
+            }
+            Some(cmd) = cmd_rx.recv() => {
+                if let Err(e) = peer.on_command(cmd) { break Err(e); }
+            }
+            Some(blocks) = disk_rx.recv() => {
+                peer.reading = false;
+                for (r, data) in blocks {
+                    let header = piece_header(r.index, r.begin, r.length);
+                    if peer.out.send(Out::Block { header, data }).await.is_err() {
+                        break;
+                    }
+                }
+                peer.last_send = Instant::now();
+            }
+            _ = tick.tick() => {
+                if let Err(e) = peer.on_tick() { break Err(e); }
+            }
+            _ = cancel.cancelled() => break Err(PeerError::Closed("torrent stopped")),
+        }
+        if !peer.reading && !peer.upload_queue.is_empty() {
+            peer.start_disk_read(&disk_tx);
+        }
+        if let Err(e) = peer.flush().await {
+            break Err(e);
+        }
+    };
+    peer.release_requests();
+    let pieces = std::mem::replace(&mut peer.their_pieces, Bitfield::new(0));
+    drop(peer);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    (res, pieces)
+}
+
+impl Peer {
+    fn send(&mut self, msg: Message<'_>) {
+        msg.encode(&mut self.out_buf);
+    }
+
+    async fn flush(&mut self) -> Result<(), PeerError> {
+        if self.out_buf.is_empty() {
+            return Ok(());
+        }
+        let msgs = std::mem::replace(&mut self.out_buf, Vec::with_capacity(512));
+        self.last_send = Instant::now();
+        self.out
+            .send(Out::Msgs(msgs))
+            .await
+            .map_err(|_| PeerError::Closed("writer stopped"))
+    }
+
+    /// Bitfield (or HaveAll/HaveNone) and the extension handshake.
+    fn send_intro(&mut self) {
+        if self.extended {
+            let hs = ExtendedHandshake {
+                m: Vec::new(),
+                v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
+                p: Some(self.shared.listen_port),
+                reqq: Some(MAX_UPLOAD_QUEUE as u32),
+                metadata_size: None,
+                yourip: None,
+            };
+            let payload = hs.encode();
+            self.send(Message::Extended {
+                id: wire::EXTENDED_HANDSHAKE_ID,
+                payload: &payload,
+            });
+        }
+        let have = self.shared.have_snapshot();
+        if self.fast && have.is_full() {
+            self.send(Message::HaveAll);
+        } else if self.fast && have.count_ones() == 0 {
+            self.send(Message::HaveNone);
+        } else if have.count_ones() > 0 {
+            self.send(Message::Bitfield(have.as_bytes()));
+        }
+    }
+
+    async fn drain_messages(&mut self, rbuf: &mut BytesMut, max_len: u32) -> Result<(), PeerError> {
+        while let Some((msg, used)) = decode_message(rbuf, max_len)? {
+            self.on_message(msg)?;
+            rbuf.advance(used);
+        }
+        if rbuf.capacity() - rbuf.len() < 32 * 1024 {
+            rbuf.reserve(64 * 1024);
+        }
+        // Top up the request pipeline once per batch of messages, not per block.
+        self.fill_requests();
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: Message<'_>) -> Result<(), PeerError> {
+        let first = !self.got_first_message;
+        if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
+            self.got_first_message = true;
+        }
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
+            Message::Choke => {
+                self.peer_choking = true;
+                self.stats.peer_choking.store(true, Ordering::Relaxed);
+                self.release_requests();
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.stats.peer_choking.store(false, Ordering::Relaxed);
+                self.last_block = Instant::now();
+            }
+            Message::Interested => self.set_peer_interested(true),
+            Message::NotInterested => self.set_peer_interested(false),
+            Message::Have(i) => {
+                if i >= self.their_pieces.num_pieces() {
+                    return Err(PeerError::Protocol(format!(
+                        "have for piece {i} out of range"
+                    )));
+                }
+                if !self.their_pieces.get(i) {
+                    self.their_pieces.set(i);
+                    self.shared.peer_have(i);
+                    self.after_pieces_changed();
+                }
+            }
+            Message::Bitfield(bytes) => {
+                if !first {
+                    return Err(PeerError::Protocol("bitfield after other messages".into()));
+                }
+                let bf = Bitfield::from_bytes(bytes, self.their_pieces.num_pieces())?;
+                self.shared.peer_bitfield(&bf);
+                self.their_pieces = bf;
+                self.after_pieces_changed();
+            }
+            Message::HaveAll | Message::HaveNone if !self.fast => {
+                return Err(PeerError::Protocol(
+                    "fast extension message without fast extension".into(),
+                ));
+            }
+            Message::HaveAll => {
+                if !first {
+                    return Err(PeerError::Protocol("have-all after other messages".into()));
+                }
+                let bf = Bitfield::full(self.their_pieces.num_pieces());
+                self.shared.peer_bitfield(&bf);
+                self.their_pieces = bf;
+                self.after_pieces_changed();
+            }
+            Message::HaveNone => {}
+            Message::Request(r) => self.on_request(r)?,
+            Message::Cancel(r) => self.upload_queue.retain(|q| *q != r),
+            Message::Piece { index, begin, data } => self.on_piece(index, begin, data)?,
+            Message::RejectRequest(r) => {
+                let b = Block {
+                    piece: r.index,
+                    begin: r.begin,
+                    length: r.length,
+                };
+                if let Some(pos) = self.inflight.iter().position(|x| *x == b) {
+                    self.inflight.swap_remove(pos);
+                    self.shared.request_dropped(self.key, b);
+                }
+            }
+            Message::AllowedFast(_) => {}
+            Message::Extended { id, payload } => {
+                if id == wire::EXTENDED_HANDSHAKE_ID {
+                    if let Ok(hs) = ExtendedHandshake::decode(payload) {
+                        if let Some(q) = hs.reqq {
+                            self.their_reqq = (q as usize).clamp(1, 2000);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_peer_interested(&mut self, yes: bool) {
+        self.peer_interested = yes;
+        self.stats.peer_interested.store(yes, Ordering::Relaxed);
+        if yes {
+            self.shared.peer_became_interested(self.key);
+        }
+    }
+
+    /// Recomputes interest after the peer's pieces changed, and drops the connection
+    /// when both sides are seeds.
+    fn after_pieces_changed(&mut self) {
+        let ones = self.their_pieces.count_ones();
+        self.stats.pieces.store(u64::from(ones), Ordering::Relaxed);
+        let seed = self.their_pieces.is_full();
+        self.stats.is_seed.store(seed, Ordering::Relaxed);
+        self.update_interest();
+    }
+
+    fn update_interest(&mut self) {
+        let want = self.shared.wants_any(&self.their_pieces);
+        if want != self.am_interested {
+            self.am_interested = want;
+            self.send(if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
+        }
+    }
+
+    fn on_request(&mut self, r: BlockRef) -> Result<(), PeerError> {
+        let size = self.shared.meta.info.piece_size(r.index);
+        let valid = r.length > 0
+            && r.length <= MAX_REQUEST_LEN
+            && u64::from(r.begin) + u64::from(r.length) <= size;
+        if !valid {
+            return Err(PeerError::Protocol(format!(
+                "bad request: piece {} offset {} length {}",
+                r.index, r.begin, r.length
+            )));
+        }
+        let ok = !self.am_choking
+            && self.upload_queue.len() < MAX_UPLOAD_QUEUE
+            && self.shared.have_piece(r.index);
+        if ok {
+            self.upload_queue.push_back(r);
+        } else if self.fast {
+            self.send(Message::RejectRequest(r));
+        }
+        Ok(())
+    }
+
+    fn start_disk_read(&mut self, done: &mpsc::Sender<Vec<(BlockRef, Bytes)>>) {
+        let n = self.upload_queue.len().min(16);
+        let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
+        self.reading = true;
+        let storage = self.shared.storage();
+        let done = done.clone();
+        let addr = self.addr;
+        tokio::spawn(async move {
+            let read = tokio::task::spawn_blocking(move || {
+                let storage = storage?;
+                let mut out = Vec::with_capacity(batch.len());
+                for r in batch {
+                    let mut buf = vec![0u8; r.length as usize];
+                    match storage.read(r.index, r.begin, &mut buf) {
+                        Ok(()) => out.push((r, Bytes::from(buf))),
+                        Err(e) => {
+                            tracing::warn!(%addr, "cannot serve piece {}: {e}", r.index);
+                            break;
+                        }
+                    }
+                }
+                Some(out)
+            })
+            .await;
+            let blocks = read.ok().flatten().unwrap_or_default();
+            let _ = done.send(blocks).await;
+        });
+    }
+
+    fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
+        let block = Block {
+            piece: index,
+            begin,
+            length: data.len() as u32,
+        };
+        let pos = self.inflight.iter().position(|b| *b == block);
+        match pos {
+            Some(p) => {
+                self.inflight.swap_remove(p);
+            }
+            None => {
+                // Unrequested or cancelled earlier: useful only if the picker still
+                // wants this exact block.
+                if !self.shared.is_valid_block(block) {
+                    return Err(PeerError::Protocol(format!(
+                        "piece data we cannot place: piece {index} offset {begin} length {}",
+                        data.len()
+                    )));
+                }
+            }
+        }
+        let now = Instant::now();
+        self.last_block = now;
+        self.rate.add(data.len() as u64, now);
+        self.stats
+            .downloaded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.shared.block_received(self.key, self.addr, block, data);
+        Ok(())
+    }
+
+    /// Keeps enough requests outstanding to cover the peer's rate.
+    fn fill_requests(&mut self) {
+        if self.peer_choking || !self.am_interested {
+            return;
+        }
+        let rate = self.rate.rate(Instant::now());
+        // About half a second of data at the current rate, within the peer's queue.
+        let depth = ((rate / 2) / u64::from(wire::BLOCK_LEN)) as usize;
+        self.max_inflight = depth.clamp(16, self.their_reqq.clamp(16, 1000));
+        let room = self.max_inflight.saturating_sub(self.inflight.len());
+        if room == 0 || (room < 4 && !self.inflight.is_empty()) {
+            return;
+        }
+        self.scratch.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        self.shared.pick(
+            self.key,
+            &self.their_pieces,
+            room,
+            &mut self.rng,
+            &mut scratch,
+        );
+        for b in &scratch {
+            self.inflight.push(*b);
+            self.send(Message::Request(BlockRef {
+                index: b.piece,
+                begin: b.begin,
+                length: b.length,
+            }));
+        }
+        if scratch.is_empty() && self.inflight.is_empty() {
+            self.update_interest();
+        }
+        self.scratch = scratch;
+    }
+
+    fn release_requests(&mut self) {
+        if !self.inflight.is_empty() {
+            self.shared.requests_dropped(self.key, &self.inflight);
+            self.inflight.clear();
+        }
+    }
+
+    fn on_command(&mut self, cmd: PeerCmd) -> Result<(), PeerError> {
+        match cmd {
+            PeerCmd::Have(i) => {
+                if !self.their_pieces.get(i) {
+                    self.send(Message::Have(i));
+                }
+                if self.am_interested && !self.shared.wants_any(&self.their_pieces) {
+                    self.am_interested = false;
+                    self.send(Message::NotInterested);
+                }
+                if self.shared.is_seeding() && self.their_pieces.is_full() {
+                    return Err(PeerError::Closed("both sides are seeds"));
+                }
+            }
+            PeerCmd::Choke => {
+                if !self.am_choking {
+                    self.am_choking = true;
+                    self.stats.am_choking.store(true, Ordering::Relaxed);
+                    if self.fast {
+                        for r in std::mem::take(&mut self.upload_queue) {
+                            self.send(Message::RejectRequest(r));
+                        }
+                    } else {
+                        self.upload_queue.clear();
+                    }
+                    self.send(Message::Choke);
+                }
+            }
+            PeerCmd::Unchoke => {
+                if self.am_choking {
+                    self.am_choking = false;
+                    self.stats.am_choking.store(false, Ordering::Relaxed);
+                    self.send(Message::Unchoke);
+                }
+            }
+            PeerCmd::Cancel(b) => {
+                if let Some(p) = self.inflight.iter().position(|x| *x == b) {
+                    self.inflight.swap_remove(p);
+                    self.send(Message::Cancel(BlockRef {
+                        index: b.piece,
+                        begin: b.begin,
+                        length: b.length,
+                    }));
+                }
+            }
+            PeerCmd::Disconnect(why) => return Err(PeerError::Closed(why)),
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Result<(), PeerError> {
+        let now = Instant::now();
+        if now.duration_since(self.last_recv) > IDLE_TIMEOUT {
+            return Err(PeerError::Timeout("any message"));
+        }
+        if !self.inflight.is_empty() && now.duration_since(self.last_block) > SNUB_TIMEOUT {
+            debug!(addr = %self.addr, "peer snubbed us; returning its requests");
+            self.release_requests();
+            self.last_block = now;
+        }
+        if now.duration_since(self.last_send) > KEEPALIVE {
+            self.send(Message::KeepAlive);
+        }
+        if self.shared.is_seeding() && self.their_pieces.is_full() {
+            return Err(PeerError::Closed("both sides are seeds"));
+        }
+        self.fill_requests();
+        Ok(())
+    }
+}
+
+/// The peer ID from a remote handshake, for logs.
+pub fn describe(id: &PeerId) -> String {
+    id.client_name()
+}

@@ -1,0 +1,62 @@
+//! The writing half of a peer connection: batches queued messages and block data into
+//! few large writes, applies the upload rate limit, and counts uploaded bytes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use super::PeerStats;
+use crate::torrent::Shared;
+
+/// Something to send to the peer.
+pub(crate) enum Out {
+    /// Already-framed control messages (possibly several).
+    Msgs(Vec<u8>),
+    /// A `piece` message: header plus the block's bytes (sent without another copy of
+    /// the block when it is large).
+    Block { header: [u8; 13], data: Bytes },
+}
+
+/// Bytes gathered before a write is issued.
+const BATCH: usize = 128 * 1024;
+
+pub(crate) async fn run(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Out>,
+    shared: Arc<Shared>,
+    stats: Arc<PeerStats>,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(BATCH + 32 * 1024);
+    while let Some(first) = rx.recv().await {
+        let mut payload = 0u64;
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            match out {
+                Out::Msgs(m) => buf.extend_from_slice(&m),
+                Out::Block { header, data } => {
+                    buf.extend_from_slice(&header);
+                    buf.extend_from_slice(&data);
+                    payload += data.len() as u64;
+                }
+            }
+            if buf.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if payload > 0 {
+            shared.limits.wait_up(payload).await;
+        }
+        w.write_all(&buf).await?;
+        buf.clear();
+        if payload > 0 {
+            stats.uploaded.fetch_add(payload, Ordering::Relaxed);
+            shared.uploaded.fetch_add(payload, Ordering::Relaxed);
+        }
+    }
+    let _ = w.shutdown().await;
+    Ok(())
+}

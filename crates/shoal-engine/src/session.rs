@@ -1,0 +1,247 @@
+//! The session: our peer identity, the listening socket shared by all torrents, the
+//! global rate limits, and the set of running torrents.
+//!
+//! Incoming connections are read up to the handshake, then handed to the torrent the
+//! handshake names; unknown info-hashes are dropped.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use shoal_proto::metainfo::Metainfo;
+use shoal_proto::{InfoHash, PeerId};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::rate::TokenBucket;
+use crate::torrent::{Shared, TorrentHandle, TorrentOptions};
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our peer ID.
+    pub peer_id: PeerId,
+    /// Address to listen on for peers; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// When `listen` has port 0 and this is set, try these ports first (in order).
+    pub port_range: Option<(u16, u16)>,
+    /// Upload limit in bytes per second (0 = unlimited).
+    pub max_up: u64,
+    /// Download limit in bytes per second (0 = unlimited).
+    pub max_down: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            peer_id: PeerId::with_random(rand::random()),
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            port_range: Some((6000, 6100)),
+            max_up: 0,
+            max_down: 0,
+        }
+    }
+}
+
+/// Errors that stop a session or refuse a torrent.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// Could not listen.
+    #[error("cannot listen for peers on {addr}: {source}; choose another port with --port")]
+    Listen {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The torrent is already in the session.
+    #[error("torrent {0} is already added")]
+    Duplicate(InfoHash),
+}
+
+/// Global rate limits shared by every peer.
+pub struct Limits {
+    up: Mutex<TokenBucket>,
+    down: Mutex<TokenBucket>,
+}
+
+impl Limits {
+    /// Limits in bytes per second; 0 means unlimited.
+    pub fn new(up: u64, down: u64) -> Limits {
+        Limits {
+            up: Mutex::new(TokenBucket::new(up)),
+            down: Mutex::new(TokenBucket::new(down)),
+        }
+    }
+
+    /// Waits until `n` bytes may be sent.
+    pub async fn wait_up(&self, n: u64) {
+        Self::wait(&self.up, n).await
+    }
+
+    /// Waits until `n` received bytes may be taken.
+    pub async fn wait_down(&self, n: u64) {
+        Self::wait(&self.down, n).await
+    }
+
+    async fn wait(bucket: &Mutex<TokenBucket>, n: u64) {
+        let wait = bucket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(n, Instant::now());
+        if let Some(d) = wait {
+            tokio::time::sleep(d.min(Duration::from_secs(5))).await;
+        }
+    }
+}
+
+/// A stable `key` announce parameter derived from the peer ID.
+pub(crate) fn announce_key(id: &PeerId) -> String {
+    let h = InfoHash::of(&id.0);
+    h.to_hex()[..8].to_string()
+}
+
+struct Inner {
+    config: SessionConfig,
+    listen_port: u16,
+    limits: Arc<Limits>,
+    torrents: Mutex<HashMap<InfoHash, (Arc<Shared>, TorrentHandle)>>,
+    cancel: CancellationToken,
+}
+
+/// A running session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl Session {
+    /// Binds the peer listener and starts accepting connections.
+    pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
+        let listener = bind(&config).await?;
+        let listen_port = listener
+            .local_addr()
+            .map_err(|source| SessionError::Listen {
+                addr: config.listen,
+                source,
+            })?
+            .port();
+        let inner = Arc::new(Inner {
+            limits: Arc::new(Limits::new(config.max_up, config.max_down)),
+            config,
+            listen_port,
+            torrents: Mutex::new(HashMap::new()),
+            cancel: CancellationToken::new(),
+        });
+        tokio::spawn(accept_loop(inner.clone(), listener));
+        Ok(Session { inner })
+    }
+
+    /// The port peers connect to.
+    pub fn listen_port(&self) -> u16 {
+        self.inner.listen_port
+    }
+
+    /// Our peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.config.peer_id
+    }
+
+    /// Adds a torrent and starts checking, announcing and transferring.
+    pub fn add_torrent(
+        &self,
+        meta: Metainfo,
+        opts: TorrentOptions,
+    ) -> Result<TorrentHandle, SessionError> {
+        let mut map = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if map.contains_key(&meta.info_hash) {
+            return Err(SessionError::Duplicate(meta.info_hash));
+        }
+        let shared = Shared::new(
+            Arc::new(meta),
+            self.inner.config.peer_id,
+            self.inner.listen_port,
+            self.inner.limits.clone(),
+            self.inner.cancel.child_token(),
+        );
+        let handle = TorrentHandle::start(shared.clone(), opts);
+        map.insert(shared.info_hash(), (shared, handle.clone()));
+        Ok(handle)
+    }
+
+    /// Stops every torrent and the listener.
+    pub async fn shutdown(&self) {
+        let handles: Vec<TorrentHandle> = {
+            let map = self
+                .inner
+                .torrents
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.values().map(|(_, h)| h.clone()).collect()
+        };
+        for h in &handles {
+            h.stop().await;
+        }
+        self.inner.cancel.cancel();
+    }
+}
+
+async fn bind(config: &SessionConfig) -> Result<TcpListener, SessionError> {
+    if config.listen.port() == 0 {
+        if let Some((lo, hi)) = config.port_range {
+            for port in lo..=hi {
+                let addr = SocketAddr::new(config.listen.ip(), port);
+                if let Ok(l) = TcpListener::bind(addr).await {
+                    return Ok(l);
+                }
+            }
+        }
+    }
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SessionError::Listen {
+            addr: config.listen,
+            source,
+        })
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        let (mut stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = inner.cancel.cancelled() => return,
+        };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let hs = match crate::peer::handshake::read_handshake(&mut stream).await {
+                Ok(hs) => hs,
+                Err(e) => {
+                    debug!(%addr, "bad incoming handshake: {e}");
+                    return;
+                }
+            };
+            let shared = {
+                let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
+                map.get(&hs.info_hash).map(|(s, _)| s.clone())
+            };
+            match shared {
+                Some(s) => s.accept(stream, addr, hs),
+                None => debug!(%addr, "incoming peer for unknown torrent {}", hs.info_hash),
+            }
+        });
+    }
+}

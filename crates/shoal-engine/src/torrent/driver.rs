@@ -1,0 +1,245 @@
+//! The torrent's driver task: opens and checks the data, starts the announce task,
+//! recomputes rates every second, runs the choker every ten seconds, and keeps the
+//! connection budget filled from known addresses.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use super::{PeerKey, Phase, Shared, TorrentOptions};
+use crate::choker::{Choker, ChokerConfig, PeerSnapshot};
+use crate::peer::PeerCmd;
+use crate::rate::RateEstimator;
+use crate::storage::{OpenMode, Storage};
+
+/// A point-in-time view of a torrent for CLIs and APIs.
+#[derive(Debug, Clone)]
+pub struct TorrentStatus {
+    /// Torrent name.
+    pub name: String,
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Bytes in verified pieces.
+    pub verified_bytes: u64,
+    /// Verified pieces.
+    pub pieces_have: u32,
+    /// Pieces in all.
+    pub pieces_total: u32,
+    /// Payload bytes received.
+    pub downloaded: u64,
+    /// Payload bytes sent.
+    pub uploaded: u64,
+    /// Bytes per second received, recent average.
+    pub down_rate: u64,
+    /// Bytes per second sent, recent average.
+    pub up_rate: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Connected peers that have every piece.
+    pub seeds: usize,
+    /// Pieces that failed their hash check.
+    pub hash_failures: u64,
+    /// Last tracker outcome.
+    pub tracker: Option<Result<String, String>>,
+    /// Current phase.
+    pub phase: Phase,
+}
+
+/// A running torrent.
+#[derive(Clone)]
+pub struct TorrentHandle {
+    pub(crate) shared: Arc<Shared>,
+    rates: Arc<std::sync::Mutex<(u64, u64)>>,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl TorrentHandle {
+    pub(crate) fn start(shared: Arc<Shared>, opts: TorrentOptions) -> TorrentHandle {
+        let rates = Arc::new(std::sync::Mutex::new((0, 0)));
+        let task = tokio::spawn(drive(shared.clone(), opts, rates.clone()));
+        TorrentHandle {
+            shared,
+            rates,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
+        }
+    }
+
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> shoal_proto::InfoHash {
+        self.shared.meta.info_hash
+    }
+
+    /// Watches the phase (checking, downloading, seeding, error).
+    pub fn phase(&self) -> watch::Receiver<Phase> {
+        self.shared.phase_rx()
+    }
+
+    /// Dials these peers (besides those the trackers give).
+    pub fn add_peers(&self, addrs: &[std::net::SocketAddr]) {
+        self.shared.add_peers(addrs);
+    }
+
+    /// A snapshot of counters and rates.
+    pub fn status(&self) -> TorrentStatus {
+        let (down_rate, up_rate) = *self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let sh = &self.shared;
+        let info = &sh.meta.info;
+        let st = sh.lock();
+        let verified_bytes = st.have.iter_set().map(|i| info.piece_size(i)).sum();
+        let seeds = st
+            .peers
+            .values()
+            .filter(|p| p.stats.is_seed.load(Ordering::Relaxed))
+            .count();
+        TorrentStatus {
+            name: info.name.clone(),
+            total_bytes: info.total_length,
+            verified_bytes,
+            pieces_have: st.have.count_ones(),
+            pieces_total: info.num_pieces(),
+            downloaded: sh.downloaded.load(Ordering::Relaxed),
+            uploaded: sh.uploaded.load(Ordering::Relaxed),
+            down_rate,
+            up_rate,
+            peers: st.peers.len(),
+            seeds,
+            hash_failures: st.hash_failures,
+            tracker: st.tracker_status.clone(),
+            phase: sh.phase_rx().borrow().clone(),
+        }
+    }
+
+    /// Stops the torrent: disconnects peers, sends `stopped` to trackers, flushes data.
+    pub async fn stop(&self) {
+        self.shared.cancel.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(s) = self.shared.storage() {
+            let _ = tokio::task::spawn_blocking(move || s.sync()).await;
+        }
+    }
+}
+
+async fn drive(
+    shared: Arc<Shared>,
+    opts: TorrentOptions,
+    rates: Arc<std::sync::Mutex<(u64, u64)>>,
+) {
+    if let Err(msg) = open_and_check(&shared, &opts).await {
+        shared.set_phase(Phase::Error(msg));
+        return;
+    }
+    let tiers = if opts.trackers.is_empty() {
+        shared.meta.tracker_tiers()
+    } else {
+        opts.trackers.clone()
+    };
+    let announce = tokio::spawn(crate::announce::run(shared.clone(), tiers));
+    shared.add_peers(&opts.peers);
+
+    let mut choker = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::from_entropy();
+    let mut peer_rates: HashMap<PeerKey, (u64, u64, RateEstimator, RateEstimator)> = HashMap::new();
+    let (mut down, mut up) = (RateEstimator::new(), RateEstimator::new());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.cancel.cancelled() => break,
+        }
+        n += 1;
+        let now = Instant::now();
+        down.add_total(shared.downloaded.load(Ordering::Relaxed), now);
+        up.add_total(shared.uploaded.load(Ordering::Relaxed), now);
+        *rates.lock().unwrap_or_else(|p| p.into_inner()) = (down.rate(now), up.rate(now));
+
+        let st = shared.lock();
+        peer_rates.retain(|k, _| st.peers.contains_key(k));
+        let mut snaps = Vec::with_capacity(st.peers.len());
+        for (k, p) in &st.peers {
+            let e = peer_rates
+                .entry(*k)
+                .or_insert_with(|| (0, 0, RateEstimator::new(), RateEstimator::new()));
+            e.2.add_total(p.stats.downloaded.load(Ordering::Relaxed), now);
+            e.3.add_total(p.stats.uploaded.load(Ordering::Relaxed), now);
+            snaps.push(PeerSnapshot {
+                key: *k,
+                interested: p.stats.peer_interested.load(Ordering::Relaxed),
+                download_rate: e.2.rate(now),
+                upload_rate: e.3.rate(now),
+                is_seed: p.stats.is_seed.load(Ordering::Relaxed),
+            });
+        }
+        let decision = choker.tick(now, &snaps, shared.is_seeding(), &mut rng);
+        for k in decision.unchoke {
+            if let Some(p) = st.peers.get(&k) {
+                let _ = p.tx.send(PeerCmd::Unchoke);
+            }
+        }
+        for k in decision.choke {
+            if let Some(p) = st.peers.get(&k) {
+                let _ = p.tx.send(PeerCmd::Choke);
+            }
+        }
+        drop(st);
+        if n % 5 == 0 {
+            shared.dial_candidates();
+        }
+    }
+    let _ = announce.await;
+}
+
+/// Opens the files and verifies what is already there.
+async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(), String> {
+    let info = shared.meta.info.clone();
+    let dir = opts.save_dir.clone();
+    let mode = if opts.seed_only {
+        OpenMode::Seed
+    } else {
+        OpenMode::Download
+    };
+    let sh = shared.clone();
+    let total = info.num_pieces();
+    let checked = tokio::task::spawn_blocking(move || {
+        let storage = Storage::open(&dir, &info, mode).map_err(|e| e.to_string())?;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let progress = |done: u32| sh.set_phase(Phase::Checking { done, total });
+        let have = storage
+            .check_all(threads, &progress)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((storage, have))
+    })
+    .await
+    .map_err(|e| format!("checking data failed: {e}"))?;
+    let (storage, have) = checked?;
+    let good = have.iter().filter(|h| **h).count();
+    if opts.seed_only && good < have.len() {
+        return Err(format!(
+            "the data under {} does not match the torrent: {} of {} pieces are missing or damaged; \
+             point --dir at the folder that holds {:?}",
+            opts.save_dir.display(),
+            have.len() - good,
+            have.len(),
+            shared.meta.info.name
+        ));
+    }
+    shared.set_storage(Arc::new(storage));
+    shared.load_pieces(&have);
+    info!(name = %shared.meta.info.name, good, total = have.len(), "data checked");
+    shared.set_phase(if shared.is_seeding() {
+        Phase::Seeding
+    } else {
+        Phase::Downloading
+    });
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Command implementations and the helpers they share (sizes, rates, signals).
+
+pub mod create;
+pub mod tracker;
+pub mod transfer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Network options of the seed and download commands.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Folder that holds the torrent's data under its name.
+    #[arg(long, short = 'd', default_value = ".")]
+    pub dir: PathBuf,
+    /// Peer listen port (0: any free port; default: first free in 6000-6100).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on for peers.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_ip: IpAddr,
+    /// Also connect to this peer (repeatable).
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Use this tracker instead of the torrent's (repeatable).
+    #[arg(long = "tracker")]
+    pub trackers: Vec<String>,
+    /// Upload limit in bytes per second, e.g. 1MiB (default: unlimited).
+    #[arg(long, value_parser = parse_size)]
+    pub max_up: Option<u64>,
+    /// Download limit in bytes per second, e.g. 8MiB (default: unlimited).
+    #[arg(long, value_parser = parse_size)]
+    pub max_down: Option<u64>,
+}
+
+/// Parses `123`, `16KiB`, `8MiB`, `1GiB`, `2MB`, `1k`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 16384, 16KiB or 8MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(format!("unknown unit in {s:?}: use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `1.5 MiB` style.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `1h 02m`, `3m 05s`, `12s`.
+pub fn human_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16384"), Ok(16384));
+        assert_eq!(parse_size("16KiB"), Ok(16384));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("2mb"), Ok(2_000_000));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_duration(3720), "1h 02m");
+        assert_eq!(human_duration(65), "1m 05s");
+    }
+}

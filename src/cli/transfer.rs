@@ -1,0 +1,184 @@
+//! `shoal seed` and `shoal download`: one torrent in a foreground session.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shoal_engine::{Phase, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentStatus};
+
+use super::{human_bytes, human_duration, interrupted, NetArgs};
+
+async fn start(
+    torrent: PathBuf,
+    net: &NetArgs,
+    seed_only: bool,
+) -> anyhow::Result<(Session, TorrentHandle)> {
+    let meta = super::create::load(&torrent)?;
+    let mut config = SessionConfig {
+        listen: SocketAddr::new(net.bind_ip, net.port.unwrap_or(0)),
+        max_up: net.max_up.unwrap_or(0),
+        max_down: net.max_down.unwrap_or(0),
+        ..SessionConfig::default()
+    };
+    if net.port.is_some() {
+        config.port_range = None;
+    }
+    let session = Session::start(config).await?;
+    println!("peer port: {}", session.listen_port());
+    let trackers = net.trackers.iter().map(|t| vec![t.clone()]).collect();
+    let opts = TorrentOptions {
+        save_dir: net.dir.clone(),
+        seed_only,
+        peers: net.peers.clone(),
+        trackers,
+    };
+    let handle = session.add_torrent(meta, opts)?;
+    Ok((session, handle))
+}
+
+fn bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} {bar:30} {percent:>3}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn describe(s: &TorrentStatus) -> String {
+    let eta = (s.total_bytes - s.verified_bytes)
+        .checked_div(s.down_rate)
+        .map_or_else(|| "-".to_string(), human_duration);
+    format!(
+        "{}/{} down {}/s up {}/s peers {} ({} seeds) eta {eta}",
+        human_bytes(s.verified_bytes),
+        human_bytes(s.total_bytes),
+        human_bytes(s.down_rate),
+        human_bytes(s.up_rate),
+        s.peers,
+        s.seeds
+    )
+}
+
+pub async fn seed(torrent: PathBuf, net: NetArgs) -> anyhow::Result<ExitCode> {
+    let (session, handle) = start(torrent, &net, true).await?;
+    let mut phase = handle.phase();
+    let bar = bar();
+    let name = handle.status().name;
+    let mut announced = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let stop = interrupted();
+    tokio::pin!(stop);
+    let code = loop {
+        tokio::select! {
+            _ = &mut stop => break ExitCode::SUCCESS,
+            _ = tick.tick() => {}
+            _ = phase.changed() => {}
+        }
+        let s = handle.status();
+        match &s.phase {
+            Phase::Error(e) => {
+                bar.finish_and_clear();
+                eprintln!("error: {e}");
+                break ExitCode::FAILURE;
+            }
+            Phase::Seeding if !announced => {
+                announced = true;
+                println!("seeding {name}");
+            }
+            _ => {}
+        }
+        bar.set_prefix("seeding");
+        bar.set_length(s.total_bytes);
+        bar.set_position(s.verified_bytes);
+        bar.set_message(describe(&s));
+    };
+    bar.finish_and_clear();
+    let s = handle.status();
+    session.shutdown().await;
+    println!("uploaded: {}", s.uploaded);
+    Ok(code)
+}
+
+pub async fn download(
+    torrent: PathBuf,
+    net: NetArgs,
+    keep_seeding: bool,
+    stall_timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    let (session, handle) = start(torrent, &net, false).await?;
+    let mut phase = handle.phase();
+    let bar = bar();
+    let name = handle.status().name;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let stop = interrupted();
+    tokio::pin!(stop);
+    let mut last_progress = (0u64, Instant::now());
+    let mut done = false;
+    let code = loop {
+        tokio::select! {
+            _ = &mut stop => break if done { ExitCode::SUCCESS } else { ExitCode::from(130) },
+            _ = tick.tick() => {}
+            _ = phase.changed() => {}
+        }
+        let s = handle.status();
+        match &s.phase {
+            Phase::Error(e) => {
+                bar.finish_and_clear();
+                eprintln!("error: {e}");
+                break ExitCode::FAILURE;
+            }
+            Phase::Seeding if !done => {
+                done = true;
+                bar.finish_and_clear();
+                println!("complete: {name}");
+                println!("downloaded: {} in {} pieces", s.downloaded, s.pieces_total);
+                if !keep_seeding {
+                    break ExitCode::SUCCESS;
+                }
+                println!("seeding {name}");
+            }
+            Phase::Checking { done: d, total } => {
+                bar.set_prefix("checking");
+                bar.set_length(u64::from(*total));
+                bar.set_position(u64::from(*d));
+                continue;
+            }
+            _ => {}
+        }
+        if !done {
+            bar.set_prefix("downloading");
+            bar.set_length(s.total_bytes);
+            bar.set_position(s.verified_bytes);
+            bar.set_message(describe(&s));
+            if s.downloaded != last_progress.0 {
+                last_progress = (s.downloaded, Instant::now());
+            } else if stall_timeout > 0
+                && last_progress.1.elapsed() > Duration::from_secs(stall_timeout)
+            {
+                bar.finish_and_clear();
+                let tracker = match &s.tracker {
+                    Some(Err(e)) => format!("; last tracker error: {e}"),
+                    Some(Ok(t)) => format!("; tracker says {t}"),
+                    None => String::new(),
+                };
+                eprintln!(
+                    "error: no data received for {stall_timeout} s with {} peers connected ({} of {} verified){tracker}; \
+                     check that a seeder is online",
+                    s.peers,
+                    human_bytes(s.verified_bytes),
+                    human_bytes(s.total_bytes)
+                );
+                break ExitCode::from(2);
+            }
+        }
+    };
+    let s = handle.status();
+    session.shutdown().await;
+    if keep_seeding {
+        println!("uploaded: {}", s.uploaded);
+    }
+    Ok(code)
+}

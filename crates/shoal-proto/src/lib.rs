@@ -9,6 +9,8 @@
 //! - [`wire`]: peer wire handshake and messages (BEP 3, BEP 6 fast, BEP 10 framing).
 //! - [`peers`]: compact peer lists (BEP 23, BEP 7).
 //! - [`tracker`]: HTTP tracker announce/scrape requests and responses (BEP 3, 23, 48).
+//! - [`udp_tracker`]: UDP tracker packets (BEP 15).
+//! - [`catalog`]: the tracker catalog's JSON messages and search-query parsing.
 //! - [`ids`]: [`InfoHash`], [`PeerId`], [`PieceIndex`].
 //!
 //! ```
@@ -19,11 +21,13 @@
 #![deny(missing_docs)]
 
 pub mod bencode;
+pub mod catalog;
 pub mod ids;
 pub mod magnet;
 pub mod metainfo;
 pub mod peers;
 pub mod tracker;
+pub mod udp_tracker;
 pub mod urlenc;
 pub mod wire;
 

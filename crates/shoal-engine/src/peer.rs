@@ -106,7 +106,6 @@ pub(crate) struct Peer {
     fast: bool,
     extended: bool,
     their_pieces: Bitfield,
-    got_first_message: bool,
     am_choking: bool,
     am_interested: bool,
     peer_choking: bool,
@@ -165,7 +164,6 @@ async fn run_registered(
         fast: remote.supports_fast(),
         extended: remote.supports_extended(),
         their_pieces: Bitfield::new(num_pieces),
-        got_first_message: false,
         am_choking: true,
         am_interested: false,
         peer_choking: true,
@@ -299,10 +297,6 @@ impl Peer {
     }
 
     fn on_message(&mut self, msg: Message<'_>) -> Result<(), PeerError> {
-        let first = !self.got_first_message;
-        if !matches!(msg, Message::KeepAlive | Message::Extended { .. }) {
-            self.got_first_message = true;
-        }
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
             Message::Choke => {
@@ -330,13 +324,10 @@ impl Peer {
                 }
             }
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(PeerError::Protocol("bitfield after other messages".into()));
-                }
+                // BEP 3 wants it first, but some clients (aria2) send it again later;
+                // treat a late one as a replacement of what we knew.
                 let bf = Bitfield::from_bytes(bytes, self.their_pieces.num_pieces())?;
-                self.shared.peer_bitfield(&bf);
-                self.their_pieces = bf;
-                self.after_pieces_changed();
+                self.replace_pieces(bf);
             }
             Message::HaveAll | Message::HaveNone if !self.fast => {
                 return Err(PeerError::Protocol(
@@ -344,13 +335,8 @@ impl Peer {
                 ));
             }
             Message::HaveAll => {
-                if !first {
-                    return Err(PeerError::Protocol("have-all after other messages".into()));
-                }
                 let bf = Bitfield::full(self.their_pieces.num_pieces());
-                self.shared.peer_bitfield(&bf);
-                self.their_pieces = bf;
-                self.after_pieces_changed();
+                self.replace_pieces(bf);
             }
             Message::HaveNone => {}
             Message::Request(r) => self.on_request(r)?,
@@ -374,11 +360,21 @@ impl Peer {
                         if let Some(q) = hs.reqq {
                             self.their_reqq = (q as usize).clamp(1, 2000);
                         }
+                        if let Some(port) = hs.p.filter(|p| *p != 0) {
+                            let listen = SocketAddr::new(self.addr.ip(), port);
+                            self.shared.set_listen_addr(self.key, listen);
+                        }
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    fn replace_pieces(&mut self, bf: Bitfield) {
+        self.shared.peer_bitfield_replaced(&self.their_pieces, &bf);
+        self.their_pieces = bf;
+        self.after_pieces_changed();
     }
 
     fn set_peer_interested(&mut self, yes: bool) {

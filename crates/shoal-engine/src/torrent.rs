@@ -80,6 +80,8 @@ pub struct TorrentOptions {
 
 pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
+    /// Where the peer accepts connections, when known.
+    pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,
     pub tx: mpsc::UnboundedSender<PeerCmd>,
     pub stats: Arc<PeerStats>,
@@ -274,6 +276,7 @@ impl Shared {
             key,
             PeerEntry {
                 addr,
+                listen_addr: None,
                 peer_id,
                 tx,
                 stats: stats.clone(),
@@ -304,8 +307,18 @@ impl Shared {
         self.lock().picker.peer_have(i);
     }
 
-    pub(crate) fn peer_bitfield(&self, bf: &Bitfield) {
-        self.lock().picker.peer_bitfield_added(bf);
+    pub(crate) fn peer_bitfield_replaced(&self, old: &Bitfield, new: &Bitfield) {
+        let mut st = self.lock();
+        st.picker.peer_bitfield_removed(old);
+        st.picker.peer_bitfield_added(new);
+    }
+
+    /// Records the port a connected peer listens on (BEP 10 `p`), so that tracker
+    /// replies naming it are not dialled a second time.
+    pub(crate) fn set_listen_addr(&self, key: PeerKey, addr: SocketAddr) {
+        if let Some(p) = self.lock().peers.get_mut(&key) {
+            p.listen_addr = Some(addr);
+        }
     }
 
     /// Whether the peer has a piece we still want.
@@ -516,7 +529,11 @@ impl Shared {
             let mut st = self.lock();
             while st.peers.len() + st.dialing.len() < MAX_PEERS {
                 let Some(a) = st.candidates.pop() else { break };
-                if st.banned_addrs.contains(&a) || !st.dialing.insert(a) {
+                let connected = st
+                    .peers
+                    .values()
+                    .any(|p| p.addr == a || p.listen_addr == Some(a));
+                if connected || st.banned_addrs.contains(&a) || !st.dialing.insert(a) {
                     continue;
                 }
                 to_dial.push(a);

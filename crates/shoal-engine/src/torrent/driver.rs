@@ -46,6 +46,8 @@ pub struct TorrentStatus {
     pub seeds: usize,
     /// Pieces that failed their hash check.
     pub hash_failures: u64,
+    /// Peers dropped and banned for sending corrupt data.
+    pub banned_peers: usize,
     /// Last tracker outcome.
     pub tracker: Option<Result<String, String>>,
     /// Current phase.
@@ -111,6 +113,7 @@ impl TorrentHandle {
             peers: st.peers.len(),
             seeds,
             hash_failures: st.hash_failures,
+            banned_peers: st.banned_ids.len(),
             tracker: st.tracker_status.clone(),
             phase: sh.phase_rx().borrow().clone(),
         }

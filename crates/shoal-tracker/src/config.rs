@@ -1,6 +1,8 @@
-//! Tracker configuration: announce timing, peer-list sizes and resource bounds.
+//! Tracker configuration: announce timing, peer-list sizes, resource bounds, catalog
+//! storage and modes.
 
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,20 @@ pub struct TrackerConfig {
     /// Seconds an idle keep-alive connection (or a slow request head) may take before
     /// it is closed. Default 30.
     pub idle_timeout: u32,
+    /// Folder holding the catalog database (`catalog.sqlite`), created if missing.
+    /// `None` (the default) keeps the catalog in memory, lost when the tracker stops.
+    pub data_dir: Option<PathBuf>,
+    /// Track only torrents published to the catalog: announces and scrapes for other
+    /// info-hashes get a failure reason. Default false (an open tracker).
+    pub catalog_only: bool,
+    /// List private torrents (BEP 27 `private=1`) in search results. Default false:
+    /// they are tracked and served by id, but not listed.
+    pub list_private: bool,
+    /// Largest request body (a published `.torrent`) in bytes; larger ones get 413.
+    /// Default 16 MiB.
+    pub max_publish_bytes: usize,
+    /// Also serve the UDP tracker protocol (BEP 15) on the same port number. Default true.
+    pub udp: bool,
 }
 
 impl Default for TrackerConfig {
@@ -52,6 +68,11 @@ impl Default for TrackerConfig {
             full_scrape_limit: 1000,
             max_connections: 10_000,
             idle_timeout: 30,
+            data_dir: None,
+            catalog_only: false,
+            list_private: false,
+            max_publish_bytes: 16 << 20,
+            udp: true,
         }
     }
 }
@@ -84,6 +105,9 @@ impl TrackerConfig {
         }
         if self.max_connections == 0 {
             return bad("tracker config: max_connections must be at least 1");
+        }
+        if self.max_publish_bytes == 0 {
+            return bad("tracker config: max_publish_bytes must be at least 1");
         }
         if self.idle_timeout == 0 {
             return bad("tracker config: idle_timeout must be at least 1 second");

@@ -1,18 +1,27 @@
-//! A small HTTP/1.1 GET server for the tracker endpoints.
+//! A small HTTP/1.1 server for the tracker endpoints.
 //!
-//! One task per connection with a fixed read buffer of `max_request_bytes`. Requests
-//! are parsed in place; every complete request already in the buffer (pipelining) is
-//! answered into one output buffer and written with a single `write_all`. Keep-alive
-//! follows HTTP/1.1 (on unless `Connection: close`) and HTTP/1.0 (off unless
-//! `Connection: keep-alive`). A head that outgrows the buffer gets 414 (no complete
-//! request line) or 431, a malformed head or a request body gets 400, and the
-//! connection is closed; a non-GET gets 405 and an unknown path 404, keeping the
-//! connection. Reads time out after `idle_timeout`, writes after the same.
+//! One task per connection with a fixed read buffer of `max_request_bytes` for request
+//! heads. Requests are parsed in place; every complete request already in the buffer
+//! (pipelining) is answered into one output buffer and written with a single
+//! `write_all`. Keep-alive follows HTTP/1.1 (on unless `Connection: close`) and
+//! HTTP/1.0 (off unless `Connection: keep-alive`). A head that outgrows the buffer gets
+//! 414 (no complete request line) or 431, a malformed head gets 400, and the
+//! connection is closed; an unsupported method gets 405 and an unknown path 404,
+//! keeping the connection. Reads time out after `idle_timeout`, writes after the same.
+//!
+//! Only `POST /publish` has a body: it must carry `Content-Length` (chunked gets 411)
+//! of at most `max_publish_bytes` (more gets 413, unread, and a close). A body on any
+//! other request gets 400 and a close.
+//!
+//! Routes: `/announce`, `/scrape` (bencode), `/` (HTML status), `/stats` (JSON),
+//! `/search`, `/torrent/<hex>`, `POST /publish` (catalog, JSON).
 
+mod catalog_api;
 mod endpoint;
 mod request;
+mod status;
 
-pub(crate) use endpoint::Service;
+pub(crate) use endpoint::Scratch;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -24,7 +33,8 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::{debug, trace};
 
-use endpoint::Scratch;
+use crate::service::Service;
+use catalog_api::Reply;
 use request::{parse_head, Head};
 
 /// What to do with the connection after a response.
@@ -52,8 +62,38 @@ pub(crate) async fn serve_connection(
         while after == After::KeepOpen {
             match parse_head(&buf[start..end]) {
                 Ok(Some((head, used))) => {
-                    after = respond(&service, &head, peer, &mut out, &mut body, &mut scratch);
                     start += used;
+                    let mut req_body = Vec::new();
+                    if head.has_body {
+                        if let Err(refusal) = body_allowed(&service, &head) {
+                            write_reply(&mut out, &refusal, false, false);
+                            after = After::Close;
+                            break;
+                        }
+                        // Capped by body_allowed, so it fits usize.
+                        let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
+                        let in_buf = (end - start).min(len);
+                        req_body.extend_from_slice(&buf[start..start + in_buf]);
+                        start += in_buf;
+                        req_body.resize(len, 0);
+                        // A minute per MiB on top of the idle timeout: slow but honest
+                        // uploads finish, a stalled one does not hold the slot forever.
+                        let limit = idle + Duration::from_secs(60 * (len as u64 >> 20));
+                        match timeout(limit, stream.read_exact(&mut req_body[in_buf..])).await {
+                            Ok(Ok(_)) => {}
+                            _ => return,
+                        }
+                    }
+                    after = respond(
+                        &service,
+                        &head,
+                        req_body,
+                        peer,
+                        &mut out,
+                        &mut body,
+                        &mut scratch,
+                    )
+                    .await;
                 }
                 Ok(None) => {
                     if start == 0 && end == buf.len() {
@@ -122,56 +162,104 @@ pub(crate) async fn serve_connection(
     }
 }
 
+/// Whether a request may send its body; otherwise the refusal to send before closing.
+fn body_allowed(service: &Service, head: &Head<'_>) -> Result<(), Reply> {
+    let text = |status, t: String| Reply {
+        status,
+        content_type: "text/plain",
+        body: t.into_bytes(),
+    };
+    if head.chunked {
+        return Err(text(
+            "411 Length Required",
+            "chunked request bodies are not accepted; send Content-Length\n".into(),
+        ));
+    }
+    if head.method != b"POST" || head.path_and_query().0 != b"/publish" {
+        return Err(text(
+            "400 Bad Request",
+            "bad request: request bodies are only accepted by POST /publish\n".into(),
+        ));
+    }
+    let max = service.config.max_publish_bytes;
+    if head.content_length > max as u64 {
+        return Err(text(
+            "413 Content Too Large",
+            format!(
+                "request body is {} bytes; this tracker accepts .torrent files up to {max} bytes\n",
+                head.content_length
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Routes one request and appends its full response to `out`.
-fn respond(
-    service: &Service,
+async fn respond(
+    service: &Arc<Service>,
     head: &Head<'_>,
+    req_body: Vec<u8>,
     peer: SocketAddr,
     out: &mut Vec<u8>,
     body: &mut Vec<u8>,
     scratch: &mut Scratch,
 ) -> After {
-    if head.has_body {
-        let text = b"bad request: request bodies are not accepted\n";
-        write_response(out, "400 Bad Request", "text/plain", text, false, false);
-        return After::Close;
-    }
     let keep = head.keep_alive;
     let ka10 = keep && head.http10;
-    if head.method != b"GET" {
-        write_response(
-            out,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"only GET is supported\n",
-            keep,
-            ka10,
-        );
-        return if keep { After::KeepOpen } else { After::Close };
-    }
-    body.clear();
+    let after = if keep { After::KeepOpen } else { After::Close };
     let (path, query) = head.path_and_query();
-    match path {
-        b"/announce" => service.announce(query, peer.ip(), body, scratch),
-        b"/scrape" => service.scrape(query, body),
-        _ => {
-            write_response(
-                out,
-                "404 Not Found",
-                "text/plain",
-                b"not found: this tracker serves /announce and /scrape\n",
-                keep,
-                ka10,
-            );
-            return if keep { After::KeepOpen } else { After::Close };
+    let reply = match (head.method, path) {
+        (b"GET", b"/announce") | (b"GET", b"/scrape") => {
+            body.clear();
+            if path == b"/announce" {
+                service.http_announce(query, peer.ip(), body, scratch);
+            } else {
+                service.http_scrape(query, body);
+            }
+            write_response(out, "200 OK", "text/plain", body, keep, ka10);
+            return after;
         }
-    }
-    write_response(out, "200 OK", "text/plain", body, keep, ka10);
-    if keep {
-        After::KeepOpen
-    } else {
-        After::Close
-    }
+        (b"GET", b"/") => Reply {
+            status: "200 OK",
+            content_type: "text/html; charset=utf-8",
+            body: status::html(service),
+        },
+        (b"GET", b"/stats") => Reply {
+            status: "200 OK",
+            content_type: "application/json",
+            body: status::json(service),
+        },
+        (b"GET", b"/search") => catalog_api::search(service, query).await,
+        (b"GET", p) if p.starts_with(b"/torrent/") => {
+            catalog_api::torrent(service, &p[b"/torrent/".len()..]).await
+        }
+        (b"POST", b"/publish") => catalog_api::publish(service, query, req_body).await,
+        (b"GET", _) => Reply {
+            status: "404 Not Found",
+            content_type: "text/plain",
+            body: b"not found: this tracker serves /announce, /scrape, /, /stats, /search, \
+                /torrent/<id> and POST /publish\n"
+                .to_vec(),
+        },
+        _ => Reply {
+            status: "405 Method Not Allowed",
+            content_type: "text/plain",
+            body: b"only GET is supported, and POST on /publish\n".to_vec(),
+        },
+    };
+    write_reply(out, &reply, keep, ka10);
+    after
+}
+
+fn write_reply(out: &mut Vec<u8>, r: &Reply, keep_alive: bool, explicit_keep_alive: bool) {
+    write_response(
+        out,
+        r.status,
+        r.content_type,
+        &r.body,
+        keep_alive,
+        explicit_keep_alive,
+    );
 }
 
 /// Appends a complete response. `keep_alive == false` adds `Connection: close`;

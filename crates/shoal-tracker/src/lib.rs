@@ -1,13 +1,21 @@
-//! Shoal's BitTorrent tracker: an open HTTP tracker (BEP 3 announce, BEP 23 compact
-//! peers, BEP 7 `peers6`, BEP 48 scrape) keeping swarms in memory.
+//! Shoal's BitTorrent tracker: HTTP (BEP 3 announce, BEP 23 compact peers, BEP 7
+//! `peers6`, BEP 48 scrape) and UDP (BEP 15, same port number) keeping swarms in
+//! memory, plus a catalog of published torrents that can be searched by name, file
+//! name or info-hash prefix and fetched as `.torrent` files, persisted in SQLite
+//! (`data_dir/catalog.sqlite`), and a status page (`/`, `/stats`).
 //!
-//! It does not do UDP trackers (BEP 15), persistence, access lists or statistics pages
-//! yet, and prints nothing: it logs through `tracing`.
+//! Modes: open (any info-hash, the default) or catalog-only (announces for
+//! unpublished torrents are refused). Private torrents (BEP 27) are listed in search
+//! only with `list_private`. It does not do access lists or a PostgreSQL catalog
+//! (the store is a trait, [`catalog::store::CatalogStore`], ready for one), and prints
+//! nothing: it logs through `tracing`.
 //!
 //! Main types:
 //! - [`Tracker`]: bind, read [`Tracker::local_addr`], then [`Tracker::run`] until a
 //!   shutdown future completes; [`serve`] does all three.
-//! - [`TrackerConfig`]: intervals, peer TTL, `numwant` caps and resource bounds.
+//! - [`TrackerConfig`]: intervals, peer TTL, `numwant` caps, resource bounds, catalog
+//!   folder and modes.
+//! - [`catalog::Catalog`]: publishing and search, usable on its own.
 //!
 //! Design:
 //! - HTTP is a small hand-written HTTP/1.1 server on tokio (`http` module) rather than
@@ -47,11 +55,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod catalog;
 mod config;
 mod http;
 mod registry;
 mod server;
+mod service;
+mod stats;
 mod swarm;
+mod udp;
 
 pub use config::TrackerConfig;
 pub use server::{serve, Tracker};

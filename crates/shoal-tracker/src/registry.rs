@@ -31,6 +31,14 @@ pub(crate) struct Full;
 
 type Shard = HashMap<InfoHash, Swarm>;
 
+/// Counts over all swarms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub swarms: usize,
+    pub seeders: u64,
+    pub leechers: u64,
+}
+
 /// Every swarm the tracker knows.
 pub(crate) struct Registry {
     shards: Box<[Mutex<Shard>]>,
@@ -124,6 +132,22 @@ impl Registry {
         (peers, swarms)
     }
 
+    /// Swarm, seeder and leecher counts over every torrent (locks one shard at a time,
+    /// so the figures are a near-instant snapshot, not an atomic one).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            t.swarms += shard.len();
+            for swarm in shard.values() {
+                let s = swarm.stats();
+                t.seeders += u64::from(s.complete);
+                t.leechers += u64::from(s.incomplete);
+            }
+        }
+        t
+    }
+
     /// Number of swarms.
     pub fn swarm_count(&self) -> usize {
         self.swarms.load(Ordering::Relaxed)
@@ -181,6 +205,14 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(r.all_stats(10).len(), 2);
         assert_eq!(r.all_stats(1).len(), 1);
+        assert_eq!(
+            r.totals(),
+            Totals {
+                swarms: 2,
+                seeders: 0,
+                leechers: 3
+            }
+        );
         assert_eq!(r.expire(now + Duration::from_secs(1)), (3, 2));
         assert_eq!(r.swarm_count(), 0);
         assert!(go(3, AnnounceEvent::Started).is_ok());

@@ -1,7 +1,8 @@
-//! The listening tracker: accept loop, connection tasks and the expiry sweep.
+//! The listening tracker: accept loop, connection tasks, UDP workers, the expiry sweep
+//! and the stats sampler.
 //!
-//! Task tree: [`Tracker::run`] owns a `JoinSet` holding the sweep task and one task
-//! per connection. A semaphore of `max_connections` permits bounds the connections;
+//! Task tree: [`Tracker::run`] owns a `JoinSet` holding the sweep task, the stats
+//! sampler, the UDP workers and one task per connection. A semaphore of `max_connections` permits bounds the connections;
 //! when it is exhausted the accept loop waits and new clients queue in the kernel
 //! backlog. Shutdown stops accepting, aborts every task and waits for them.
 
@@ -11,29 +12,51 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
-use crate::http::{serve_connection, Service};
+use crate::http::serve_connection;
+use crate::service::Service;
 
-/// An HTTP tracker bound to a socket, not yet serving.
+/// Attempts at finding a port free for both TCP and UDP when binding port 0.
+const BIND_ATTEMPTS: usize = 20;
+
+/// A tracker bound to its sockets (TCP, and UDP on the same port), not yet serving.
 pub struct Tracker {
     listener: TcpListener,
+    udp: Option<UdpSocket>,
     service: Arc<Service>,
 }
 
 impl Tracker {
-    /// Validates `config` and binds `addr` (port 0 picks a free port).
+    /// Validates `config`, opens the catalog (creating `data_dir` if needed) and binds
+    /// `addr` for HTTP and, unless `config.udp` is off, UDP on the same port (port 0
+    /// picks a port free for both).
     pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> io::Result<Tracker> {
         config.validate()?;
-        let listener = TcpListener::bind(addr).await?;
+        let (listener, udp) = bind_pair(addr, config.udp).await?;
+        let cfg = config.clone();
+        let catalog = tokio::task::spawn_blocking(move || Catalog::open(&cfg))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|e| io::Error::other(format!("cannot open the catalog: {e}")))?;
         Ok(Tracker {
             listener,
-            service: Arc::new(Service::new(config)),
+            udp,
+            service: Arc::new(Service::new(config, catalog)),
         })
+    }
+
+    /// The UDP announce URL, e.g. `udp://127.0.0.1:6969/announce`, when UDP is on.
+    pub fn udp_announce_url(&self) -> io::Result<Option<String>> {
+        match &self.udp {
+            Some(u) => Ok(Some(format!("udp://{}/announce", u.local_addr()?))),
+            None => Ok(None),
+        }
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -50,11 +73,27 @@ impl Tracker {
     /// Accept errors (such as running out of file descriptors) are logged and retried,
     /// never fatal.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Tracker { listener, service } = self;
+        let Tracker {
+            listener,
+            udp,
+            service,
+        } = self;
         let addr = listener.local_addr()?;
-        info!(%addr, "tracker listening");
+        info!(%addr, udp = udp.is_some(), "tracker listening");
         let mut tasks = JoinSet::new();
         tasks.spawn(sweep(service.clone()).instrument(tracing::info_span!("tracker_sweep")));
+        tasks.spawn(sample_stats(service.clone()));
+        if let Some(udp) = udp {
+            let udp = Arc::new(udp);
+            let clock = Instant::now();
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+            for _ in 0..workers {
+                tasks.spawn(
+                    crate::udp::serve(udp.clone(), service.clone(), clock)
+                        .instrument(tracing::info_span!("tracker_udp")),
+                );
+            }
+        }
         let permits = Arc::new(Semaphore::new(service.config.max_connections));
         tokio::pin!(shutdown);
         loop {
@@ -115,6 +154,43 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     Tracker::bind(addr, config).await?.run(shutdown).await
+}
+
+/// Binds TCP on `addr` and, when `with_udp`, UDP on the same IP and port. For port 0,
+/// retries with new ports until one is free for both.
+async fn bind_pair(
+    addr: SocketAddr,
+    with_udp: bool,
+) -> io::Result<(TcpListener, Option<UdpSocket>)> {
+    let mut last_err = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let listener = TcpListener::bind(addr).await?;
+        if !with_udp {
+            return Ok((listener, None));
+        }
+        let port = listener.local_addr()?.port();
+        match UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(udp) => return Ok((listener, Some(udp))),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot bind UDP port {port} for the UDP tracker: {e}"),
+                ))
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no port free for both TCP and UDP")))
+}
+
+/// Samples the announce counter once a second for the announces-per-second figure.
+async fn sample_stats(service: Arc<Service>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        service.stats.sample(Instant::now());
+    }
 }
 
 /// Drops silent peers and empty swarms, a few times per TTL so a peer outlives its

@@ -7,22 +7,12 @@
 //! inject others' addresses into swarms.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
-use shoal_proto::tracker::{
-    AnnounceEvent, AnnounceRequest, AnnounceResponse, ScrapeRequest, ScrapeResponse,
-};
+use shoal_proto::tracker::{AnnounceRequest, AnnounceResponse, ScrapeRequest, ScrapeResponse};
 use tracing::trace;
 
-use crate::config::TrackerConfig;
-use crate::registry::{Full, Registry};
+use crate::service::Service;
 use crate::swarm::PeerAnnounce;
-
-/// Shared tracker state behind every connection.
-pub(crate) struct Service {
-    pub registry: Registry,
-    pub config: TrackerConfig,
-}
 
 /// Buffers one connection reuses across requests, so steady-state announces allocate
 /// little.
@@ -32,15 +22,8 @@ pub(crate) struct Scratch {
 }
 
 impl Service {
-    pub fn new(config: TrackerConfig) -> Self {
-        Service {
-            registry: Registry::new(config.max_swarms),
-            config,
-        }
-    }
-
     /// Handles `GET /announce?query` from `source`, appending the body to `body`.
-    pub fn announce(
+    pub fn http_announce(
         &self,
         query: &[u8],
         source: IpAddr,
@@ -64,26 +47,12 @@ impl Service {
             seeder: req.left == 0,
             event: req.event,
         };
-        let cfg = &self.config;
-        let numwant = match req.event {
-            AnnounceEvent::Stopped => 0,
-            _ => req
-                .numwant
-                .unwrap_or(cfg.default_numwant)
-                .min(cfg.max_numwant),
-        };
+        let numwant = self.numwant(req.numwant, req.event);
         let mut peers = std::mem::take(&mut scratch.peers);
         peers.clear();
-        let result = self.registry.announce(
-            &req.info_hash,
-            &announce,
-            Instant::now(),
-            usize::try_from(numwant).unwrap_or(usize::MAX),
-            &mut rand::thread_rng(),
-            &mut peers,
-        );
-        match result {
+        match Service::announce(self, &req.info_hash, &announce, numwant, false, &mut peers) {
             Ok(stats) => {
+                let cfg = &self.config;
                 let resp = AnnounceResponse {
                     interval: cfg.interval,
                     min_interval: cfg.sent_min_interval(),
@@ -96,21 +65,15 @@ impl Service {
                 resp.encode_into(req.compact, body);
                 scratch.peers = resp.peers;
             }
-            Err(Full) => {
+            Err(refusal) => {
                 scratch.peers = peers;
-                failure(
-                    body,
-                    &format!(
-                        "tracker is full: it already tracks {} torrents; try again later",
-                        cfg.max_swarms
-                    ),
-                );
+                failure(body, &self.refusal_text(refusal));
             }
         }
     }
 
     /// Handles `GET /scrape?query`, appending the body to `body`.
-    pub fn scrape(&self, query: &[u8], body: &mut Vec<u8>) {
+    pub fn http_scrape(&self, query: &[u8], body: &mut Vec<u8>) {
         let req = match ScrapeRequest::from_query(query) {
             Ok(req) => req,
             Err(e) => return failure(body, &e.to_string()),

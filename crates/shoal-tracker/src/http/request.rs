@@ -1,6 +1,6 @@
 //! HTTP/1.x request-head parsing over a byte buffer, no IO.
 //!
-//! Only what a GET-only tracker needs: method, target, version, and the `Connection`,
+//! Only what the tracker needs: method, target, version, and the `Connection`,
 //! `Content-Length` and `Transfer-Encoding` headers. The caller caps the buffer size;
 //! this module only ever looks inside it.
 
@@ -14,8 +14,12 @@ pub(crate) struct Head<'a> {
     pub http10: bool,
     /// The client wants the connection kept open after the response.
     pub keep_alive: bool,
-    /// The request announces a body (which a GET-only server does not read).
+    /// The request announces a body.
     pub has_body: bool,
+    /// `Content-Length`, 0 when absent.
+    pub content_length: u64,
+    /// `Transfer-Encoding` is present (chunked bodies are not accepted).
+    pub chunked: bool,
 }
 
 impl<'a> Head<'a> {
@@ -66,6 +70,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head<'_>, usize)>, BadReq
         http10,
         keep_alive: !http10,
         has_body: false,
+        content_length: 0,
+        chunked: false,
     };
     for line in lines.filter(|l| !l.is_empty()) {
         let colon = line
@@ -82,12 +88,25 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head<'_>, usize)>, BadReq
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            head.has_body |= value != b"0";
+            head.content_length =
+                parse_length(value).ok_or(BadRequest("invalid Content-Length"))?;
+            head.has_body |= head.content_length > 0;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             head.has_body = true;
+            head.chunked = true;
         }
     }
     Ok(Some((head, end)))
+}
+
+/// A `Content-Length` value: 1 to 19 decimal digits.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &c| {
+        n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })
 }
 
 /// Offset just past the blank line ending the head (`\r\n\r\n` or bare `\n\n`).
@@ -154,6 +173,19 @@ mod tests {
         assert!(h(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").has_body);
         assert!(h(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").has_body);
         assert!(!h(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").has_body);
+        assert_eq!(
+            h(b"POST / HTTP/1.1\r\nContent-Length: 1234\r\n\r\n").content_length,
+            1234
+        );
+        for bad in [&b"x"[..], b"-1", b"99999999999999999999", b""] {
+            let mut r = b"POST / HTTP/1.1\r\nContent-Length: ".to_vec();
+            r.extend_from_slice(bad);
+            r.extend_from_slice(b"\r\n\r\n");
+            assert_eq!(
+                parse_head(&r).unwrap_err(),
+                BadRequest("invalid Content-Length")
+            );
+        }
     }
 
     #[test]

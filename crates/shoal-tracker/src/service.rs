@@ -1,0 +1,97 @@
+//! State shared by the HTTP and UDP front ends: swarms, catalog, counters, config.
+//!
+//! Both transports funnel announces through [`Service::announce`], which applies the
+//! catalog-only rule, the swarm cap and the counters in one place.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use shoal_proto::tracker::{AnnounceEvent, ScrapeStats};
+use shoal_proto::InfoHash;
+
+use crate::catalog::Catalog;
+use crate::config::TrackerConfig;
+use crate::registry::{Full, Registry};
+use crate::stats::Stats;
+use crate::swarm::PeerAnnounce;
+use crate::udp::ConnectionIds;
+
+/// Why an announce was refused; the text goes back as a failure reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `max_swarms` reached and this torrent is new.
+    Full,
+    /// Catalog-only mode and the torrent is not published.
+    NotPublished,
+}
+
+/// Shared tracker state behind every connection and datagram.
+pub(crate) struct Service {
+    pub registry: Registry,
+    pub config: TrackerConfig,
+    /// Behind an `Arc` so blocking catalog work can own a handle.
+    pub catalog: Arc<Catalog>,
+    pub stats: Stats,
+    pub connection_ids: ConnectionIds,
+}
+
+impl Service {
+    pub fn new(config: TrackerConfig, catalog: Catalog) -> Self {
+        Service {
+            registry: Registry::new(config.max_swarms),
+            catalog: Arc::new(catalog),
+            stats: Stats::new(Instant::now()),
+            connection_ids: ConnectionIds::new(),
+            config,
+        }
+    }
+
+    /// Peers to return: the client's wish or the default, capped; none when leaving.
+    pub fn numwant(&self, asked: Option<u32>, event: AnnounceEvent) -> usize {
+        let cfg = &self.config;
+        let n = match event {
+            AnnounceEvent::Stopped => 0,
+            _ => asked.unwrap_or(cfg.default_numwant).min(cfg.max_numwant),
+        };
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+
+    /// Applies an announce and appends up to `numwant` peers to `out`.
+    pub fn announce(
+        &self,
+        hash: &InfoHash,
+        a: &PeerAnnounce,
+        numwant: usize,
+        udp: bool,
+        out: &mut Vec<SocketAddr>,
+    ) -> Result<ScrapeStats, Refusal> {
+        if self.config.catalog_only && !self.catalog.is_published(hash) {
+            return Err(Refusal::NotPublished);
+        }
+        self.stats.announce(udp);
+        self.registry
+            .announce(
+                hash,
+                a,
+                Instant::now(),
+                numwant,
+                &mut rand::thread_rng(),
+                out,
+            )
+            .map_err(|Full| Refusal::Full)
+    }
+
+    /// The failure reason for a refusal.
+    pub fn refusal_text(&self, r: Refusal) -> String {
+        match r {
+            Refusal::Full => format!(
+                "tracker is full: it already tracks {} torrents; try again later",
+                self.config.max_swarms
+            ),
+            Refusal::NotPublished => "this tracker only tracks torrents published to its \
+                catalog; publish the .torrent first (POST /publish, or `shoal publish`)"
+                .to_string(),
+        }
+    }
+}

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod announce;
+pub mod catalog;
 pub mod choker;
 pub mod create;
 pub mod peer;

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 GET client for tracker announces: `http://` URLs only,
-//! `Connection: close`, bounded response size, chunked transfer decoding.
+//! A minimal HTTP/1.1 client for tracker announces and the tracker catalog: GET, and
+//! POST with a `Content-Length` body; `http://` URLs only, `Connection: close`,
+//! bounded response size, chunked transfer decoding.
 
 use std::time::Duration;
 
@@ -46,12 +47,20 @@ pub fn split_url(url: &str) -> Result<(String, u16, String), AnnounceError> {
 
 /// GETs `url` and returns the body of a 200 response.
 pub async fn get(url: &str) -> Result<Vec<u8>, AnnounceError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, get_inner(url))
+    tokio::time::timeout(REQUEST_TIMEOUT, request(url, None))
         .await
         .map_err(|_| AnnounceError::Timeout)?
 }
 
-async fn get_inner(url: &str) -> Result<Vec<u8>, AnnounceError> {
+/// POSTs `body` (of `content_type`) to `url` and returns the body of a 200 response.
+pub async fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Vec<u8>, AnnounceError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, request(url, Some((content_type, body))))
+        .await
+        .map_err(|_| AnnounceError::Timeout)?
+}
+
+/// GET, or POST when `body` is given.
+async fn request(url: &str, body: Option<(&str, &[u8])>) -> Result<Vec<u8>, AnnounceError> {
     let (host, port, path) = split_url(url)?;
     let mut stream = TcpStream::connect((host.as_str(), port)).await?;
     let host_hdr = if host.contains(':') {
@@ -59,11 +68,22 @@ async fn get_inner(url: &str) -> Result<Vec<u8>, AnnounceError> {
     } else {
         format!("{host}:{port}")
     };
+    let (method, extra) = match body {
+        Some((ctype, b)) => (
+            "POST",
+            format!("Content-Type: {ctype}\r\nContent-Length: {}\r\n", b.len()),
+        ),
+        None => ("GET", String::new()),
+    };
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: Shoal/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: Shoal/{}\r\nAccept-Encoding: identity\r\n{extra}Connection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    stream.write_all(req.as_bytes()).await?;
+    let mut req = req.into_bytes();
+    if let Some((_, b)) = body {
+        req.extend_from_slice(b);
+    }
+    stream.write_all(&req).await?;
     let mut raw = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     loop {

@@ -74,13 +74,15 @@ pub(crate) async fn publish(service: &Arc<Service>, query: &[u8], body: Vec<u8>)
         if k == b"peer_id" {
             match <[u8; 20]>::try_from(v.as_slice()) {
                 Ok(id) => publisher = Some(PeerId(id)),
-                Err(_) => return Reply::error(
-                    "400 Bad Request",
-                    format!(
+                Err(_) => {
+                    return Reply::error(
+                        "400 Bad Request",
+                        format!(
                         "peer_id must be 20 bytes, got {}; send the raw 20 bytes percent-encoded",
                         v.len()
                     ),
-                ),
+                    )
+                }
             }
         }
     }

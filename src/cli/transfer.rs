@@ -33,6 +33,7 @@ async fn start(
         seed_only,
         peers: net.peers.clone(),
         trackers,
+        ..TorrentOptions::default()
     };
     let handle = session.add_torrent(meta, opts)?;
     Ok((session, handle))

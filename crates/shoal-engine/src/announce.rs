@@ -45,11 +45,22 @@ pub async fn announce_tiers(
     tiers: &mut [Vec<String>],
     req: &AnnounceRequest,
 ) -> Result<(AnnounceResponse, String), AnnounceError> {
+    announce_tiers_with(tiers, req, |_, _| {}).await
+}
+
+/// [`announce_tiers`], reporting every attempt's outcome to `seen`.
+pub async fn announce_tiers_with(
+    tiers: &mut [Vec<String>],
+    req: &AnnounceRequest,
+    mut seen: impl FnMut(&str, &Result<AnnounceResponse, AnnounceError>),
+) -> Result<(AnnounceResponse, String), AnnounceError> {
     let mut last_err = AnnounceError::Http("no trackers".into());
     for tier in tiers.iter_mut() {
         for i in 0..tier.len() {
             let url = tier[i].clone();
-            match announce_one(&url, req).await {
+            let r = announce_one(&url, req).await;
+            seen(&url, &r);
+            match r {
                 Ok(resp) => {
                     let t = tier.remove(i);
                     tier.insert(0, t);
@@ -84,17 +95,22 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
     let mut failures = 0u32;
     loop {
         let req = shared.announce_request(event);
-        let wait = match announce_tiers(&mut tiers, &req).await {
+        let record = |url: &str, r: &Result<AnnounceResponse, AnnounceError>| {
+            shared.tracker_result(
+                url,
+                match r {
+                    Ok(a) => Ok((a.complete, a.incomplete, a.warning.clone())),
+                    Err(e) => Err(e.to_string()),
+                },
+            )
+        };
+        let wait = match announce_tiers_with(&mut tiers, &req, record).await {
             Ok((resp, url)) => {
                 failures = 0;
                 if let Some(w) = &resp.warning {
                     warn!(%url, "tracker warning: {w}");
                 }
                 debug!(%url, peers = resp.peers.len(), "announced");
-                shared.set_tracker_status(Ok(format!(
-                    "{url}: {} seeders, {} leechers",
-                    resp.complete, resp.incomplete
-                )));
                 shared.add_peers(&resp.peers);
                 event = AnnounceEvent::None;
                 let interval = u64::from(resp.interval.max(1));
@@ -109,7 +125,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
             Err(e) => {
                 failures += 1;
                 info!("announce failed: {e}");
-                shared.set_tracker_status(Err(e.to_string()));
                 Duration::from_secs((15u64 << failures.min(5)).min(300))
             }
         };

@@ -15,7 +15,8 @@
 //! use shoal_engine::{Session, SessionConfig, TorrentOptions};
 //! let session = Session::start(SessionConfig::default()).await?;
 //! let torrent = session.add_torrent(meta, TorrentOptions {
-//!     save_dir: "downloads".into(), seed_only: false, peers: vec![], trackers: vec![],
+//!     save_dir: "downloads".into(),
+//!     ..TorrentOptions::default()
 //! })?;
 //! println!("{:?}", torrent.status().phase);
 //! # Ok(()) }
@@ -33,4 +34,6 @@ pub mod storage;
 pub mod torrent;
 
 pub use session::{Session, SessionConfig, SessionError};
-pub use torrent::{Phase, TorrentHandle, TorrentOptions, TorrentStatus};
+pub use torrent::{
+    PeerInfo, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus, TrackerInfo,
+};

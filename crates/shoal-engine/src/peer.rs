@@ -86,6 +86,14 @@ pub struct PeerStats {
     pub is_seed: AtomicBool,
     /// Pieces the peer has.
     pub pieces: AtomicU64,
+    /// We are interested in the peer.
+    pub am_interested: AtomicBool,
+    /// The peer left our requests unanswered for a long time.
+    pub snubbed: AtomicBool,
+    /// Recent bytes per second from the peer (set by the torrent driver).
+    pub down_rate: AtomicU64,
+    /// Recent bytes per second to the peer (set by the torrent driver).
+    pub up_rate: AtomicU64,
 }
 
 /// Blocks a peer may have queued with us before we refuse more (our `reqq`).
@@ -131,9 +139,10 @@ pub(crate) async fn run(
     stream: TcpStream,
     addr: SocketAddr,
     remote: Handshake,
+    incoming: bool,
 ) -> Result<(), PeerError> {
     let _ = stream.set_nodelay(true);
-    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id)?;
+    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, incoming)?;
     let (result, pieces) = run_registered(&shared, stream, addr, remote, key, stats, cmd_rx).await;
     shared.unregister_peer(key, remote.peer_id, &pieces);
     if let Err(e) = &result {
@@ -153,7 +162,7 @@ async fn run_registered(
 ) -> (Result<(), PeerError>, Bitfield) {
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::channel(256);
-    let writer = tokio::spawn(writer::run(wr, out_rx, shared.clone(), stats.clone()));
+    let writer = tokio::spawn(writer::run(wr, out_rx, shared.clone(), stats.clone(), addr));
     let num_pieces = shared.meta.info.num_pieces();
     let now = Instant::now();
     let mut peer = Peer {
@@ -399,6 +408,7 @@ impl Peer {
         let want = self.shared.wants_any(&self.their_pieces);
         if want != self.am_interested {
             self.am_interested = want;
+            self.stats.am_interested.store(want, Ordering::Relaxed);
             self.send(if want {
                 Message::Interested
             } else {
@@ -482,6 +492,7 @@ impl Peer {
         }
         let now = Instant::now();
         self.last_block = now;
+        self.stats.snubbed.store(false, Ordering::Relaxed);
         self.rate.add(data.len() as u64, now);
         self.stats
             .downloaded
@@ -541,6 +552,7 @@ impl Peer {
                 }
                 if self.am_interested && !self.shared.wants_any(&self.their_pieces) {
                     self.am_interested = false;
+                    self.stats.am_interested.store(false, Ordering::Relaxed);
                     self.send(Message::NotInterested);
                 }
                 if self.shared.is_seeding() && self.their_pieces.is_full() {
@@ -590,6 +602,7 @@ impl Peer {
         }
         if !self.inflight.is_empty() && now.duration_since(self.last_block) > SNUB_TIMEOUT {
             debug!(addr = %self.addr, "peer snubbed us; returning its requests");
+            self.stats.snubbed.store(true, Ordering::Relaxed);
             self.release_requests();
             self.last_block = now;
         }

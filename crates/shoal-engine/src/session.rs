@@ -77,6 +77,18 @@ impl Limits {
         }
     }
 
+    /// Changes both limits.
+    pub fn set(&self, up: u64, down: u64) {
+        self.up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_rate(up);
+        self.down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_rate(down);
+    }
+
     /// Waits until `n` bytes may be sent.
     pub async fn wait_up(&self, n: u64) {
         Self::wait(&self.up, n).await
@@ -174,6 +186,51 @@ impl Session {
         let handle = TorrentHandle::start(shared.clone(), opts);
         map.insert(shared.info_hash(), (shared, handle.clone()));
         Ok(handle)
+    }
+
+    /// The running torrents.
+    pub fn torrents(&self) -> Vec<TorrentHandle> {
+        let map = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.values().map(|(_, h)| h.clone()).collect()
+    }
+
+    /// The torrent with this info-hash, if running.
+    pub fn torrent(&self, id: &InfoHash) -> Option<TorrentHandle> {
+        let map = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(id).map(|(_, h)| h.clone())
+    }
+
+    /// Stops a torrent (peers, trackers) and forgets it; its data stays on disk.
+    /// Returns false when it was not running.
+    pub async fn remove_torrent(&self, id: &InfoHash) -> bool {
+        let entry = {
+            let mut map = self
+                .inner
+                .torrents
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.remove(id)
+        };
+        match entry {
+            Some((_, h)) => {
+                h.stop().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Changes the global rate limits (bytes per second, 0 = unlimited).
+    pub fn set_limits(&self, up: u64, down: u64) {
+        self.inner.limits.set(up, down);
     }
 
     /// Stops every torrent and the listener.

@@ -52,6 +52,11 @@ pub struct Storage {
     layout: Layout,
     /// Parallel to `layout.files`; `None` for zero-length files.
     handles: Vec<Option<File>>,
+    /// Parallel to `layout.files`: bytes each file held before we opened it. Pieces
+    /// lying wholly beyond these are known to be missing and need no hashing.
+    existing: Vec<u64>,
+    /// Parallel to `layout.files`: written through this `Storage`.
+    written: Vec<AtomicBool>,
     hashes: Vec<[u8; 20]>,
     mode: OpenMode,
 }
@@ -62,14 +67,23 @@ impl Storage {
     /// multi-file one. Blocking; may take a while for torrents with many files.
     pub fn open(save_dir: &Path, info: &Info, mode: OpenMode) -> Result<Storage, StorageError> {
         let layout = Layout::new(save_dir, info)?;
-        let handles = layout
+        let (handles, existing) = layout
             .files
             .iter()
             .map(|f| open::open_file(&f.path, f.length, mode))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        let written = layout
+            .files
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Ok(Storage {
             layout,
             handles,
+            existing,
+            written,
             hashes: info.pieces.clone(),
             mode,
         })
@@ -110,6 +124,9 @@ impl Storage {
             let chunk = &data[seg.buf_offset..seg.buf_offset + seg.len];
             file.write_all_at(chunk, seg.file_offset)
                 .map_err(|e| StorageError::write(slot.path.clone(), piece, seg.file_offset, e))?;
+            if let Some(w) = self.written.get(seg.file) {
+                w.store(true, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
@@ -180,7 +197,11 @@ impl Storage {
                 if piece >= n {
                     break;
                 }
-                let ok = match self.verify_piece(piece, &mut buf) {
+                let ok = match self.piece_may_exist(piece) {
+                    false => Ok(false),
+                    true => self.verify_piece(piece, &mut buf),
+                };
+                let ok = match ok {
                     Ok(ok) => ok,
                     Err(StorageError::Truncated { .. }) => false,
                     Err(e) => {
@@ -206,6 +227,24 @@ impl Storage {
                 .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
         })?;
         Ok(have.into_iter().map(AtomicBool::into_inner).collect())
+    }
+
+    /// Whether any byte of `piece` lies in data that existed before we opened the files.
+    fn piece_may_exist(&self, piece: u32) -> bool {
+        let start = u64::from(piece) * self.layout.piece_length;
+        let end = start + self.layout.piece_size(piece).unwrap_or(0);
+        self.layout
+            .files
+            .iter()
+            .zip(self.existing.iter().zip(&self.written))
+            .any(|(f, (&have, written))| {
+                let have = if written.load(Ordering::Relaxed) {
+                    f.length
+                } else {
+                    have
+                };
+                have > 0 && f.offset < end && start < f.offset + have
+            })
     }
 
     /// Flushes written data of every file to disk (`fdatasync`). A no-op for seeding.

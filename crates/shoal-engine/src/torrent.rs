@@ -26,7 +26,7 @@ use shoal_proto::tracker::{AnnounceEvent, AnnounceRequest};
 use shoal_proto::wire::Bitfield;
 use shoal_proto::{InfoHash, PeerId};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -66,7 +66,7 @@ pub enum Phase {
 }
 
 /// How a torrent is added.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TorrentOptions {
     /// Folder that holds (or will hold) the torrent's data under its name.
     pub save_dir: PathBuf,
@@ -76,10 +76,101 @@ pub struct TorrentOptions {
     pub peers: Vec<SocketAddr>,
     /// Tracker tiers; empty means the torrent's own.
     pub trackers: Vec<Vec<String>>,
+    /// Piece states to trust without hashing (resume data whose files are unchanged);
+    /// `None`, or a list of the wrong length, checks the data.
+    pub verified: Option<Vec<bool>>,
+    /// Which files to download (by index); `None` means all.
+    pub wanted_files: Option<Vec<bool>>,
+}
+
+/// Something that happened to a torrent, for logs and persistence. Delivered through a
+/// bounded broadcast channel: a slow subscriber misses events rather than slowing
+/// transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TorrentEvent {
+    /// A piece passed its hash check and is stored.
+    PieceVerified {
+        /// The piece.
+        piece: u32,
+        /// Its size.
+        bytes: u64,
+        /// The peer that sent its first block.
+        peer: Option<SocketAddr>,
+    },
+    /// Blocks of one piece were sent to a peer (aggregated per piece and peer).
+    BlocksSent {
+        /// The receiving peer.
+        peer: SocketAddr,
+        /// The piece.
+        piece: u32,
+        /// Payload bytes sent.
+        bytes: u64,
+    },
+    /// A piece failed its hash check and will be fetched again.
+    PieceFailed {
+        /// The piece.
+        piece: u32,
+    },
+    /// Every wanted piece is verified.
+    Completed,
+    /// The torrent stopped with an error.
+    Error(String),
+}
+
+/// A connected peer, for APIs.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Remote address of the connection.
+    pub addr: SocketAddr,
+    /// Client name from the handshake.
+    pub client: String,
+    /// Share of the torrent the peer has, 0 to 1.
+    pub progress: f64,
+    /// Bytes per second from the peer.
+    pub down_rate: u64,
+    /// Bytes per second to the peer.
+    pub up_rate: u64,
+    /// Payload bytes from the peer.
+    pub downloaded: u64,
+    /// Payload bytes to the peer.
+    pub uploaded: u64,
+    /// The peer has every piece.
+    pub seed: bool,
+    /// We choke the peer.
+    pub am_choking: bool,
+    /// We want pieces the peer has.
+    pub am_interested: bool,
+    /// The peer chokes us.
+    pub peer_choking: bool,
+    /// The peer wants pieces we have.
+    pub peer_interested: bool,
+    /// The peer connected to us.
+    pub incoming: bool,
+    /// The peer left our requests unanswered for a long time.
+    pub snubbed: bool,
+}
+
+/// A tracker's last outcome, for APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerInfo {
+    /// Announce URL.
+    pub url: String,
+    /// BEP 12 tier, from 0.
+    pub tier: usize,
+    /// `working`, `error` or `not contacted`.
+    pub status: &'static str,
+    /// The tracker's warning or error, if any.
+    pub message: Option<String>,
+    /// Seeders it reported.
+    pub seeders: Option<u32>,
+    /// Leechers it reported.
+    pub leechers: Option<u32>,
 }
 
 pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
+    pub client: String,
+    pub incoming: bool,
     /// Where the peer accepts connections, when known.
     pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,
@@ -104,7 +195,12 @@ pub(crate) struct State {
     /// Spare piece buffers.
     pub pool: Vec<Vec<u8>>,
     pub tracker_status: Option<Result<String, String>>,
+    pub trackers: Vec<TrackerInfo>,
     pub hash_failures: u64,
+    /// Per file: download it.
+    pub wanted_files: Vec<bool>,
+    /// Peer that sent the first block of each piece being received.
+    pub piece_source: HashMap<u32, SocketAddr>,
 }
 
 /// State shared by a torrent's tasks.
@@ -125,6 +221,7 @@ pub struct Shared {
     phase: watch::Sender<Phase>,
     completed: Notify,
     next_key: AtomicU64,
+    events: broadcast::Sender<TorrentEvent>,
 }
 
 impl Shared {
@@ -161,7 +258,10 @@ impl Shared {
                 partial: HashMap::new(),
                 pool: Vec::new(),
                 tracker_status: None,
+                trackers: Vec::new(),
                 hash_failures: 0,
+                wanted_files: vec![true; info.files.len()],
+                piece_source: HashMap::new(),
             }),
             hash_slots: Semaphore::new(threads + 1),
             phase: watch::Sender::new(Phase::Checking {
@@ -170,6 +270,7 @@ impl Shared {
             }),
             completed: Notify::new(),
             next_key: AtomicU64::new(1),
+            events: broadcast::channel(4096).0,
             meta,
         })
     }
@@ -192,6 +293,86 @@ impl Shared {
         let _ = self.storage.set(s);
     }
 
+    pub(crate) fn emit(&self, e: TorrentEvent) {
+        let _ = self.events.send(e);
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TorrentEvent> {
+        self.events.subscribe()
+    }
+
+    /// Marks a file wanted or not; a piece is wanted while any file it overlaps is.
+    pub(crate) fn set_file_wanted(self: &Arc<Self>, index: usize, wanted: bool) {
+        let info = &self.meta.info;
+        let Some(file) = info.files.get(index) else {
+            return;
+        };
+        let mut st = self.lock();
+        let Some(slot) = st.wanted_files.get_mut(index) else {
+            return;
+        };
+        *slot = wanted;
+        if file.length == 0 {
+            return;
+        }
+        let pl = info.piece_length;
+        let first = (file.offset / pl) as u32;
+        let last = ((file.offset + file.length - 1) / pl) as u32;
+        for piece in first..=last {
+            let (start, end) = (
+                u64::from(piece) * pl,
+                u64::from(piece) * pl + info.piece_size(piece),
+            );
+            let any =
+                info.files.iter().zip(&st.wanted_files).any(|(f, w)| {
+                    *w && f.length > 0 && f.offset < end && start < f.offset + f.length
+                });
+            st.picker.set_wanted(piece, any);
+        }
+        let done = st.picker.is_complete_wanted();
+        drop(st);
+        self.update_completion(done);
+    }
+
+    /// Switches between downloading and seeding as the wanted set is (in)complete.
+    fn update_completion(&self, done: bool) {
+        let was = self.seeding.swap(done, Ordering::Relaxed);
+        if done && !was {
+            self.set_phase(Phase::Seeding);
+            self.completed.notify_one();
+            self.emit(TorrentEvent::Completed);
+            info!(name = %self.meta.info.name, "download complete; seeding");
+        } else if !done && was {
+            self.set_phase(Phase::Downloading);
+        }
+    }
+
+    /// Bytes of verified pieces that fall in each file.
+    pub(crate) fn file_progress(&self) -> Vec<u64> {
+        let info = &self.meta.info;
+        let st = self.lock();
+        let mut out = vec![0u64; info.files.len()];
+        let mut fi = 0;
+        for piece in st.have.iter_set() {
+            let start = u64::from(piece) * info.piece_length;
+            let end = start + info.piece_size(piece);
+            while fi < info.files.len() && info.files[fi].offset + info.files[fi].length <= start {
+                fi += 1;
+            }
+            let mut j = fi;
+            while j < info.files.len() && info.files[j].offset < end {
+                let f = &info.files[j];
+                let lo = start.max(f.offset);
+                let hi = end.min(f.offset + f.length);
+                if hi > lo {
+                    out[j] += hi - lo;
+                }
+                j += 1;
+            }
+        }
+        out
+    }
+
     pub(crate) fn set_phase(&self, p: Phase) {
         self.phase.send_replace(p);
     }
@@ -212,8 +393,45 @@ impl Shared {
         self.lock().peers.len()
     }
 
-    pub(crate) fn set_tracker_status(&self, s: Result<String, String>) {
-        self.lock().tracker_status = Some(s);
+    pub(crate) fn init_trackers(&self, tiers: &[Vec<String>]) {
+        let mut st = self.lock();
+        st.trackers = tiers
+            .iter()
+            .enumerate()
+            .flat_map(|(tier, urls)| {
+                urls.iter().map(move |url| TrackerInfo {
+                    url: url.clone(),
+                    tier,
+                    status: "not contacted",
+                    message: None,
+                    seeders: None,
+                    leechers: None,
+                })
+            })
+            .collect();
+    }
+
+    /// Records one tracker's answer (`Ok((seeders, leechers, warning))`) or error.
+    pub(crate) fn tracker_result(&self, url: &str, r: Result<(u32, u32, Option<String>), String>) {
+        let mut st = self.lock();
+        st.tracker_status = Some(match &r {
+            Ok((s, l, _)) => Ok(format!("{url}: {s} seeders, {l} leechers")),
+            Err(e) => Err(e.clone()),
+        });
+        if let Some(t) = st.trackers.iter_mut().find(|t| t.url == url) {
+            match r {
+                Ok((s, l, w)) => {
+                    t.status = "working";
+                    t.message = w;
+                    t.seeders = Some(s);
+                    t.leechers = Some(l);
+                }
+                Err(e) => {
+                    t.status = "error";
+                    t.message = Some(e);
+                }
+            }
+        }
     }
 
     /// Bytes still missing.
@@ -244,11 +462,9 @@ impl Shared {
                 st.picker.set_have(i as u32);
             }
         }
-        let full = st.have.is_full();
+        let done = st.picker.is_complete_wanted();
         drop(st);
-        if full {
-            self.seeding.store(true, Ordering::Relaxed);
-        }
+        self.seeding.store(done, Ordering::Relaxed);
     }
 
     // ----- peer registry -----
@@ -257,6 +473,7 @@ impl Shared {
         &self,
         addr: SocketAddr,
         peer_id: PeerId,
+        incoming: bool,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
         let mut st = self.lock();
         if st.banned_ids.contains(&peer_id) || st.banned_addrs.contains(&addr) {
@@ -276,6 +493,8 @@ impl Shared {
             key,
             PeerEntry {
                 addr,
+                client: peer_id.client_name(),
+                incoming,
                 listen_addr: None,
                 peer_id,
                 tx,
@@ -408,6 +627,7 @@ impl Shared {
         }
         let size = self.meta.info.piece_size(block.piece) as usize;
         if !st.partial.contains_key(&block.piece) {
+            st.piece_source.insert(block.piece, _addr);
             let mut buf = st.pool.pop().unwrap_or_default();
             buf.resize(size, 0);
             st.partial.insert(block.piece, buf);
@@ -457,26 +677,34 @@ impl Shared {
             (true, Ok(())) => {
                 st.picker.piece_verified(piece);
                 st.have.set(piece);
+                let source = st.piece_source.remove(&piece);
                 for p in st.peers.values() {
                     let _ = p.tx.send(PeerCmd::Have(piece));
                 }
-                if st.have.is_full() {
-                    drop(st);
-                    self.seeding.store(true, Ordering::Relaxed);
-                    self.set_phase(Phase::Seeding);
-                    self.completed.notify_one();
-                    info!(name = %self.meta.info.name, "download complete; seeding");
+                let done = st.picker.is_complete_wanted();
+                drop(st);
+                self.emit(TorrentEvent::PieceVerified {
+                    piece,
+                    bytes: self.meta.info.piece_size(piece),
+                    peer: source,
+                });
+                if done {
+                    self.update_completion(true);
                 }
             }
             (true, Err(e)) => {
                 st.picker.piece_failed(piece);
+                st.piece_source.remove(&piece);
                 drop(st);
                 warn!("cannot store piece {piece}: {e}");
                 self.set_phase(Phase::Error(format!("{e}")));
+                self.emit(TorrentEvent::Error(e.to_string()));
                 self.cancel.cancel();
             }
             (false, _) => {
                 st.hash_failures += 1;
+                st.piece_source.remove(&piece);
+                self.emit(TorrentEvent::PieceFailed { piece });
                 let contributors = st.picker.piece_failed(piece);
                 let sole = contributors.len() == 1;
                 warn!(
@@ -558,7 +786,7 @@ impl Shared {
             .map_err(|_| PeerError::Timeout("connect"))??;
         let theirs =
             peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await?;
-        peer::run(self.clone(), stream, addr, theirs).await
+        peer::run(self.clone(), stream, addr, theirs, false).await
     }
 
     /// Takes over an incoming connection whose handshake named this torrent.
@@ -579,7 +807,7 @@ impl Shared {
             {
                 return;
             }
-            if let Err(e) = peer::run(me, stream, addr, theirs).await {
+            if let Err(e) = peer::run(me, stream, addr, theirs, true).await {
                 tracing::debug!(%addr, "incoming peer ended: {e}");
             }
         });

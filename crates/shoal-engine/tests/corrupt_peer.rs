@@ -105,8 +105,7 @@ async fn corrupt_peer_is_dropped_and_download_completes() {
                 TorrentOptions {
                     save_dir: seed_dir.clone(),
                     seed_only: true,
-                    peers: vec![],
-                    trackers: vec![],
+                    ..TorrentOptions::default()
                 },
             )
             .unwrap();
@@ -131,9 +130,8 @@ async fn corrupt_peer_is_dropped_and_download_completes() {
                 meta.clone(),
                 TorrentOptions {
                     save_dir: leech_dir.clone(),
-                    seed_only: false,
                     peers: vec![evil_addr],
-                    trackers: vec![],
+                    ..TorrentOptions::default()
                 },
             )
             .unwrap();

@@ -1,6 +1,7 @@
 //! The writing half of a peer connection: batches queued messages and block data into
 //! few large writes, applies the upload rate limit, and counts uploaded bytes.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::PeerStats;
-use crate::torrent::Shared;
+use crate::torrent::{Shared, TorrentEvent};
 
 /// Something to send to the peer.
 pub(crate) enum Out {
@@ -29,8 +30,20 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Out>,
     shared: Arc<Shared>,
     stats: Arc<PeerStats>,
+    addr: SocketAddr,
 ) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH + 32 * 1024);
+    // (piece, bytes) sent to this peer and not yet reported as an event.
+    let mut sent: Option<(u32, u64)> = None;
+    let report = |sent: &mut Option<(u32, u64)>| {
+        if let Some((piece, bytes)) = sent.take() {
+            shared.emit(TorrentEvent::BlocksSent {
+                peer: addr,
+                piece,
+                bytes,
+            });
+        }
+    };
     while let Some(first) = rx.recv().await {
         let mut payload = 0u64;
         let mut next = Some(first);
@@ -41,6 +54,17 @@ pub(crate) async fn run(
                     buf.extend_from_slice(&header);
                     buf.extend_from_slice(&data);
                     payload += data.len() as u64;
+                    let piece = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+                    match &mut sent {
+                        Some((p, bytes)) if *p == piece => *bytes += data.len() as u64,
+                        _ => {
+                            report(&mut sent);
+                            sent = Some((piece, data.len() as u64));
+                        }
+                    }
+                    if sent.is_some_and(|(p, b)| b >= shared.meta.info.piece_size(p)) {
+                        report(&mut sent);
+                    }
                 }
             }
             if buf.len() < BATCH {
@@ -57,6 +81,7 @@ pub(crate) async fn run(
             shared.uploaded.fetch_add(payload, Ordering::Relaxed);
         }
     }
+    report(&mut sent);
     let _ = w.shutdown().await;
     Ok(())
 }

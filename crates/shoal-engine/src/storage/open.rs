@@ -6,17 +6,18 @@ use std::io;
 use std::path::Path;
 
 /// Opens the file at `path` that should hold `length` bytes. Returns `None` for
-/// zero-length files, which are checked (seed) or created (download) but not kept open.
+/// zero-length files, which are checked (seed) or created (download) but not kept open,
+/// and how many bytes the file held before it was opened (data that may be valid).
 pub(super) fn open_file(
     path: &Path,
     length: u64,
     mode: OpenMode,
-) -> Result<Option<File>, StorageError> {
-    let file = match mode {
-        OpenMode::Seed => open_for_seeding(path, length)?,
+) -> Result<(Option<File>, u64), StorageError> {
+    let (file, existing) = match mode {
+        OpenMode::Seed => (open_for_seeding(path, length)?, length),
         OpenMode::Download => open_for_download(path, length)?,
     };
-    Ok((length > 0).then_some(file))
+    Ok(((length > 0).then_some(file), existing))
 }
 
 fn open_for_seeding(path: &Path, length: u64) -> Result<File, StorageError> {
@@ -38,7 +39,7 @@ fn open_for_seeding(path: &Path, length: u64) -> Result<File, StorageError> {
     Ok(file)
 }
 
-fn open_for_download(path: &Path, length: u64) -> Result<File, StorageError> {
+fn open_for_download(path: &Path, length: u64) -> Result<(File, u64), StorageError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
             path: parent.into(),
@@ -79,7 +80,7 @@ fn open_for_download(path: &Path, length: u64) -> Result<File, StorageError> {
                 source,
             })?;
     }
-    Ok(file)
+    Ok((file, actual))
 }
 
 /// Length of an open regular file; anything else (a folder, a device) is an error.

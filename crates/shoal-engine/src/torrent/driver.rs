@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::{PeerKey, Phase, Shared, TorrentOptions};
+use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvent, TorrentOptions, TrackerInfo};
 use crate::choker::{Choker, ChokerConfig, PeerSnapshot};
 use crate::peer::PeerCmd;
 use crate::rate::RateEstimator;
@@ -50,6 +50,12 @@ pub struct TorrentStatus {
     pub banned_peers: usize,
     /// Last tracker outcome.
     pub tracker: Option<Result<String, String>>,
+    /// Seeders in the swarm, as the tracker last said.
+    pub swarm_seeders: Option<u32>,
+    /// Leechers in the swarm, as the tracker last said.
+    pub swarm_leechers: Option<u32>,
+    /// Every tracker with its last outcome.
+    pub trackers: Vec<TrackerInfo>,
     /// Current phase.
     pub phase: Phase,
 }
@@ -115,8 +121,65 @@ impl TorrentHandle {
             hash_failures: st.hash_failures,
             banned_peers: st.banned_ids.len(),
             tracker: st.tracker_status.clone(),
+            swarm_seeders: st.trackers.iter().find_map(|t| t.seeders),
+            swarm_leechers: st.trackers.iter().find_map(|t| t.leechers),
+            trackers: st.trackers.clone(),
             phase: sh.phase_rx().borrow().clone(),
         }
+    }
+
+    /// The torrent's metainfo.
+    pub fn metainfo(&self) -> Arc<shoal_proto::metainfo::Metainfo> {
+        self.shared.meta.clone()
+    }
+
+    /// Verified pieces (for resume data and piece maps).
+    pub fn have_pieces(&self) -> shoal_proto::wire::Bitfield {
+        self.shared.have_snapshot()
+    }
+
+    /// Events: verified and failed pieces, blocks sent, completion, errors.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TorrentEvent> {
+        self.shared.subscribe()
+    }
+
+    /// Downloads file `index` or skips it.
+    pub fn set_file_wanted(&self, index: usize, wanted: bool) {
+        self.shared.set_file_wanted(index, wanted);
+    }
+
+    /// Verified bytes per file.
+    pub fn file_progress(&self) -> Vec<u64> {
+        self.shared.file_progress()
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let n = f64::from(self.shared.meta.info.num_pieces().max(1));
+        let st = self.shared.lock();
+        st.peers
+            .values()
+            .map(|p| {
+                let s = &p.stats;
+                let r = |a: &std::sync::atomic::AtomicBool| a.load(Ordering::Relaxed);
+                PeerInfo {
+                    addr: p.addr,
+                    client: p.client.clone(),
+                    progress: s.pieces.load(Ordering::Relaxed) as f64 / n,
+                    down_rate: s.down_rate.load(Ordering::Relaxed),
+                    up_rate: s.up_rate.load(Ordering::Relaxed),
+                    downloaded: s.downloaded.load(Ordering::Relaxed),
+                    uploaded: s.uploaded.load(Ordering::Relaxed),
+                    seed: r(&s.is_seed),
+                    am_choking: r(&s.am_choking),
+                    am_interested: r(&s.am_interested),
+                    peer_choking: r(&s.peer_choking),
+                    peer_interested: r(&s.peer_interested),
+                    incoming: p.incoming,
+                    snubbed: r(&s.snubbed),
+                }
+            })
+            .collect()
     }
 
     /// Stops the torrent: disconnects peers, sends `stopped` to trackers, flushes data.
@@ -146,6 +209,7 @@ async fn drive(
     } else {
         opts.trackers.clone()
     };
+    shared.init_trackers(&tiers);
     let announce = tokio::spawn(crate::announce::run(shared.clone(), tiers));
     shared.add_peers(&opts.peers);
 
@@ -175,6 +239,8 @@ async fn drive(
                 .or_insert_with(|| (0, 0, RateEstimator::new(), RateEstimator::new()));
             e.2.add_total(p.stats.downloaded.load(Ordering::Relaxed), now);
             e.3.add_total(p.stats.uploaded.load(Ordering::Relaxed), now);
+            p.stats.down_rate.store(e.2.rate(now), Ordering::Relaxed);
+            p.stats.up_rate.store(e.3.rate(now), Ordering::Relaxed);
             snaps.push(PeerSnapshot {
                 key: *k,
                 interested: p.stats.peer_interested.load(Ordering::Relaxed),
@@ -213,8 +279,12 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
     };
     let sh = shared.clone();
     let total = info.num_pieces();
+    let trusted = opts.verified.clone().filter(|v| v.len() == total as usize);
     let checked = tokio::task::spawn_blocking(move || {
         let storage = Storage::open(&dir, &info, mode).map_err(|e| e.to_string())?;
+        if let Some(have) = trusted {
+            return Ok::<_, String>((storage, have));
+        }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let progress = |done: u32| sh.set_phase(Phase::Checking { done, total });
         let have = storage
@@ -237,6 +307,13 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
         ));
     }
     shared.set_storage(Arc::new(storage));
+    if let Some(wanted) = &opts.wanted_files {
+        for (i, w) in wanted.iter().enumerate() {
+            if !*w {
+                shared.set_file_wanted(i, false);
+            }
+        }
+    }
     shared.load_pieces(&have);
     info!(name = %shared.meta.info.name, good, total = have.len(), "data checked");
     shared.set_phase(if shared.is_seeding() {

@@ -1,0 +1,81 @@
+// Thin fetch wrapper: JSON in and out, API errors as readable ApiError messages.
+
+export class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/**
+ * Calls the node's API. `body` may be a plain object (sent as JSON), a Blob or an
+ * ArrayBuffer (sent raw with `opts.type`). Resolves to the parsed JSON (null for 204).
+ */
+export async function api(method, path, body, opts = {}) {
+  const init = { method, headers: { Accept: 'application/json' }, signal: opts.signal };
+  if (body instanceof Blob || body instanceof ArrayBuffer) {
+    init.body = body;
+    init.headers['Content-Type'] = opts.type || 'application/octet-stream';
+  } else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'Cannot reach the Shoal node. Is it still running?');
+  }
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    const msg = (data && data.error) || text.trim() || `${res.status} ${res.statusText}`;
+    throw new ApiError(res.status, msg, data);
+  }
+  return data;
+}
+
+export const get = (path, opts) => api('GET', path, undefined, opts);
+
+/** Query string from an object, skipping empty values. */
+export function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+/** Uploads raw bytes with progress (fetch has no upload progress). */
+export function upload(path, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+    };
+    xhr.onload = () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = null;
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, (data && data.error) || `Upload failed (${xhr.status})`, data));
+    };
+    xhr.onerror = () => reject(new ApiError(0, 'Upload failed: cannot reach the Shoal node.'));
+    xhr.send(file);
+  });
+}

@@ -3,7 +3,12 @@
 //!
 //! Argument parsing lives here; each command is in [`cli`].
 
+mod api;
 mod cli;
+mod config;
+mod node;
+mod store;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,12 +19,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about, long_about = None)]
 struct Args {
+    /// Without a command: `up`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a node: seed and download many torrents, with a web UI and JSON API (the default).
+    Up(config::UpArgs),
+    /// Start a tracker and N nodes in separate data dirs, for local trials.
+    Swarm(node::swarm::SwarmArgs),
     /// Run a BitTorrent tracker (HTTP announce and scrape).
     Tracker(cli::tracker::TrackerArgs),
     /// Make a .torrent from a file or folder.
@@ -69,6 +79,13 @@ enum Command {
     },
 }
 
+/// `shoal` with no command: `up` with settings from the environment only.
+#[derive(Parser, Debug)]
+struct UpOnly {
+    #[command(flatten)]
+    up: config::UpArgs,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
@@ -88,7 +105,13 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        match args.command {
+        let command = match args.command {
+            Some(c) => c,
+            None => Command::Up(UpOnly::parse_from(["shoal"]).up),
+        };
+        match command {
+            Command::Up(args) => node::up::run(args).await,
+            Command::Swarm(args) => node::swarm::run(args).await,
             Command::Tracker(args) => cli::tracker::run(args).await,
             Command::Create {
                 path,

@@ -1,0 +1,375 @@
+//! `/api/torrents...`: list, add, detail, lifecycle, export, files, peers, pieces,
+//! trackers.
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shoal_proto::magnet::Magnet;
+use shoal_proto::InfoHash;
+
+use super::{body, resolve, ApiError, ApiResult};
+use crate::node::entry::file_progress;
+use crate::node::{AddError, AddRequest, Node, Summary};
+use crate::store::torrents::Priority;
+
+pub async fn list(State(node): State<Node>) -> Json<Vec<Summary>> {
+    Json(node.summaries())
+}
+
+fn summary(node: &Node, hash: InfoHash) -> ApiResult<Summary> {
+    node.summary(hash)
+        .ok_or_else(|| ApiError::not_found(format!("torrent {hash} was removed")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddBody {
+    torrent_base64: Option<String>,
+    magnet: Option<String>,
+    save_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    paused: bool,
+}
+
+pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> ApiResult<Response> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let req = if ctype.starts_with("application/x-bittorrent") {
+        AddRequest {
+            torrent: raw.to_vec(),
+            save_dir: None,
+            paused: false,
+            complete: false,
+        }
+    } else {
+        let b: AddBody = serde_json::from_slice(&raw)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+        let torrent = match (b.torrent_base64, b.magnet) {
+            (Some(t), None) => base64::engine::general_purpose::STANDARD
+                .decode(t.trim())
+                .map_err(|e| ApiError::bad_request(format!("torrent_base64 is not base64: {e}")))?,
+            (None, Some(m)) => {
+                let magnet = Magnet::parse(&m)
+                    .map_err(|e| ApiError::bad_request(format!("bad magnet link: {e}")))?;
+                if let Some(h) = node.summary(magnet.info_hash) {
+                    return Err(ApiError::conflict("torrent is already added", h.id));
+                }
+                node.fetch(&magnet.info_hash.to_hex(), &magnet.trackers)
+                    .await
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("{e:#}; add the .torrent file instead"))
+                    })?
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of \"torrent_base64\" or \"magnet\", or POST the .torrent \
+                     with Content-Type: application/x-bittorrent",
+                ))
+            }
+        };
+        AddRequest {
+            torrent,
+            save_dir: b.save_dir,
+            paused: b.paused,
+            complete: false,
+        }
+    };
+    added(&node, node.add(req).await)
+}
+
+/// `201` with the summary, or the add error's status.
+pub fn added(node: &Node, r: Result<InfoHash, AddError>) -> ApiResult<Response> {
+    match r {
+        Ok(hash) => Ok((StatusCode::CREATED, Json(summary(node, hash)?)).into_response()),
+        Err(AddError::Duplicate(h)) => Err(ApiError::conflict(
+            format!("torrent {h} is already added"),
+            h.to_hex(),
+        )),
+        Err(AddError::Invalid(m)) => {
+            Err(ApiError::bad_request(format!("not a valid .torrent: {m}")))
+        }
+        Err(AddError::Internal(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+pub async fn detail(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let hash = resolve(&node, &id)?;
+    let s = summary(&node, hash)?;
+    let (meta, trackers) = {
+        let map = node.torrents();
+        let e = map
+            .get(&hash)
+            .ok_or_else(|| ApiError::not_found("removed"))?;
+        (e.meta.clone(), tracker_list(&node, e))
+    };
+    let mut v = serde_json::to_value(s).map_err(|e| ApiError::internal(e.into()))?;
+    let mut magnet = Magnet::new(hash);
+    magnet.display_name = Some(meta.info.name.clone());
+    magnet.trackers = meta.tracker_tiers().into_iter().flatten().collect();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("trackers".into(), json!(trackers));
+        o.insert("comment".into(), json!(meta.comment));
+        o.insert("created_by".into(), json!(meta.created_by));
+        o.insert("magnet".into(), json!(magnet.to_uri()));
+    }
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    delete_data: bool,
+}
+
+pub async fn remove(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+    q: Result<Query<RemoveQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<StatusCode> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let hash = resolve(&node, &id)?;
+    node.remove(hash, q.delete_data).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Summary>> {
+    let hash = resolve(&node, &id)?;
+    node.pause(hash).await?;
+    Ok(Json(summary(&node, hash)?))
+}
+
+pub async fn resume(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Summary>> {
+    let hash = resolve(&node, &id)?;
+    node.resume(hash).await?;
+    Ok(Json(summary(&node, hash)?))
+}
+
+pub async fn recheck(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Summary>> {
+    let hash = resolve(&node, &id)?;
+    node.recheck(hash).await?;
+    Ok(Json(summary(&node, hash)?))
+}
+
+pub async fn export(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Response> {
+    let hash = resolve(&node, &id)?;
+    let (name, bytes) = {
+        let map = node.torrents();
+        let e = map
+            .get(&hash)
+            .ok_or_else(|| ApiError::not_found("removed"))?;
+        (e.meta.info.name.clone(), e.torrent_bytes.clone())
+    };
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-bittorrent".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{safe}.torrent\""),
+            ),
+        ],
+        bytes.to_vec(),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+pub struct FileView {
+    index: usize,
+    path: String,
+    size: u64,
+    progress: f64,
+    wanted: bool,
+    priority: Priority,
+}
+
+fn file_views(node: &Node, hash: InfoHash) -> ApiResult<Vec<FileView>> {
+    let map = node.torrents();
+    let e = map
+        .get(&hash)
+        .ok_or_else(|| ApiError::not_found("removed"))?;
+    let info = &e.meta.info;
+    let done = file_progress(info, &e.current_have());
+    Ok(info
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let rel = if info.single_file {
+                std::path::PathBuf::from(&info.name)
+            } else {
+                std::path::Path::new(&info.name).join(f.path.join("/"))
+            };
+            FileView {
+                index: i,
+                path: rel.to_string_lossy().into_owned(),
+                size: f.length,
+                progress: if f.length == 0 {
+                    1.0
+                } else {
+                    done.get(i).copied().unwrap_or(0) as f64 / f.length as f64
+                },
+                wanted: e.wanted.get(i).copied().unwrap_or(true),
+                priority: e.priorities.get(i).copied().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+pub async fn files(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<FileView>>> {
+    let hash = resolve(&node, &id)?;
+    Ok(Json(file_views(&node, hash)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChange {
+    wanted: Option<bool>,
+    priority: Option<Priority>,
+}
+
+pub async fn set_file(
+    State(node): State<Node>,
+    Path((id, index)): Path<(String, String)>,
+    b: Result<Json<FileChange>, JsonRejection>,
+) -> ApiResult<Json<FileView>> {
+    let hash = resolve(&node, &id)?;
+    let change = body(b)?;
+    let index: usize = index
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{index:?} is not a file index")))?;
+    if !node
+        .set_file(hash, index, change.wanted, change.priority)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "torrent {hash} has no file {index}"
+        )));
+    }
+    file_views(&node, hash)?
+        .into_iter()
+        .nth(index)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such file"))
+}
+
+pub async fn peers(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let hash = resolve(&node, &id)?;
+    let peers = {
+        let map = node.torrents();
+        let e = map
+            .get(&hash)
+            .ok_or_else(|| ApiError::not_found("removed"))?;
+        e.run.as_ref().map(|r| r.handle.peers()).unwrap_or_default()
+    };
+    Ok(Json(
+        peers
+            .into_iter()
+            .map(|p| {
+                let mut flags = String::new();
+                if !p.peer_choking && p.am_interested {
+                    flags.push('D');
+                } else if p.am_interested {
+                    flags.push('d');
+                }
+                if !p.am_choking && p.peer_interested {
+                    flags.push('U');
+                } else if p.peer_interested {
+                    flags.push('u');
+                }
+                if p.incoming {
+                    flags.push('I');
+                }
+                if p.snubbed {
+                    flags.push('S');
+                }
+                json!({
+                    "addr": p.addr.to_string(), "client": p.client, "progress": p.progress,
+                    "down_rate": p.down_rate, "up_rate": p.up_rate,
+                    "downloaded": p.downloaded, "uploaded": p.uploaded, "seed": p.seed,
+                    "am_choking": p.am_choking, "am_interested": p.am_interested,
+                    "peer_choking": p.peer_choking, "peer_interested": p.peer_interested,
+                    "incoming": p.incoming, "flags": flags,
+                })
+            })
+            .collect(),
+    ))
+}
+
+pub async fn pieces(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let hash = resolve(&node, &id)?;
+    let have = {
+        let map = node.torrents();
+        let e = map
+            .get(&hash)
+            .ok_or_else(|| ApiError::not_found("removed"))?;
+        e.current_have()
+    };
+    Ok(Json(json!({
+        "count": have.num_pieces(),
+        "have": base64::engine::general_purpose::STANDARD.encode(have.as_bytes()),
+    })))
+}
+
+fn tracker_list(node: &Node, e: &crate::node::Entry) -> Vec<Value> {
+    if let Some(r) = &e.run {
+        return r
+            .handle
+            .status()
+            .trackers
+            .into_iter()
+            .map(|t| {
+                json!({"url": t.url, "tier": t.tier, "status": t.status, "message": t.message,
+                       "seeders": t.seeders, "leechers": t.leechers})
+            })
+            .collect();
+    }
+    let mut urls: Vec<String> = node.settings().trackers;
+    for u in e.meta.tracker_tiers().into_iter().flatten() {
+        if !urls.contains(&u) {
+            urls.push(u);
+        }
+    }
+    urls.into_iter()
+        .enumerate()
+        .map(|(tier, url)| {
+            json!({"url": url, "tier": tier, "status": "not contacted", "message": null,
+                   "seeders": null, "leechers": null})
+        })
+        .collect()
+}
+
+pub async fn trackers(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let hash = resolve(&node, &id)?;
+    let map = node.torrents();
+    let e = map
+        .get(&hash)
+        .ok_or_else(|| ApiError::not_found("removed"))?;
+    Ok(Json(tracker_list(&node, e)))
+}

@@ -1,0 +1,292 @@
+//! Node configuration. Sources, later ones winning: built-in defaults,
+//! `<data dir>/config.toml`, settings changed at run time through the API (kept in the
+//! node's database), then `SHOAL_*` environment variables and command-line flags.
+//!
+//! Only this module reads the config file and environment; the node gets a typed
+//! [`NodeConfig`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::parse_size;
+
+/// First port tried for the web UI and API when `--web` is not given.
+pub const DEFAULT_WEB_PORT: u16 = 8080;
+/// Port of the embedded tracker (or the next free one).
+pub const DEFAULT_TRACKER_PORT: u16 = 5000;
+/// Downloads running at once by default; more wait as `queued`.
+pub const DEFAULT_MAX_ACTIVE: u32 = 5;
+
+/// Options of `shoal up` (each also `SHOAL_<NAME>` in the environment and a key of
+/// `<data dir>/config.toml`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct UpArgs {
+    /// Folder for the node's state (default: the platform data dir, e.g. ~/.local/share/shoal).
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Peer listen port (0: any free port; default: first free in 6000-6100).
+    #[arg(long, env = "SHOAL_PORT")]
+    pub port: Option<u16>,
+    /// Address of the web UI and JSON API (default: 127.0.0.1, first free port from 8080).
+    #[arg(long, env = "SHOAL_WEB")]
+    pub web: Option<SocketAddr>,
+    /// Tracker announce URL (repeatable; none: run an embedded tracker and use it).
+    #[arg(long = "tracker", env = "SHOAL_TRACKER", value_delimiter = ',')]
+    pub trackers: Vec<String>,
+    /// Address of the embedded tracker (default: 0.0.0.0:5000 or the next free port).
+    #[arg(long, env = "SHOAL_TRACKER_BIND")]
+    pub tracker_bind: Option<SocketAddr>,
+    /// Where downloads are saved (default: the user's download folder).
+    #[arg(long, env = "SHOAL_DOWNLOAD_DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// Keep seeding completed downloads (default: true; `--auto-share false` stops them).
+    #[arg(long, env = "SHOAL_AUTO_SHARE", num_args = 0..=1, default_missing_value = "true")]
+    pub auto_share: Option<bool>,
+    /// Download limit in bytes per second, e.g. 8MiB (0: unlimited, the default).
+    #[arg(long, env = "SHOAL_MAX_DOWN", value_parser = parse_size)]
+    pub max_down: Option<u64>,
+    /// Upload limit in bytes per second, e.g. 1MiB (0: unlimited, the default).
+    #[arg(long, env = "SHOAL_MAX_UP", value_parser = parse_size)]
+    pub max_up: Option<u64>,
+    /// Downloads running at once; others wait as `queued` (0: no limit; default 5).
+    #[arg(long, env = "SHOAL_MAX_ACTIVE")]
+    pub max_active: Option<u32>,
+}
+
+/// A size in TOML: a number of bytes or a string such as `"8MiB"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(u64),
+    /// Human units, parsed by [`parse_size`].
+    Text(String),
+}
+
+impl SizeValue {
+    fn bytes(&self) -> anyhow::Result<u64> {
+        match self {
+            SizeValue::Bytes(n) => Ok(*n),
+            SizeValue::Text(s) => parse_size(s).map_err(anyhow::Error::msg),
+        }
+    }
+}
+
+/// `<data dir>/config.toml`. Every key is optional; absent keys keep the defaults
+/// documented on [`UpArgs`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// Peer listen port (0: any free port). Default: first free in 6000-6100.
+    pub port: Option<u16>,
+    /// Web UI and API address. Default: 127.0.0.1 and the first free port from 8080.
+    pub web: Option<SocketAddr>,
+    /// Tracker announce URLs. Default: none, which runs the embedded tracker.
+    pub trackers: Vec<String>,
+    /// Embedded tracker address. Default: 0.0.0.0:5000 or the next free port.
+    pub tracker_bind: Option<SocketAddr>,
+    /// Download folder. Default: the user's download folder.
+    pub download_dir: Option<PathBuf>,
+    /// Keep seeding completed downloads. Default: true.
+    pub auto_share: Option<bool>,
+    /// Download limit, bytes per second or `"8MiB"`. Default: 0 (unlimited).
+    pub max_down: Option<SizeValue>,
+    /// Upload limit, bytes per second or `"1MiB"`. Default: 0 (unlimited).
+    pub max_up: Option<SizeValue>,
+    /// Downloads running at once (0: no limit). Default: 5.
+    pub max_active: Option<u32>,
+    /// Folders the web UI may browse to share from. Default: home and the download folder.
+    pub share_roots: Vec<PathBuf>,
+}
+
+/// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
+/// database once changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Download limit in bytes per second (0: unlimited).
+    pub max_down: u64,
+    /// Upload limit in bytes per second (0: unlimited).
+    pub max_up: u64,
+    /// Keep seeding completed downloads.
+    pub auto_share: bool,
+    /// Downloads running at once (0: no limit).
+    pub max_active: u32,
+    /// Tracker announce URLs used for new and resumed torrents.
+    pub trackers: Vec<String>,
+    /// Where downloads are saved.
+    pub download_dir: PathBuf,
+}
+
+/// Settings changed through the API (any subset); also the database record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// See [`Settings::max_down`].
+    pub max_down: Option<u64>,
+    /// See [`Settings::max_up`].
+    pub max_up: Option<u64>,
+    /// See [`Settings::auto_share`].
+    pub auto_share: Option<bool>,
+    /// See [`Settings::max_active`].
+    pub max_active: Option<u32>,
+    /// See [`Settings::trackers`].
+    pub trackers: Option<Vec<String>>,
+    /// See [`Settings::download_dir`].
+    pub download_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Applies the fields present in `p`.
+    pub fn apply(&mut self, p: &SettingsPatch) {
+        if let Some(v) = p.max_down {
+            self.max_down = v;
+        }
+        if let Some(v) = p.max_up {
+            self.max_up = v;
+        }
+        if let Some(v) = p.auto_share {
+            self.auto_share = v;
+        }
+        if let Some(v) = p.max_active {
+            self.max_active = v;
+        }
+        if let Some(v) = &p.trackers {
+            self.trackers = v.clone();
+        }
+        if let Some(v) = &p.download_dir {
+            self.download_dir = v.clone();
+        }
+    }
+}
+
+/// Everything the node needs, resolved.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Folder of the database, config file and `node.json`.
+    pub data_dir: PathBuf,
+    /// Peer port: `None` tries 6000-6100, then any.
+    pub port: Option<u16>,
+    /// Web address: `None` tries 127.0.0.1:8080 upwards.
+    pub web: Option<SocketAddr>,
+    /// Embedded tracker address (used when `settings.trackers` is empty at start).
+    pub tracker_bind: Option<SocketAddr>,
+    /// Folders `/api/fs` may list.
+    pub share_roots: Vec<PathBuf>,
+    /// Run-time settings at start.
+    pub settings: Settings,
+    /// Settings given by flags or environment this run (they override stored ones).
+    pub overrides: SettingsPatch,
+}
+
+/// The platform data directory for Shoal (`$XDG_DATA_HOME/shoal`, `~/.local/share/shoal`).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("shoal"))
+        .unwrap_or_else(|| PathBuf::from(".shoal"))
+}
+
+/// Reads `<data dir>/config.toml` (absent: defaults) and merges `args` over it.
+/// Stored settings are merged later by the node ([`NodeConfig::overrides`]).
+pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}; choose another with --data-dir",
+            data_dir.display()
+        )
+    })?;
+    let file = read_file(&data_dir.join("config.toml"))?;
+    let download_dir = file.download_dir.clone().unwrap_or_else(|| {
+        dirs::download_dir()
+            .or_else(|| dirs::home_dir().map(|h| h.join("Downloads")))
+            .unwrap_or_else(|| data_dir.join("downloads"))
+    });
+    let size = |v: &Option<SizeValue>, key: &str| -> anyhow::Result<u64> {
+        v.as_ref()
+            .map_or(Ok(0), SizeValue::bytes)
+            .with_context(|| format!("config.toml: bad {key}"))
+    };
+    let settings = Settings {
+        max_down: size(&file.max_down, "max_down")?,
+        max_up: size(&file.max_up, "max_up")?,
+        auto_share: file.auto_share.unwrap_or(true),
+        max_active: file.max_active.unwrap_or(DEFAULT_MAX_ACTIVE),
+        trackers: file.trackers.clone(),
+        download_dir,
+    };
+    let overrides = SettingsPatch {
+        max_down: args.max_down,
+        max_up: args.max_up,
+        auto_share: args.auto_share,
+        max_active: args.max_active,
+        trackers: (!args.trackers.is_empty()).then(|| args.trackers.clone()),
+        download_dir: args.download_dir.clone(),
+    };
+    let mut share_roots = file.share_roots.clone();
+    if share_roots.is_empty() {
+        share_roots.extend(dirs::home_dir());
+    }
+    Ok(NodeConfig {
+        data_dir,
+        port: args.port.or(file.port),
+        web: args.web.or(file.web),
+        tracker_bind: args.tracker_bind.or(file.tracker_bind),
+        share_roots,
+        settings,
+        overrides,
+    })
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The default web address: 127.0.0.1 with the first free port from 8080.
+pub fn default_web() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_WEB_PORT)
+}
+
+/// The default embedded tracker address: all interfaces, port 5000 or the next free.
+pub fn default_tracker_bind() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_TRACKER_PORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_is_strict_and_takes_sizes() {
+        let c: FileConfig =
+            toml::from_str("max_up = \"1MiB\"\nmax_down = 500\nport = 0\n").unwrap();
+        assert_eq!(c.max_up.unwrap().bytes().unwrap(), 1 << 20);
+        assert_eq!(c.max_down.unwrap().bytes().unwrap(), 500);
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn patch_applies_only_given_fields() {
+        let mut s = Settings {
+            max_down: 1,
+            max_up: 2,
+            auto_share: true,
+            max_active: 5,
+            trackers: vec![],
+            download_dir: "d".into(),
+        };
+        s.apply(&SettingsPatch {
+            max_up: Some(9),
+            ..SettingsPatch::default()
+        });
+        assert_eq!((s.max_down, s.max_up, s.auto_share), (1, 9, true));
+    }
+}

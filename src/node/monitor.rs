@@ -1,0 +1,181 @@
+//! Per-torrent monitor task and the node-wide writers.
+//!
+//! The monitor turns engine events into transfer-log records, adds the engine's byte
+//! counters to the torrent's and node's totals every second, saves resume data every
+//! 2 s while pieces arrive, and hands completion and errors to the lifecycle code
+//! (on a separate task, since stopping a torrent waits for its monitor).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use shoal_engine::{Phase, TorrentEvent, TorrentHandle};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Node;
+use crate::store::now_ms;
+use crate::store::records::{self, LogRecord};
+
+/// Resume data is saved this often while the piece count changes.
+const RESUME_EVERY: Duration = Duration::from_secs(2);
+
+/// Watches one running torrent until `cancel`.
+pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: CancellationToken) {
+    let hash = handle.info_hash();
+    let span = tracing::info_span!("monitor", torrent = %hash);
+    async move {
+        let mut events = handle.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_save = tokio::time::Instant::now();
+        let mut saved_pieces = u32::MAX;
+        let mut done = false;
+        let hex = hash.to_hex();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = events.recv() => match ev {
+                    Ok(ev) => on_event(&node, &hex, ev),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => events = handle.subscribe(),
+                },
+                _ = tick.tick() => {
+                    account(&node, &handle);
+                    let s = handle.status();
+                    match &s.phase {
+                        Phase::Seeding if !done => {
+                            done = true;
+                            let n = node.clone();
+                            tokio::spawn(async move { n.completed(hash).await });
+                        }
+                        Phase::Error(e) => {
+                            let (n, e) = (node.clone(), e.clone());
+                            tokio::spawn(async move { n.failed(hash, e).await });
+                            return;
+                        }
+                        _ => {}
+                    }
+                    let checking = matches!(s.phase, Phase::Checking { .. });
+                    if !checking && s.pieces_have != saved_pieces && last_save.elapsed() >= RESUME_EVERY {
+                        saved_pieces = s.pieces_have;
+                        last_save = tokio::time::Instant::now();
+                        super::lifecycle::save_resume(&node, hash).await;
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn on_event(node: &Node, hex: &str, ev: TorrentEvent) {
+    let record = match ev {
+        TorrentEvent::PieceVerified { piece, bytes, peer } => LogRecord {
+            ts_ms: now_ms(),
+            direction: "down",
+            peer: peer.map(|p| p.to_string()).unwrap_or_default(),
+            info_hash: hex.to_string(),
+            piece,
+            bytes,
+        },
+        TorrentEvent::BlocksSent { peer, piece, bytes } => LogRecord {
+            ts_ms: now_ms(),
+            direction: "up",
+            peer: peer.to_string(),
+            info_hash: hex.to_string(),
+            piece,
+            bytes,
+        },
+        _ => return,
+    };
+    // The log is best effort: under a flood, drop rather than slow the transfers.
+    let _ = node.inner().log_tx.try_send(record);
+}
+
+/// Adds what the engine counted since the last call to the entry and node totals.
+fn account(node: &Node, handle: &TorrentHandle) {
+    let s = handle.status();
+    let have = handle.have_pieces();
+    let mut map = node.torrents();
+    let Some(e) = map.get_mut(&handle.info_hash()) else {
+        return;
+    };
+    let Some(run) = e.run.as_mut() else { return };
+    let dd = s.downloaded.saturating_sub(run.seen_down);
+    let du = s.uploaded.saturating_sub(run.seen_up);
+    run.seen_down = s.downloaded;
+    run.seen_up = s.uploaded;
+    e.downloaded += dd;
+    e.uploaded += du;
+    if !matches!(s.phase, Phase::Checking { .. }) {
+        e.have = have;
+    }
+    drop(map);
+    node.add_totals(dd, du);
+}
+
+/// Writes transfer-log records in batches, at most once a second.
+pub(crate) async fn write_log(node: Node, mut rx: mpsc::Receiver<LogRecord>) {
+    let cancel = node.inner().cancel.clone();
+    let mut batch = Vec::new();
+    loop {
+        let open = tokio::select! {
+            r = rx.recv() => match r {
+                Some(rec) => { batch.push(rec); true }
+                None => false,
+            },
+            _ = cancel.cancelled() => false,
+        };
+        while let Ok(rec) = rx.try_recv() {
+            batch.push(rec);
+        }
+        if !batch.is_empty() {
+            let recs = std::mem::take(&mut batch);
+            if let Err(e) = node
+                .store()
+                .call(move |c| records::append_log(c, &recs))
+                .await
+            {
+                tracing::warn!("cannot write the transfer log: {e:#}");
+            }
+        }
+        if !open {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Saves the cumulative byte counters every 2 s.
+pub(crate) async fn save_totals(node: Node) {
+    let cancel = node.inner().cancel.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush_totals(&node).await,
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Writes the cumulative byte counters now.
+pub(crate) async fn flush_totals(node: &Node) {
+    let t = &node.inner().totals;
+    let (down, up) = (
+        t.downloaded.load(Ordering::Relaxed) as i64,
+        t.uploaded.load(Ordering::Relaxed) as i64,
+    );
+    let _ = node
+        .store()
+        .call(move |c| {
+            c.execute(
+                "INSERT INTO stats (key, value) VALUES ('downloaded', ?1), ('uploaded', ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                rusqlite::params![down, up],
+            )?;
+            Ok(())
+        })
+        .await;
+}

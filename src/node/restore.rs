@@ -1,0 +1,71 @@
+//! Bringing the stored torrents back at start, in the background: every torrent is
+//! listed at once (queued, paused or failed as stored), then active ones are started
+//! through the normal queue. Files whose size and modification time match the resume
+//! record are trusted; others are hashed by the engine; missing ones put the torrent
+//! into the error state.
+
+use std::sync::Arc;
+
+use shoal_proto::metainfo::Metainfo;
+use shoal_proto::wire::Bitfield;
+
+use super::entry::Entry;
+use super::Node;
+use crate::store::torrents::{self, Priority};
+
+pub(crate) async fn restore(node: Node) {
+    let rows = match node.store().call(|c| torrents::load_all(c)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot read the stored torrents: {e:#}");
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let count = rows.len();
+    {
+        let mut map = node.torrents();
+        for (row, resume) in rows {
+            let meta = match Metainfo::from_bytes(&row.metainfo) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(id = %row.info_hash, "stored torrent is unreadable, skipped: {e}");
+                    continue;
+                }
+            };
+            let n = meta.info.num_pieces();
+            let files = meta.info.files.len();
+            let have = resume
+                .as_ref()
+                .and_then(|r| Bitfield::from_bytes(&r.pieces, n).ok())
+                .unwrap_or_else(|| Bitfield::new(n));
+            let entry = Entry {
+                torrent_bytes: Arc::new(row.metainfo),
+                save_dir: row.save_dir,
+                intent: row.intent,
+                error: row.error,
+                added_at: row.added_at,
+                started_at: row.started_at,
+                completed_at: row.completed_at,
+                wanted: row
+                    .wanted
+                    .filter(|w| w.len() == files)
+                    .unwrap_or_else(|| vec![true; files]),
+                priorities: row
+                    .priorities
+                    .filter(|p| p.len() == files)
+                    .unwrap_or_else(|| vec![Priority::Normal; files]),
+                have,
+                resume,
+                downloaded: row.downloaded,
+                uploaded: row.uploaded,
+                starting: false,
+                run: None,
+                meta: Arc::new(meta),
+            };
+            map.insert(entry.meta.info_hash, entry);
+        }
+    }
+    node.schedule().await;
+    tracing::info!(count, elapsed = ?started.elapsed(), "torrents restored");
+}

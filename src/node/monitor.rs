@@ -36,6 +36,11 @@ pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: Cancellatio
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 ev = events.recv() => match ev {
+                    Ok(TorrentEvent::Completed) if !done => {
+                        done = true;
+                        let n = node.clone();
+                        tokio::spawn(async move { n.completed(hash).await });
+                    }
                     Ok(ev) => on_event(&node, &hex, ev),
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => events = handle.subscribe(),

@@ -1,0 +1,262 @@
+//! `shoal up` end to end: identity across restarts, two nodes sharing through the
+//! embedded tracker (API and catalog), and the API's error paths.
+
+mod common;
+mod nodeutil;
+
+use anyhow::{ensure, Context, Result};
+use common::*;
+use nodeutil::*;
+use serde_json::json;
+use std::io::Read as _;
+use std::time::Duration;
+
+#[test]
+fn peer_id_is_kept_per_data_dir() -> Result<()> {
+    with_timeout(Duration::from_secs(90), || {
+        let t = TestDir::new("node-id")?;
+        let dl = t.sub("dl")?;
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        let mut n = start_node("node a", &a, &dl, &[])?;
+        let first = n.peer_id.clone();
+        ensure!(
+            first.starts_with("-SH0100-") && first.len() == 20,
+            "peer id {first:?}"
+        );
+        ensure!(n.get("node")?["peer_id"] == first, "API peer id differs");
+        n.stop()?;
+        let mut n = start_node("node a again", &a, &dl, &[])?;
+        ensure!(
+            n.peer_id == first,
+            "peer id changed: {first} -> {}",
+            n.peer_id
+        );
+        let mut other = start_node("node b", &b, &dl, &[])?;
+        ensure!(other.peer_id != first, "two data dirs share a peer id");
+        ensure!(a.join("node.json").is_file(), "node.json missing");
+        n.stop()?;
+        other.stop()?;
+        ensure!(
+            !a.join("node.json").exists(),
+            "node.json left after a clean stop"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+fn shared_on_a_downloaded_by_b_through_the_api() -> Result<()> {
+    with_timeout(Duration::from_secs(150), || {
+        let t = TestDir::new("node-pair")?;
+        let share = t.sub("share")?;
+        let data = share.join("album");
+        make_files(
+            &data,
+            &[("one.bin", 700_000), ("sub/two.bin", 123_457), ("empty", 0)],
+            11,
+        )?;
+        let a = start_node("node A", &t.path().join("a"), &t.sub("dl-a")?, &[])?;
+        let tracker = a.tracker.clone().context("A runs the embedded tracker")?;
+        let b = start_node(
+            "node B",
+            &t.path().join("b"),
+            &t.sub("dl-b")?,
+            &["--tracker", &tracker],
+        )?;
+        let id = a.share(&data, TRANSFER)?;
+        let ta = a.wait_torrent(&id, "A seeds", TRANSFER, |t| state(t) == "seeding")?;
+        ensure!(ta["progress"] == 1.0, "A: {ta}");
+
+        // B finds it in the tracker's catalog by a prefix and fetches it.
+        let found = poll("catalog lists the share", QUICK, || {
+            let r = b.get("search?q=album")?;
+            let ids: Vec<String> = r["results"]
+                .as_array()
+                .context("results")?
+                .iter()
+                .filter_map(|h| h["id"].as_str().map(String::from))
+                .collect();
+            Ok(ids.contains(&id).then_some(ids))
+        })?;
+        ensure!(found.contains(&id));
+        let (status, added) = call("POST", &b.api("get"), Some(json!({"id": &id[..8]})))?;
+        ensure!(status == 201, "POST /api/get: {status} {added}");
+        ensure!(added["id"] == id.as_str(), "{added}");
+        let (status, again) = call("POST", &b.api("get"), Some(json!({"id": &id})))?;
+        ensure!(
+            status == 409 && again["id"] == id.as_str(),
+            "second get: {status} {again}"
+        );
+
+        let done = b.wait_torrent(&id, "B completes", TRANSFER, |t| state(t) == "seeding")?;
+        ensure!(
+            done["progress"] == 1.0 && done["role"] == "seeder",
+            "{done}"
+        );
+        compare_trees(&data, &t.path().join("dl-b").join("album"))?;
+
+        // History, log and counters are written within a second or two.
+        poll("history, transfer log and stats", QUICK, || {
+            let hist = b.get("history?status=completed")?;
+            let recorded = hist
+                .as_array()
+                .is_some_and(|h| h.iter().any(|r| r["id"] == id.as_str()));
+            let log = b.get(&format!("log?direction=down&torrent={}", &id[..6]))?;
+            let logged = log["total"].as_u64().unwrap_or(0) > 0;
+            let stats = b.get("stats")?;
+            let counted = stats["downloads_completed"] == 1
+                && stats["downloaded"].as_u64().unwrap_or(0) >= 823_457;
+            Ok((recorded && logged && counted).then_some(()))
+        })?;
+        let peers = a.get(&format!("torrents/{id}/peers"))?;
+        ensure!(peers.as_array().is_some(), "{peers}");
+        Ok(())
+    })
+}
+
+#[test]
+fn api_error_paths_and_queue() -> Result<()> {
+    with_timeout(Duration::from_secs(120), || {
+        let t = TestDir::new("node-errors")?;
+        let src = t.sub("src")?;
+        // No seeder anywhere: these stay downloading (or queued) for the whole test.
+        let tracker = "http://127.0.0.1:1/announce";
+        let mut ids = Vec::new();
+        for i in 0..2 {
+            let data = src.join(format!("lonely{i}.bin"));
+            write_random_file(&data, 100_000, 40 + i)?;
+            let torrent = t.path().join(format!("lonely{i}.torrent"));
+            ids.push((create_torrent(&data, tracker, &torrent, 16384)?, torrent));
+        }
+        let n = start_node(
+            "node",
+            &t.path().join("n"),
+            &t.sub("dl")?,
+            &["--tracker", tracker, "--max-active", "1"],
+        )?;
+
+        // Unknown, malformed and ambiguous ids.
+        let (s, v) = call("GET", &n.api("torrents/00000000"), None)?;
+        ensure!(s == 404 && v["error"].is_string(), "unknown id: {s} {v}");
+        let (s, _) = call("POST", &n.api("torrents/zz/pause"), None)?;
+        ensure!(s == 400, "malformed id: {s}");
+        let (s, _) = call("GET", &n.api("jobs/j999"), None)?;
+        ensure!(s == 404, "unknown job: {s}");
+        let (s, _) = call("GET", &n.api("nope"), None)?;
+        ensure!(s == 404, "unknown endpoint: {s}");
+
+        // Malformed bodies.
+        let (s, v) = call_raw("POST", &n.api("torrents"), "application/json", b"{not json")?;
+        ensure!(
+            s == 400 && v["error"].is_string(),
+            "malformed JSON: {s} {v}"
+        );
+        let (s, _) = call(
+            "POST",
+            &n.api("torrents"),
+            Some(json!({"torrent_base64": "!!"})),
+        )?;
+        ensure!(s == 400, "bad base64: {s}");
+        let (s, _) = call_raw(
+            "POST",
+            &n.api("torrents"),
+            "application/x-bittorrent",
+            b"d4:infoe",
+        )?;
+        ensure!(s == 400, "bad torrent: {s}");
+        let (s, _) = call("POST", &n.api("share"), Some(json!({"path": "relative"})))?;
+        ensure!(s == 400, "relative share path: {s}");
+        let (s, _) = call_raw(
+            "PATCH",
+            &n.api("settings"),
+            "application/json",
+            b"{\"max_up\": \"x\"}",
+        )?;
+        ensure!(s == 400, "bad settings: {s}");
+        let (s, _) = call("GET", &n.api("log?direction=sideways"), None)?;
+        ensure!(s == 400, "bad log filter: {s}");
+
+        // Adding twice: 409 with the id. The second download waits for the slot.
+        let first = n.add_torrent_file(&ids[0].1)?;
+        ensure!(first["id"] == ids[0].0.as_str(), "{first}");
+        let (s, v) = call_raw(
+            "POST",
+            &n.api("torrents"),
+            "application/x-bittorrent",
+            &std::fs::read(&ids[0].1)?,
+        )?;
+        ensure!(
+            s == 409 && v["id"] == ids[0].0.as_str(),
+            "duplicate: {s} {v}"
+        );
+        let b64 = base64_encode(&std::fs::read(&ids[1].1)?);
+        let (s, second) = call(
+            "POST",
+            &n.api("torrents"),
+            Some(json!({"torrent_base64": b64})),
+        )?;
+        ensure!(s == 201, "add base64: {s} {second}");
+        n.wait_torrent(&ids[0].0, "first downloads", QUICK, |t| {
+            state(t) == "downloading"
+        })?;
+        n.wait_torrent(&ids[1].0, "second queued", QUICK, |t| state(t) == "queued")?;
+
+        // Files: out of range is 404, a change is returned.
+        let (s, _) = call(
+            "PUT",
+            &n.api(&format!("torrents/{}/files/7", ids[0].0)),
+            Some(json!({"wanted": false})),
+        )?;
+        ensure!(s == 404, "file index out of range: {s}");
+        let (s, f) = call(
+            "PUT",
+            &n.api(&format!("torrents/{}/files/0", ids[0].0)),
+            Some(json!({"priority": "high"})),
+        )?;
+        ensure!(s == 200 && f["priority"] == "high", "set priority: {s} {f}");
+
+        // Removing during a download: 204, gone, recorded as cancelled; the queue moves.
+        let (s, _) = call(
+            "DELETE",
+            &n.api(&format!("torrents/{}?delete_data=true", &ids[0].0[..10])),
+            None,
+        )?;
+        ensure!(s == 204, "remove: {s}");
+        let (s, _) = call("GET", &n.api(&format!("torrents/{}", ids[0].0)), None)?;
+        ensure!(s == 404, "removed torrent still listed: {s}");
+        let (s, _) = call("DELETE", &n.api(&format!("torrents/{}", ids[0].0)), None)?;
+        ensure!(s == 404, "second remove: {s}");
+        let hist = n.get("history?status=cancelled")?;
+        ensure!(
+            hist.as_array()
+                .is_some_and(|h| h.iter().any(|r| r["id"] == ids[0].0.as_str())),
+            "no cancelled record: {hist}"
+        );
+        n.wait_torrent(&ids[1].0, "second starts", QUICK, |t| {
+            state(t) == "downloading"
+        })?;
+
+        // Pause and resume round trip; export gives back the same bytes.
+        let p = n.post(&format!("torrents/{}/pause", ids[1].0), json!({}))?;
+        ensure!(state(&p) == "paused", "{p}");
+        let r = n.post(&format!("torrents/{}/resume", ids[1].0), json!({}))?;
+        ensure!(state(&r) != "paused", "{r}");
+        let exported = ureq::get(&n.api(&format!("torrents/{}/torrent", ids[1].0)))
+            .call()?
+            .into_reader();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut exported.take(1 << 20), &mut bytes)?;
+        ensure!(
+            bytes == std::fs::read(&ids[1].1)?,
+            "exported .torrent differs"
+        );
+        let (s, v) = call("PATCH", &n.api("settings"), Some(json!({"max_up": 1000})))?;
+        ensure!(s == 200 && v["max_up"] == 1000, "{s} {v}");
+        Ok(())
+    })
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}

@@ -1,5 +1,6 @@
 //! Command implementations and the helpers they share (sizes, rates, signals).
 
+pub mod client;
 pub mod create;
 pub mod tracker;
 pub mod transfer;

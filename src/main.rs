@@ -32,6 +32,9 @@ enum Command {
     Swarm(node::swarm::SwarmArgs),
     /// Run a BitTorrent tracker (HTTP announce and scrape).
     Tracker(cli::tracker::TrackerArgs),
+    /// Commands for a running node (`shoal up`): add, share, ls, pause, resume, rm, ...
+    #[command(flatten)]
+    Node(cli::client::ClientCommand),
     /// Make a .torrent from a file or folder.
     Create {
         /// File or folder to share.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             Command::Up(args) => node::up::run(args).await,
             Command::Swarm(args) => node::swarm::run(args).await,
             Command::Tracker(args) => cli::tracker::run(args).await,
+            Command::Node(cmd) => cli::client::run(cmd).await,
             Command::Create {
                 path,
                 trackers,

@@ -128,7 +128,8 @@ impl Node {
         };
         node.spawn(monitor::write_log(node.clone(), log_rx));
         node.spawn(monitor::save_totals(node.clone()));
-        node.spawn(restore::restore(node.clone()));
+        restore::load(&node).await;
+        node.spawn(restore::start(node.clone()));
         Ok(node)
     }
 

@@ -58,6 +58,8 @@ pub struct Entry {
     pub uploaded: u64,
     /// Being started (stat of files, adding to the session).
     pub starting: bool,
+    /// Loaded at start and not yet through the queue (shown as `checking`).
+    pub restoring: bool,
     /// In the session.
     pub run: Option<Run>,
 }
@@ -136,7 +138,7 @@ impl Entry {
             return "paused";
         }
         match status.map(|s| &s.phase) {
-            None if self.starting => "checking",
+            None if self.starting || self.restoring => "checking",
             None => "queued",
             Some(Phase::Checking { .. }) => "checking",
             Some(Phase::Downloading) => "downloading",

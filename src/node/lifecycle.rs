@@ -121,6 +121,7 @@ impl Node {
             downloaded: 0,
             uploaded: 0,
             starting: false,
+            restoring: false,
             run: None,
         };
         self.torrents().insert(hash, entry);

@@ -1,6 +1,6 @@
-//! Bringing the stored torrents back at start, in the background: every torrent is
-//! listed at once (queued, paused or failed as stored), then active ones are started
-//! through the normal queue. Files whose size and modification time match the resume
+//! Bringing the stored torrents back at start: every torrent is listed before the API
+//! serves (paused or failed as stored, active ones as `checking`), then active ones are
+//! started in the background through the normal queue. Files whose size and modification time match the resume
 //! record are trusted; others are hashed by the engine; missing ones put the torrent
 //! into the error state.
 
@@ -11,9 +11,10 @@ use shoal_proto::wire::Bitfield;
 
 use super::entry::Entry;
 use super::Node;
-use crate::store::torrents::{self, Priority};
+use crate::store::torrents::{self, Intent, Priority};
 
-pub(crate) async fn restore(node: Node) {
+/// Lists the stored torrents (before the API serves), without starting them.
+pub(crate) async fn load(node: &Node) {
     let rows = match node.store().call(|c| torrents::load_all(c)).await {
         Ok(r) => r,
         Err(e) => {
@@ -39,6 +40,7 @@ pub(crate) async fn restore(node: Node) {
                 .as_ref()
                 .and_then(|r| Bitfield::from_bytes(&r.pieces, n).ok())
                 .unwrap_or_else(|| Bitfield::new(n));
+            let restoring = row.intent == Intent::Active && row.error.is_none();
             let entry = Entry {
                 torrent_bytes: Arc::new(row.metainfo),
                 save_dir: row.save_dir,
@@ -60,12 +62,22 @@ pub(crate) async fn restore(node: Node) {
                 downloaded: row.downloaded,
                 uploaded: row.uploaded,
                 starting: false,
+                restoring,
                 run: None,
                 meta: Arc::new(meta),
             };
             map.insert(entry.meta.info_hash, entry);
         }
     }
+    tracing::info!(count, elapsed = ?started.elapsed(), "torrents listed");
+}
+
+/// Starts the active stored torrents through the queue, in the background.
+pub(crate) async fn start(node: Node) {
+    let started = std::time::Instant::now();
     node.schedule().await;
-    tracing::info!(count, elapsed = ?started.elapsed(), "torrents restored");
+    for e in node.torrents().values_mut() {
+        e.restoring = false;
+    }
+    tracing::info!(elapsed = ?started.elapsed(), "torrents restored");
 }

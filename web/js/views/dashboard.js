@@ -42,7 +42,7 @@ export function torrentColumns() {
     { id: 'down', label: 'Down', cls: 'num', sort: (t) => t.down_rate, text: (t) => fmt.rate(t.down_rate, true) },
     { id: 'up', label: 'Up', cls: 'num', sort: (t) => t.up_rate, text: (t) => fmt.rate(t.up_rate, true) },
     { id: 'eta', label: 'ETA', cls: 'num opt', sort: (t) => (t.progress >= 1 ? -1 : t.eta_secs ?? Infinity), text: (t) => (t.state === 'downloading' ? fmt.eta(t.eta_secs) : '—') },
-    { id: 'ratio', label: 'Ratio', cls: 'num opt', sort: (t) => t.ratio, text: (t) => fmt.ratio(t.ratio) },
+    { id: 'ratio', label: 'Ratio', cls: 'num opt', sort: (t) => t.ratio, text: (t) => (!t.downloaded && t.uploaded ? '∞' : fmt.ratio(t.ratio)) },
   ];
 }
 
@@ -181,7 +181,7 @@ class Details {
     const parts = [`${fmt.shortId(t.id)}…`, fmt.bytes(t.size), `${t.pieces} pieces of ${fmt.bytes(t.piece_size)}`, t.save_dir];
     if (t.error) parts.push(`Error: ${t.error}`);
     setText(this.meta, parts.join(' · '));
-    setText(this.pauseBtn, t.state === 'paused' ? 'Resume' : 'Pause');
+    setText(this.pauseBtn, t.state === 'paused' || t.state === 'error' ? 'Resume' : 'Pause');
   }
 
   setTab(tab) {
@@ -247,7 +247,7 @@ class Details {
         this.show(null);
         if (this.onClose) this.onClose();
       } else if (a === 'toggle') {
-        await api('POST', `/api/torrents/${id}/${t && t.state === 'paused' ? 'resume' : 'pause'}`);
+        await api('POST', `/api/torrents/${id}/${t && (t.state === 'paused' || t.state === 'error') ? 'resume' : 'pause'}`);
       } else if (a === 'recheck') {
         await api('POST', `/api/torrents/${id}/recheck`);
         toast('Checking pieces…', 'info');

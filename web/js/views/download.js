@@ -174,7 +174,7 @@ export default {
           h('button.btn.small.danger', { type: 'button', dataset: { action: 'cancel' }, text: 'Cancel' })),
         update: (td, t) => {
           const b = td.firstChild;
-          const paused = t.state === 'paused';
+          const paused = t.state === 'paused' || t.state === 'error';
           setText(b, paused ? 'Resume' : 'Pause');
           const label = `${paused ? 'Resume' : 'Pause'} ${t.name}`;
           if (b.getAttribute('aria-label') !== label) {
@@ -191,7 +191,7 @@ export default {
         try {
           if (a === 'toggle') {
             btn.disabled = true;
-            await api('POST', `/api/torrents/${id}/${t.state === 'paused' ? 'resume' : 'pause'}`);
+            await api('POST', `/api/torrents/${id}/${t.state === 'paused' || t.state === 'error' ? 'resume' : 'pause'}`);
           } else if (a === 'cancel') {
             const ok = await confirmDialog({
               title: `Cancel “${t.name}”?`,

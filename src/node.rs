@@ -12,6 +12,7 @@
 //! `TorrentHandle::status` and friends). Sync locks are never held across `.await`.
 
 pub mod catalog;
+mod check;
 pub mod entry;
 mod lifecycle;
 mod monitor;

@@ -13,6 +13,7 @@ use shoal_proto::wire::Bitfield;
 use shoal_proto::InfoHash;
 use tokio_util::sync::CancellationToken;
 
+use super::check::{decide, Check};
 use super::entry::{Entry, Run};
 use super::Node;
 use crate::store::now_secs;
@@ -376,16 +377,6 @@ pub(crate) async fn schedule_locked(node: &Node) {
     }
 }
 
-/// What to tell the engine about existing data.
-enum Check {
-    /// Trust these piece states.
-    Trusted(Vec<bool>),
-    /// Hash everything.
-    Recheck,
-    /// A file the torrent had is gone.
-    Missing(String),
-}
-
 /// Stats the files and adds the torrent to the session. Caller holds `ops`.
 ///
 /// Boxed: the monitor it spawns may call back into the queue, which starts torrents;
@@ -481,39 +472,6 @@ fn tiers(node_trackers: &[String], meta: &Metainfo) -> Vec<Vec<String>> {
         }
     }
     tiers
-}
-
-/// Compares the files with the resume record. Blocking.
-fn decide(
-    meta: &Metainfo,
-    dir: &std::path::Path,
-    resume: Option<&ResumeRecord>,
-    complete: bool,
-) -> Check {
-    let info = &meta.info;
-    let now = file_stamps(dir, info);
-    for (i, f) in info.files.iter().enumerate() {
-        let had = resume
-            .and_then(|r| r.files.get(i))
-            .is_some_and(Option::is_some);
-        if f.length > 0 && now[i].is_none() && (had || complete) {
-            let path = dir.join(info.file_rel_path(f));
-            return Check::Missing(format!(
-                "file {} is missing; put it back and resume, or remove the torrent",
-                path.display()
-            ));
-        }
-    }
-    let Some(r) = resume else {
-        return Check::Recheck;
-    };
-    if r.files != now {
-        return Check::Recheck;
-    }
-    match Bitfield::from_bytes(&r.pieces, info.num_pieces()) {
-        Ok(b) => Check::Trusted((0..info.num_pieces()).map(|i| b.get(i)).collect()),
-        Err(_) => Check::Recheck,
-    }
 }
 
 /// Takes a torrent out of the session, accounts its counters and saves its resume data.

@@ -245,13 +245,23 @@ fn shared_on_a_found_and_fetched_by_b_with_the_cli() -> Result<()> {
             Ok(out.contains(&id[..8]).then_some(out))
         })?;
         ensure!(listing.contains("field recordings"), "{listing}");
-        let got = ok(&db, &cwd, &["get", &id[..8]])?;
+        let saves = t.sub("b-saves")?;
+        let got = ok(
+            &db,
+            &cwd,
+            &[
+                "get",
+                &id[..8],
+                "--save-dir",
+                saves.to_str().context("utf-8")?,
+            ],
+        )?;
         ensure!(field(&got, "id: ")? == id, "{got}");
 
         wait_ls(&db, &cwd, &id, "B completes", TRANSFER, |t| {
             t["state"] == "seeding" && t["progress"] == 1.0
         })?;
-        compare_trees(&folder, &t.path().join("dl-b").join("field recordings"))?;
+        compare_trees(&folder, &saves.join("field recordings"))?;
         drop((a, b));
         Ok(())
     })

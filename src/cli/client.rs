@@ -72,16 +72,43 @@ pub enum ClientCommand {
     Get(GetArgs),
 }
 
-#[derive(Args, Debug)]
-pub struct AddArgs {
-    /// A .torrent file, or a magnet link whose metadata is in a tracker catalog the node uses.
-    pub source: OsString,
+/// Where and how a new torrent starts (`add`, `get`).
+#[derive(Args, Debug, Clone)]
+pub struct PlacementOpts {
     /// Save the data in this folder instead of the node's download dir.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
     /// Add the torrent paused.
     #[arg(long)]
     pub paused: bool,
+}
+
+impl PlacementOpts {
+    /// The API's optional `save_dir` and `paused` fields (absolute path: the node does not
+    /// share our working directory).
+    fn to_json(&self) -> Result<Value, Failure> {
+        let mut body = json!({});
+        if let Some(dir) = &self.save_dir {
+            let dir = std::path::absolute(dir)
+                .with_context(|| format!("cannot resolve {}", dir.display()))?;
+            let dir = dir
+                .to_str()
+                .with_context(|| format!("{}: the API takes UTF-8 paths only", dir.display()))?;
+            body["save_dir"] = json!(dir);
+        }
+        if self.paused {
+            body["paused"] = json!(true);
+        }
+        Ok(body)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// A .torrent file, or a magnet link whose metadata is in a tracker catalog the node uses.
+    pub source: OsString,
+    #[command(flatten)]
+    pub placement: PlacementOpts,
     #[command(flatten)]
     pub node: NodeOpts,
 }
@@ -150,6 +177,8 @@ pub struct GetArgs {
     #[arg(required = true, num_args = 1..)]
     pub query: Vec<String>,
     #[command(flatten)]
+    pub placement: PlacementOpts,
+    #[command(flatten)]
     pub node: NodeOpts,
 }
 
@@ -217,18 +246,7 @@ fn id_arg(arg: &str) -> Result<String, Failure> {
 
 fn add(a: AddArgs) -> Result<(), Failure> {
     let source = a.source.to_string_lossy();
-    let mut body = json!({});
-    if let Some(dir) = &a.save_dir {
-        let dir = std::path::absolute(dir)
-            .with_context(|| format!("cannot resolve {}", dir.display()))?;
-        let dir = dir
-            .to_str()
-            .with_context(|| format!("{}: the API takes UTF-8 paths only", dir.display()))?;
-        body["save_dir"] = json!(dir);
-    }
-    if a.paused {
-        body["paused"] = json!(true);
-    }
+    let mut body = a.placement.to_json()?;
     let reply = if source.to_ascii_lowercase().starts_with("magnet:") {
         body["magnet"] = json!(source);
         connect(&a.node)?.post_json("/api/torrents", &body)?
@@ -447,6 +465,7 @@ fn search(a: SearchArgs) -> Result<(), Failure> {
 
 fn get(a: GetArgs) -> Result<(), Failure> {
     let query = a.query.join(" ");
+    let mut body = a.placement.to_json()?;
     let node = connect(&a.node)?;
     let (_, page) = search_page(&node, &query, 0)?;
     let chosen = match pick(&query, &page.results) {
@@ -458,7 +477,8 @@ fn get(a: GetArgs) -> Result<(), Failure> {
         Pick::One(hit) => hit.clone(),
         Pick::Several(hits) => choose(&query, &hits)?,
     };
-    let reply = node.post_json("/api/get", &json!({ "id": chosen.id }))?;
+    body["id"] = json!(chosen.id);
+    let reply = node.post_json("/api/get", &body)?;
     emit_summary(a.node.json, "added", &reply.json()?)
 }
 
@@ -532,8 +552,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match parse(&["get", "ubuntu", "iso"]).unwrap() {
-            ClientCommand::Get(a) => assert_eq!(a.query.join(" "), "ubuntu iso"),
+        match parse(&["get", "ubuntu", "iso", "--paused"]).unwrap() {
+            ClientCommand::Get(a) => {
+                assert_eq!(a.query.join(" "), "ubuntu iso");
+                assert!(a.placement.paused && a.placement.save_dir.is_none());
+                assert_eq!(a.placement.to_json().ok().unwrap(), json!({"paused": true}));
+            }
             other => panic!("{other:?}"),
         }
         match parse(&["export", "abcd", "-o", "-"]).unwrap() {

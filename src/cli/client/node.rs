@@ -53,7 +53,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Node { status, message } if *status >= 500 => {
+            Failure::Node { status, message } if *status == 500 => {
                 write!(f, "the node failed (HTTP {status}): {message}")
             }
             Failure::Node { message, .. } => f.write_str(message),

@@ -72,7 +72,7 @@ export default {
         getBtn.disabled = checked.size === 0;
         results.update(items);
         setText(searchInfo, `${items.length} result${items.length === 1 ? '' : 's'}`);
-        setText(root.querySelector('.search-empty'), text ? `Nothing in the catalog matches “${text}”.` : 'The catalog is empty.');
+        setText(root.querySelector('.search-empty'), text ? `Nothing in the catalog matches “${text}”.` : 'Type a name or ID to search the catalog of your trackers.');
       } catch (e) {
         if (e.name !== 'AbortError') {
           searchInfo.textContent = '';

@@ -26,6 +26,8 @@ export default {
   mount(root, ctx) {
     const pathEl = h('div.crumbs', { 'aria-label': 'Current folder' });
     const upBtn = h('button.btn', { type: 'button', text: '↑ Up', 'aria-label': 'Parent folder', disabled: true });
+    const homeBtn = h('button.btn.small', { type: 'button', text: 'Home', title: 'The first share root' });
+    const dlBtn = h('button.btn.small', { type: 'button', text: 'Downloads', title: 'The download folder' });
     const shareDirBtn = h('button.btn', { type: 'button', text: 'Share this folder' });
     const shareSelBtn = h('button.btn.primary', { type: 'button', text: 'Share selected', disabled: true });
     const list = h('ul.files', { role: 'listbox', 'aria-label': 'Files and folders' });
@@ -107,7 +109,7 @@ export default {
     }
 
     function renderCrumbs(d) {
-      pathEl.replaceChildren(h('span.mono', { text: d.path || 'Share roots' }));
+      pathEl.replaceChildren(h('span.mono.grow', { text: d.path || 'Share roots' }), homeBtn, dlBtn);
     }
 
     function renderEntries(d) {
@@ -137,7 +139,7 @@ export default {
     async function shareIt(path) {
       try {
         const r = await api('POST', '/api/share', { path });
-        toast(`Hashing ${path}…`, 'info');
+        toast(`Hashing ${path.split('/').filter(Boolean).pop() || path}…`, 'info');
         if (r && r.job_id) watchJob(r.job_id);
       } catch (e) {
         reportError(e, 'Cannot share');
@@ -170,6 +172,11 @@ export default {
       }
     });
     ctx.listen(upBtn, 'click', () => dir && dir.parent && browse(dir.parent));
+    ctx.listen(homeBtn, 'click', () => browse(undefined));
+    ctx.listen(dlBtn, 'click', () => {
+      const n = ctx.store.node;
+      browse(n ? n.download_dir : undefined);
+    });
     ctx.listen(shareDirBtn, 'click', () => dir && dir.path && shareIt(dir.path));
     ctx.listen(shareSelBtn, 'click', () => selected && shareIt(selected));
 

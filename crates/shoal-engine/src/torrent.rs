@@ -42,6 +42,8 @@ pub type PeerKey = u64;
 
 /// Most connections per torrent.
 pub const MAX_PEERS: usize = 60;
+/// How often an unreachable peer address is dialled again before it is forgotten.
+const MAX_DIAL_RETRIES: u32 = 6;
 /// Strikes after which a peer that sent data failing the hash is dropped and banned.
 const BAN_STRIKES: u32 = 4;
 
@@ -190,6 +192,8 @@ pub(crate) struct State {
     pub banned_addrs: HashSet<SocketAddr>,
     pub banned_ids: HashSet<PeerId>,
     pub strikes: HashMap<PeerKey, u32>,
+    /// Failed dials in a row per address.
+    pub dial_failures: HashMap<SocketAddr, u32>,
     /// Buffers of pieces being received.
     pub partial: HashMap<u32, Vec<u8>>,
     /// Spare piece buffers.
@@ -255,6 +259,7 @@ impl Shared {
                 banned_addrs: HashSet::new(),
                 banned_ids: HashSet::new(),
                 strikes: HashMap::new(),
+                dial_failures: HashMap::new(),
                 partial: HashMap::new(),
                 pool: Vec::new(),
                 tracker_status: None,
@@ -475,6 +480,9 @@ impl Shared {
         peer_id: PeerId,
         incoming: bool,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
+        if self.storage.get().is_none() {
+            return Err(PeerError::Closed("torrent is still checking its data"));
+        }
         let mut st = self.lock();
         if st.banned_ids.contains(&peer_id) || st.banned_addrs.contains(&addr) {
             return Err(PeerError::Closed("banned for sending corrupt data"));
@@ -770,23 +778,49 @@ impl Shared {
         for addr in to_dial {
             let me = self.clone();
             tokio::spawn(async move {
-                let r = me.dial(addr).await;
-                if let Err(e) = r {
+                let (connected, r) = me.dial(addr).await;
+                if let Err(e) = &r {
                     tracing::debug!(%addr, "peer connection ended: {e}");
                 }
-                me.lock().dialing.remove(&addr);
+                let mut st = me.lock();
+                st.dialing.remove(&addr);
+                // A peer that could not be reached (or, like Transmission right after
+                // another loopback peer left, dropped our handshake) is tried again a
+                // few times on later driver ticks.
+                let retry = !connected
+                    && !matches!(r, Err(PeerError::SelfConnection))
+                    && !st.banned_addrs.contains(&addr);
+                let failures = st.dial_failures.entry(addr).or_insert(0);
+                if connected {
+                    *failures = 0;
+                } else {
+                    *failures += 1;
+                }
+                if retry && *failures <= MAX_DIAL_RETRIES && !st.candidates.contains(&addr) {
+                    st.candidates.insert(0, addr);
+                }
             });
         }
     }
 
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> Result<(), PeerError> {
+    /// Dials and runs one peer; the flag says whether the handshake completed.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> (bool, Result<(), PeerError>) {
         let connect = TcpStream::connect(addr);
-        let mut stream = tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect)
-            .await
-            .map_err(|_| PeerError::Timeout("connect"))??;
+        let stream = match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return (false, Err(e.into())),
+            Err(_) => return (false, Err(PeerError::Timeout("connect"))),
+        };
+        let mut stream = stream;
         let theirs =
-            peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await?;
-        peer::run(self.clone(), stream, addr, theirs, false).await
+            match peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await {
+                Ok(h) => h,
+                Err(e) => return (false, Err(e)),
+            };
+        (
+            true,
+            peer::run(self.clone(), stream, addr, theirs, false).await,
+        )
     }
 
     /// Takes over an incoming connection whose handshake named this torrent.
@@ -798,7 +832,9 @@ impl Shared {
     ) {
         let me = self.clone();
         tokio::spawn(async move {
-            if theirs.peer_id == me.our_id {
+            // Not while checking: the peer would see no pieces. Closing before our
+            // handshake makes it try again later.
+            if theirs.peer_id == me.our_id || me.storage.get().is_none() {
                 return;
             }
             if peer::handshake::write_handshake(&mut stream, me.meta.info_hash, me.our_id)

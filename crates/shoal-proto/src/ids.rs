@@ -85,7 +85,11 @@ impl fmt::Display for InfoHash {
 }
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerId({})", String::from_utf8_lossy(&self.0).escape_debug())
+        write!(
+            f,
+            "PeerId({})",
+            String::from_utf8_lossy(&self.0).escape_debug()
+        )
     }
 }
 impl fmt::Display for PieceIndex {
@@ -146,6 +150,9 @@ mod tests {
         let p = PeerId::with_random([200; 12]);
         assert!(p.0.starts_with(CLIENT_PREFIX));
         assert_eq!(p.client_name(), "Shoal 0100");
-        assert_eq!(PeerId(*b"-TR3000-abcdefghijkl").client_name(), "Transmission 3000");
+        assert_eq!(
+            PeerId(*b"-TR3000-abcdefghijkl").client_name(),
+            "Transmission 3000"
+        );
     }
 }

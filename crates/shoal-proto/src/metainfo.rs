@@ -200,7 +200,9 @@ fn parse_files(files: &Value<'_>) -> Result<Vec<FileInfo>, MetainfoError> {
         let path = comps
             .iter()
             .map(|c| {
-                let b = c.as_bytes().ok_or(MetainfoError::Field("info.files.path"))?;
+                let b = c
+                    .as_bytes()
+                    .ok_or(MetainfoError::Field("info.files.path"))?;
                 check_component(&String::from_utf8_lossy(b))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -224,10 +226,7 @@ fn parse_files(files: &Value<'_>) -> Result<Vec<FileInfo>, MetainfoError> {
 
 /// Rejects path components that could escape the save folder or are not portable.
 fn check_component(c: &str) -> Result<String, MetainfoError> {
-    let bad = c.is_empty()
-        || c == "."
-        || c == ".."
-        || c.contains(['/', '\\', '\0']);
+    let bad = c.is_empty() || c == "." || c == ".." || c.contains(['/', '\\', '\0']);
     if bad {
         return Err(MetainfoError::UnsafePath(c.to_string()));
     }
@@ -260,7 +259,9 @@ impl Metainfo {
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
         let root = bencode::decode(bytes)?;
         if root.as_dict().is_none() {
-            return Err(MetainfoError::Invalid("top level is not a dictionary".into()));
+            return Err(MetainfoError::Invalid(
+                "top level is not a dictionary".into(),
+            ));
         }
         let info_v = root.get("info").ok_or(MetainfoError::Field("info"))?;
         if info_v.as_dict().is_none() {
@@ -436,13 +437,21 @@ mod tests {
         };
         let info = b.encode(&vec![[7u8; 20]; n]);
         let mut e = Encoder::new();
-        e.dict().str("announce").str("http://t/announce").str("info").raw(&info).end();
+        e.dict()
+            .str("announce")
+            .str("http://t/announce")
+            .str("info")
+            .raw(&info)
+            .end();
         e.finish()
     }
 
     #[test]
     fn multi_file_round_trip_and_offsets() {
-        let bytes = multi(&[(&["a.bin"], 40_000), (&["empty"], 0), (&["d", "c"], 5)], 16384);
+        let bytes = multi(
+            &[(&["a.bin"], 40_000), (&["empty"], 0), (&["d", "c"], 5)],
+            16384,
+        );
         let m = Metainfo::from_bytes(&bytes).unwrap();
         assert_eq!(m.info.total_length, 40_005);
         assert_eq!(m.info.num_pieces(), 3);
@@ -453,13 +462,17 @@ mod tests {
             std::path::PathBuf::from("root/d/c")
         );
         assert_eq!(m.to_bytes(), bytes);
-        assert_eq!(m.tracker_tiers(), vec![vec!["http://t/announce".to_string()]]);
+        assert_eq!(
+            m.tracker_tiers(),
+            vec![vec!["http://t/announce".to_string()]]
+        );
     }
 
     #[test]
     fn info_hash_is_over_raw_bytes() {
         // A non-canonical but valid info dict with an unknown key: the hash must cover it.
-        let info = b"d6:lengthi3e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaa1:zi1ee";
+        let info =
+            b"d6:lengthi3e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaa1:zi1ee";
         let mut t = b"d4:info".to_vec();
         t.extend_from_slice(info);
         t.push(b'e');
@@ -473,7 +486,10 @@ mod tests {
         for bad in [&["..", "x"][..], &["/etc"], &["a/b"], &[""], &["."]] {
             let bytes = multi(&[(bad, 10)], 16384);
             assert!(
-                matches!(Metainfo::from_bytes(&bytes), Err(MetainfoError::UnsafePath(_))),
+                matches!(
+                    Metainfo::from_bytes(&bytes),
+                    Err(MetainfoError::UnsafePath(_))
+                ),
                 "{bad:?}"
             );
         }
@@ -481,7 +497,8 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_piece_count() {
-        let info = b"d6:lengthi40000e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let info =
+            b"d6:lengthi40000e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
         let mut t = b"d4:info".to_vec();
         t.extend_from_slice(info);
         t.push(b'e');

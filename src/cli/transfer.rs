@@ -48,6 +48,21 @@ fn bar() -> ProgressBar {
     bar
 }
 
+/// Prints a tracker's refusal or error once each time it changes, so the user sees
+/// e.g. the tracker's `failure reason` without waiting for a stall.
+fn report_tracker(bar: &ProgressBar, s: &TorrentStatus, last: &mut Option<String>) {
+    let now = match &s.tracker {
+        Some(Err(e)) => Some(e.clone()),
+        _ => None,
+    };
+    if now != *last {
+        if let Some(e) = &now {
+            bar.suspend(|| eprintln!("tracker: {e}"));
+        }
+        *last = now;
+    }
+}
+
 fn describe(s: &TorrentStatus) -> String {
     let eta = (s.total_bytes - s.verified_bytes)
         .checked_div(s.down_rate)
@@ -70,6 +85,7 @@ pub async fn seed(torrent: PathBuf, net: NetArgs) -> anyhow::Result<ExitCode> {
     let name = handle.status().name;
     let mut announced = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tracker_error = None;
     let stop = interrupted();
     tokio::pin!(stop);
     let code = loop {
@@ -79,6 +95,7 @@ pub async fn seed(torrent: PathBuf, net: NetArgs) -> anyhow::Result<ExitCode> {
             _ = phase.changed() => {}
         }
         let s = handle.status();
+        report_tracker(&bar, &s, &mut tracker_error);
         match &s.phase {
             Phase::Error(e) => {
                 bar.finish_and_clear();
@@ -114,6 +131,7 @@ pub async fn download(
     let bar = bar();
     let name = handle.status().name;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tracker_error = None;
     let stop = interrupted();
     tokio::pin!(stop);
     let mut last_progress = (0u64, Instant::now());
@@ -125,6 +143,7 @@ pub async fn download(
             _ = phase.changed() => {}
         }
         let s = handle.status();
+        report_tracker(&bar, &s, &mut tracker_error);
         match &s.phase {
             Phase::Error(e) => {
                 bar.finish_and_clear();

@@ -126,6 +126,8 @@ pub(crate) struct Peer {
     out_buf: Vec<u8>,
     out: mpsc::Sender<Out>,
     rate: RateEstimator,
+    /// Payload bytes received since the download limit was last applied.
+    received_unmetered: u64,
     last_recv: Instant,
     last_send: Instant,
     last_block: Instant,
@@ -185,6 +187,7 @@ async fn run_registered(
         out_buf: Vec::with_capacity(4096),
         out: out_tx,
         rate: RateEstimator::new(),
+        received_unmetered: 0,
         last_recv: now,
         last_send: now,
         last_block: now,
@@ -205,7 +208,7 @@ async fn run_registered(
     let cancel = shared.cancel.clone();
     let res = loop {
         tokio::select! {
-            r = rd.read_buf(&mut rbuf) => {
+            r = read_some(&mut rd, &mut rbuf, shared.limits.down_read_cap()) => {
                 match r {
                     Ok(0) => break Err(PeerError::Closed("peer closed the connection")),
                     Ok(_) => {}
@@ -246,6 +249,19 @@ async fn run_registered(
     drop(peer);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     (res, pieces)
+}
+
+/// Reads what is available, at most `cap` bytes (small reads keep a download limit
+/// precise; unlimited reads fill the buffer's spare capacity).
+async fn read_some(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut BytesMut,
+    cap: Option<usize>,
+) -> std::io::Result<usize> {
+    match cap {
+        None => rd.read_buf(buf).await,
+        Some(n) => (&mut *rd).take(n as u64).read_buf(buf).await,
+    }
 }
 
 impl Peer {
@@ -296,6 +312,11 @@ impl Peer {
         while let Some((msg, used)) = decode_message(rbuf, max_len)? {
             self.on_message(msg)?;
             rbuf.advance(used);
+        }
+        // The download limit delays reading, so TCP slows the sender down.
+        if self.received_unmetered > 0 {
+            let n = std::mem::take(&mut self.received_unmetered);
+            self.shared.limits.wait_down(n).await;
         }
         if rbuf.capacity() - rbuf.len() < 32 * 1024 {
             rbuf.reserve(64 * 1024);
@@ -493,6 +514,7 @@ impl Peer {
         let now = Instant::now();
         self.last_block = now;
         self.stats.snubbed.store(false, Ordering::Relaxed);
+        self.received_unmetered += data.len() as u64;
         self.rate.add(data.len() as u64, now);
         self.stats
             .downloaded

@@ -94,6 +94,13 @@ impl Limits {
         Self::wait(&self.up, n).await
     }
 
+    /// How much one socket read may take while a download limit is set: about an
+    /// eighth of a second's worth, so the limit is not overshot by a large read.
+    pub fn down_read_cap(&self) -> Option<usize> {
+        let rate = self.down.lock().unwrap_or_else(|p| p.into_inner()).rate();
+        (rate > 0).then(|| (rate / 8).clamp(4 * 1024, 256 * 1024) as usize)
+    }
+
     /// Waits until `n` received bytes may be taken.
     pub async fn wait_down(&self, n: u64) {
         Self::wait(&self.down, n).await

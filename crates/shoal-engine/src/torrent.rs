@@ -11,7 +11,10 @@
 //! Lock order: `Shared::state` is the only lock here; it is never held across
 //! `.await` and never while taking the session's locks.
 
+mod dial;
 mod driver;
+mod pieces;
+mod types;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -19,23 +22,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use rand::rngs::SmallRng;
-use sha1::{Digest, Sha1};
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::tracker::{AnnounceEvent, AnnounceRequest};
 use shoal_proto::wire::Bitfield;
 use shoal_proto::{InfoHash, PeerId};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::peer::{self, PeerCmd, PeerError, PeerStats};
-use crate::picker::{Block, PiecePicker};
+use crate::peer::{PeerCmd, PeerError, PeerStats};
+use crate::picker::PiecePicker;
 use crate::session::Limits;
 use crate::storage::Storage;
 
 pub use driver::{TorrentHandle, TorrentStatus};
+pub use types::{PeerInfo, TorrentEvent, TrackerInfo};
 
 /// Identifies a connection within a torrent (never reused).
 pub type PeerKey = u64;
@@ -83,90 +84,6 @@ pub struct TorrentOptions {
     pub verified: Option<Vec<bool>>,
     /// Which files to download (by index); `None` means all.
     pub wanted_files: Option<Vec<bool>>,
-}
-
-/// Something that happened to a torrent, for logs and persistence. Delivered through a
-/// bounded broadcast channel: a slow subscriber misses events rather than slowing
-/// transfers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TorrentEvent {
-    /// A piece passed its hash check and is stored.
-    PieceVerified {
-        /// The piece.
-        piece: u32,
-        /// Its size.
-        bytes: u64,
-        /// The peer that sent its first block.
-        peer: Option<SocketAddr>,
-    },
-    /// Blocks of one piece were sent to a peer (aggregated per piece and peer).
-    BlocksSent {
-        /// The receiving peer.
-        peer: SocketAddr,
-        /// The piece.
-        piece: u32,
-        /// Payload bytes sent.
-        bytes: u64,
-    },
-    /// A piece failed its hash check and will be fetched again.
-    PieceFailed {
-        /// The piece.
-        piece: u32,
-    },
-    /// Every wanted piece is verified.
-    Completed,
-    /// The torrent stopped with an error.
-    Error(String),
-}
-
-/// A connected peer, for APIs.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    /// Remote address of the connection.
-    pub addr: SocketAddr,
-    /// Client name from the handshake.
-    pub client: String,
-    /// Share of the torrent the peer has, 0 to 1.
-    pub progress: f64,
-    /// Bytes per second from the peer.
-    pub down_rate: u64,
-    /// Bytes per second to the peer.
-    pub up_rate: u64,
-    /// Payload bytes from the peer.
-    pub downloaded: u64,
-    /// Payload bytes to the peer.
-    pub uploaded: u64,
-    /// The peer has every piece.
-    pub seed: bool,
-    /// We choke the peer.
-    pub am_choking: bool,
-    /// We want pieces the peer has.
-    pub am_interested: bool,
-    /// The peer chokes us.
-    pub peer_choking: bool,
-    /// The peer wants pieces we have.
-    pub peer_interested: bool,
-    /// The peer connected to us.
-    pub incoming: bool,
-    /// The peer left our requests unanswered for a long time.
-    pub snubbed: bool,
-}
-
-/// A tracker's last outcome, for APIs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackerInfo {
-    /// Announce URL.
-    pub url: String,
-    /// BEP 12 tier, from 0.
-    pub tier: usize,
-    /// `working`, `error` or `not contacted`.
-    pub status: &'static str,
-    /// The tracker's warning or error, if any.
-    pub message: Option<String>,
-    /// Seeders it reported.
-    pub seeders: Option<u32>,
-    /// Leechers it reported.
-    pub leechers: Option<u32>,
 }
 
 pub(crate) struct PeerEntry {
@@ -572,280 +489,5 @@ impl Shared {
                 let _ = p.tx.send(PeerCmd::Unchoke);
             }
         }
-    }
-
-    // ----- requests and blocks -----
-
-    pub(crate) fn pick(
-        &self,
-        key: PeerKey,
-        theirs: &Bitfield,
-        max: usize,
-        rng: &mut SmallRng,
-        out: &mut Vec<Block>,
-    ) {
-        self.lock().picker.pick(key, theirs, max, rng, out);
-    }
-
-    pub(crate) fn request_dropped(&self, key: PeerKey, b: Block) {
-        self.lock().picker.request_dropped(key, b);
-    }
-
-    pub(crate) fn requests_dropped(&self, key: PeerKey, blocks: &[Block]) {
-        let mut st = self.lock();
-        for b in blocks {
-            st.picker.request_dropped(key, *b);
-        }
-    }
-
-    /// Whether `b` is exactly one of the torrent's blocks.
-    pub(crate) fn is_valid_block(&self, b: Block) -> bool {
-        let st = self.lock();
-        let p = &st.picker;
-        if b.piece >= p.num_pieces() || b.begin % crate::picker::BLOCK_SIZE != 0 {
-            return false;
-        }
-        let idx = b.begin / crate::picker::BLOCK_SIZE;
-        idx < p.block_count(b.piece) && p.block_ref(b.piece, idx) == (b.begin, b.length)
-    }
-
-    /// Copies a received block into its piece buffer; hashes and stores the piece when
-    /// it is complete.
-    pub(crate) fn block_received(
-        self: &Arc<Self>,
-        key: PeerKey,
-        _addr: SocketAddr,
-        block: Block,
-        data: &[u8],
-    ) {
-        self.downloaded
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let mut st = self.lock();
-        if st.have.get(block.piece) {
-            return;
-        }
-        let r = st.picker.block_received(key, block);
-        if !r.first {
-            return;
-        }
-        for other in &r.other_requesters {
-            if let Some(p) = st.peers.get(other) {
-                let _ = p.tx.send(PeerCmd::Cancel(block));
-            }
-        }
-        let size = self.meta.info.piece_size(block.piece) as usize;
-        if !st.partial.contains_key(&block.piece) {
-            st.piece_source.insert(block.piece, _addr);
-            let mut buf = st.pool.pop().unwrap_or_default();
-            buf.resize(size, 0);
-            st.partial.insert(block.piece, buf);
-        }
-        let Some(buf) = st.partial.get_mut(&block.piece) else {
-            return;
-        };
-        let start = block.begin as usize;
-        if let Some(dst) = buf.get_mut(start..start + data.len()) {
-            dst.copy_from_slice(data);
-        }
-        if r.piece_complete {
-            if let Some(buf) = st.partial.remove(&block.piece) {
-                drop(st);
-                let me = self.clone();
-                tokio::spawn(async move { me.finish_piece(block.piece, buf).await });
-            }
-        }
-    }
-
-    /// Hashes a complete piece off the runtime; stores it if good, refetches it if not.
-    async fn finish_piece(self: Arc<Self>, piece: u32, buf: Vec<u8>) {
-        let Ok(_permit) = self.hash_slots.acquire().await else {
-            return;
-        };
-        let Some(storage) = self.storage() else {
-            return;
-        };
-        let expected = self.meta.info.pieces[piece as usize];
-        let job = tokio::task::spawn_blocking(move || {
-            let ok = Sha1::digest(&buf).as_slice() == expected;
-            let written = if ok {
-                storage.write(piece, 0, &buf)
-            } else {
-                Ok(())
-            };
-            (ok, written, buf)
-        });
-        let Ok((ok, written, buf)) = job.await else {
-            return;
-        };
-        let mut st = self.lock();
-        if st.pool.len() < 64 {
-            st.pool.push(buf);
-        }
-        match (ok, written) {
-            (true, Ok(())) => {
-                st.picker.piece_verified(piece);
-                st.have.set(piece);
-                let source = st.piece_source.remove(&piece);
-                for p in st.peers.values() {
-                    let _ = p.tx.send(PeerCmd::Have(piece));
-                }
-                let done = st.picker.is_complete_wanted();
-                drop(st);
-                self.emit(TorrentEvent::PieceVerified {
-                    piece,
-                    bytes: self.meta.info.piece_size(piece),
-                    peer: source,
-                });
-                if done {
-                    self.update_completion(true);
-                }
-            }
-            (true, Err(e)) => {
-                st.picker.piece_failed(piece);
-                st.piece_source.remove(&piece);
-                drop(st);
-                warn!("cannot store piece {piece}: {e}");
-                self.set_phase(Phase::Error(format!("{e}")));
-                self.emit(TorrentEvent::Error(e.to_string()));
-                self.cancel.cancel();
-            }
-            (false, _) => {
-                st.hash_failures += 1;
-                st.piece_source.remove(&piece);
-                self.emit(TorrentEvent::PieceFailed { piece });
-                let contributors = st.picker.piece_failed(piece);
-                let sole = contributors.len() == 1;
-                warn!(
-                    piece,
-                    ?contributors,
-                    "piece failed its hash check; fetching it again"
-                );
-                for k in contributors {
-                    let s = st.strikes.entry(k).or_insert(0);
-                    *s += if sole { 2 } else { 1 };
-                    if *s >= BAN_STRIKES {
-                        if let Some(p) = st.peers.get(&k) {
-                            let (addr, id) = (p.addr, p.peer_id);
-                            warn!(%addr, "dropping peer that sent corrupt data");
-                            let _ = p
-                                .tx
-                                .send(PeerCmd::Disconnect("sent data that failed the hash check"));
-                            st.banned_addrs.insert(addr);
-                            st.banned_ids.insert(id);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    // ----- dialling -----
-
-    /// Learns peer addresses and dials as many as the connection budget allows.
-    pub(crate) fn add_peers(self: &Arc<Self>, addrs: &[SocketAddr]) {
-        {
-            let mut st = self.lock();
-            for a in addrs {
-                let own = a.port() == self.listen_port
-                    && (a.ip().is_loopback() || a.ip().is_unspecified());
-                if !own && a.port() != 0 && !st.candidates.contains(a) && !st.dialing.contains(a) {
-                    st.candidates.push(*a);
-                }
-            }
-        }
-        self.dial_candidates();
-    }
-
-    pub(crate) fn dial_candidates(self: &Arc<Self>) {
-        if self.cancel.is_cancelled() || self.storage.get().is_none() {
-            return;
-        }
-        let mut to_dial = Vec::new();
-        {
-            let mut st = self.lock();
-            while st.peers.len() + st.dialing.len() < MAX_PEERS {
-                let Some(a) = st.candidates.pop() else { break };
-                let connected = st
-                    .peers
-                    .values()
-                    .any(|p| p.addr == a || p.listen_addr == Some(a));
-                if connected || st.banned_addrs.contains(&a) || !st.dialing.insert(a) {
-                    continue;
-                }
-                to_dial.push(a);
-            }
-        }
-        for addr in to_dial {
-            let me = self.clone();
-            tokio::spawn(async move {
-                let (connected, r) = me.dial(addr).await;
-                if let Err(e) = &r {
-                    tracing::debug!(%addr, "peer connection ended: {e}");
-                }
-                let mut st = me.lock();
-                st.dialing.remove(&addr);
-                // A peer that could not be reached (or, like Transmission right after
-                // another loopback peer left, dropped our handshake) is tried again a
-                // few times on later driver ticks.
-                let retry = !connected
-                    && !matches!(r, Err(PeerError::SelfConnection))
-                    && !st.banned_addrs.contains(&addr);
-                let failures = st.dial_failures.entry(addr).or_insert(0);
-                if connected {
-                    *failures = 0;
-                } else {
-                    *failures += 1;
-                }
-                if retry && *failures <= MAX_DIAL_RETRIES && !st.candidates.contains(&addr) {
-                    st.candidates.insert(0, addr);
-                }
-            });
-        }
-    }
-
-    /// Dials and runs one peer; the flag says whether the handshake completed.
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> (bool, Result<(), PeerError>) {
-        let connect = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return (false, Err(e.into())),
-            Err(_) => return (false, Err(PeerError::Timeout("connect"))),
-        };
-        let mut stream = stream;
-        let theirs =
-            match peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await {
-                Ok(h) => h,
-                Err(e) => return (false, Err(e)),
-            };
-        (
-            true,
-            peer::run(self.clone(), stream, addr, theirs, false).await,
-        )
-    }
-
-    /// Takes over an incoming connection whose handshake named this torrent.
-    pub(crate) fn accept(
-        self: &Arc<Self>,
-        mut stream: TcpStream,
-        addr: SocketAddr,
-        theirs: shoal_proto::wire::Handshake,
-    ) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            // Not while checking: the peer would see no pieces. Closing before our
-            // handshake makes it try again later.
-            if theirs.peer_id == me.our_id || me.storage.get().is_none() {
-                return;
-            }
-            if peer::handshake::write_handshake(&mut stream, me.meta.info_hash, me.our_id)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            if let Err(e) = peer::run(me, stream, addr, theirs, true).await {
-                tracing::debug!(%addr, "incoming peer ended: {e}");
-            }
-        });
     }
 }

@@ -1,0 +1,119 @@
+//! Dialling peers learnt from trackers (with retries) and accepting incoming ones.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::{Shared, MAX_DIAL_RETRIES, MAX_PEERS};
+use crate::peer::{self, PeerError};
+
+impl Shared {
+    /// Learns peer addresses and dials as many as the connection budget allows.
+    pub(crate) fn add_peers(self: &Arc<Self>, addrs: &[SocketAddr]) {
+        {
+            let mut st = self.lock();
+            for a in addrs {
+                let own = a.port() == self.listen_port
+                    && (a.ip().is_loopback() || a.ip().is_unspecified());
+                if !own && a.port() != 0 && !st.candidates.contains(a) && !st.dialing.contains(a) {
+                    st.candidates.push(*a);
+                }
+            }
+        }
+        self.dial_candidates();
+    }
+
+    pub(crate) fn dial_candidates(self: &Arc<Self>) {
+        if self.cancel.is_cancelled() || self.storage.get().is_none() {
+            return;
+        }
+        let mut to_dial = Vec::new();
+        {
+            let mut st = self.lock();
+            while st.peers.len() + st.dialing.len() < MAX_PEERS {
+                let Some(a) = st.candidates.pop() else { break };
+                let connected = st
+                    .peers
+                    .values()
+                    .any(|p| p.addr == a || p.listen_addr == Some(a));
+                if connected || st.banned_addrs.contains(&a) || !st.dialing.insert(a) {
+                    continue;
+                }
+                to_dial.push(a);
+            }
+        }
+        for addr in to_dial {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let (connected, r) = me.dial(addr).await;
+                if let Err(e) = &r {
+                    tracing::debug!(%addr, "peer connection ended: {e}");
+                }
+                let mut st = me.lock();
+                st.dialing.remove(&addr);
+                // A peer that could not be reached (or, like Transmission right after
+                // another loopback peer left, dropped our handshake) is tried again a
+                // few times on later driver ticks.
+                let retry = !connected
+                    && !matches!(r, Err(PeerError::SelfConnection))
+                    && !st.banned_addrs.contains(&addr);
+                let failures = st.dial_failures.entry(addr).or_insert(0);
+                if connected {
+                    *failures = 0;
+                } else {
+                    *failures += 1;
+                }
+                if retry && *failures <= MAX_DIAL_RETRIES && !st.candidates.contains(&addr) {
+                    st.candidates.insert(0, addr);
+                }
+            });
+        }
+    }
+
+    /// Dials and runs one peer; the flag says whether the handshake completed.
+    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> (bool, Result<(), PeerError>) {
+        let connect = TcpStream::connect(addr);
+        let stream = match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return (false, Err(e.into())),
+            Err(_) => return (false, Err(PeerError::Timeout("connect"))),
+        };
+        let mut stream = stream;
+        let theirs =
+            match peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await {
+                Ok(h) => h,
+                Err(e) => return (false, Err(e)),
+            };
+        (
+            true,
+            peer::run(self.clone(), stream, addr, theirs, false).await,
+        )
+    }
+
+    /// Takes over an incoming connection whose handshake named this torrent.
+    pub(crate) fn accept(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        theirs: shoal_proto::wire::Handshake,
+    ) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Not while checking: the peer would see no pieces. Closing before our
+            // handshake makes it try again later.
+            if theirs.peer_id == me.our_id || me.storage.get().is_none() {
+                return;
+            }
+            if peer::handshake::write_handshake(&mut stream, me.meta.info_hash, me.our_id)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if let Err(e) = peer::run(me, stream, addr, theirs, true).await {
+                tracing::debug!(%addr, "incoming peer ended: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,180 @@
+//! Requests and received blocks: picking, copying blocks into piece buffers, and
+//! finishing pieces (hash, store, announce) off the async runtime.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use sha1::{Digest, Sha1};
+use shoal_proto::wire::Bitfield;
+use tracing::warn;
+
+use super::{PeerKey, Phase, Shared, TorrentEvent, BAN_STRIKES};
+use crate::peer::PeerCmd;
+use crate::picker::Block;
+
+impl Shared {
+    pub(crate) fn pick(
+        &self,
+        key: PeerKey,
+        theirs: &Bitfield,
+        max: usize,
+        rng: &mut SmallRng,
+        out: &mut Vec<Block>,
+    ) {
+        self.lock().picker.pick(key, theirs, max, rng, out);
+    }
+
+    pub(crate) fn request_dropped(&self, key: PeerKey, b: Block) {
+        self.lock().picker.request_dropped(key, b);
+    }
+
+    pub(crate) fn requests_dropped(&self, key: PeerKey, blocks: &[Block]) {
+        let mut st = self.lock();
+        for b in blocks {
+            st.picker.request_dropped(key, *b);
+        }
+    }
+
+    /// Whether `b` is exactly one of the torrent's blocks.
+    pub(crate) fn is_valid_block(&self, b: Block) -> bool {
+        let st = self.lock();
+        let p = &st.picker;
+        if b.piece >= p.num_pieces() || b.begin % crate::picker::BLOCK_SIZE != 0 {
+            return false;
+        }
+        let idx = b.begin / crate::picker::BLOCK_SIZE;
+        idx < p.block_count(b.piece) && p.block_ref(b.piece, idx) == (b.begin, b.length)
+    }
+
+    /// Copies a received block into its piece buffer; hashes and stores the piece when
+    /// it is complete.
+    pub(crate) fn block_received(
+        self: &Arc<Self>,
+        key: PeerKey,
+        _addr: SocketAddr,
+        block: Block,
+        data: &[u8],
+    ) {
+        self.downloaded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut st = self.lock();
+        if st.have.get(block.piece) {
+            return;
+        }
+        let r = st.picker.block_received(key, block);
+        if !r.first {
+            return;
+        }
+        for other in &r.other_requesters {
+            if let Some(p) = st.peers.get(other) {
+                let _ = p.tx.send(PeerCmd::Cancel(block));
+            }
+        }
+        let size = self.meta.info.piece_size(block.piece) as usize;
+        if !st.partial.contains_key(&block.piece) {
+            st.piece_source.insert(block.piece, _addr);
+            let mut buf = st.pool.pop().unwrap_or_default();
+            buf.resize(size, 0);
+            st.partial.insert(block.piece, buf);
+        }
+        let Some(buf) = st.partial.get_mut(&block.piece) else {
+            return;
+        };
+        let start = block.begin as usize;
+        if let Some(dst) = buf.get_mut(start..start + data.len()) {
+            dst.copy_from_slice(data);
+        }
+        if r.piece_complete {
+            if let Some(buf) = st.partial.remove(&block.piece) {
+                drop(st);
+                let me = self.clone();
+                tokio::spawn(async move { me.finish_piece(block.piece, buf).await });
+            }
+        }
+    }
+
+    /// Hashes a complete piece off the runtime; stores it if good, refetches it if not.
+    async fn finish_piece(self: Arc<Self>, piece: u32, buf: Vec<u8>) {
+        let Ok(_permit) = self.hash_slots.acquire().await else {
+            return;
+        };
+        let Some(storage) = self.storage() else {
+            return;
+        };
+        let expected = self.meta.info.pieces[piece as usize];
+        let job = tokio::task::spawn_blocking(move || {
+            let ok = Sha1::digest(&buf).as_slice() == expected;
+            let written = if ok {
+                storage.write(piece, 0, &buf)
+            } else {
+                Ok(())
+            };
+            (ok, written, buf)
+        });
+        let Ok((ok, written, buf)) = job.await else {
+            return;
+        };
+        let mut st = self.lock();
+        if st.pool.len() < 64 {
+            st.pool.push(buf);
+        }
+        match (ok, written) {
+            (true, Ok(())) => {
+                st.picker.piece_verified(piece);
+                st.have.set(piece);
+                let source = st.piece_source.remove(&piece);
+                for p in st.peers.values() {
+                    let _ = p.tx.send(PeerCmd::Have(piece));
+                }
+                let done = st.picker.is_complete_wanted();
+                drop(st);
+                self.emit(TorrentEvent::PieceVerified {
+                    piece,
+                    bytes: self.meta.info.piece_size(piece),
+                    peer: source,
+                });
+                if done {
+                    self.update_completion(true);
+                }
+            }
+            (true, Err(e)) => {
+                st.picker.piece_failed(piece);
+                st.piece_source.remove(&piece);
+                drop(st);
+                warn!("cannot store piece {piece}: {e}");
+                self.set_phase(Phase::Error(format!("{e}")));
+                self.emit(TorrentEvent::Error(e.to_string()));
+                self.cancel.cancel();
+            }
+            (false, _) => {
+                st.hash_failures += 1;
+                st.piece_source.remove(&piece);
+                self.emit(TorrentEvent::PieceFailed { piece });
+                let contributors = st.picker.piece_failed(piece);
+                let sole = contributors.len() == 1;
+                warn!(
+                    piece,
+                    ?contributors,
+                    "piece failed its hash check; fetching it again"
+                );
+                for k in contributors {
+                    let s = st.strikes.entry(k).or_insert(0);
+                    *s += if sole { 2 } else { 1 };
+                    if *s >= BAN_STRIKES {
+                        if let Some(p) = st.peers.get(&k) {
+                            let (addr, id) = (p.addr, p.peer_id);
+                            warn!(%addr, "dropping peer that sent corrupt data");
+                            let _ = p
+                                .tx
+                                .send(PeerCmd::Disconnect("sent data that failed the hash check"));
+                            st.banned_addrs.insert(addr);
+                            st.banned_ids.insert(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

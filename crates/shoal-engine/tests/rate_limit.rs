@@ -84,6 +84,10 @@ async fn download_limit_is_enforced_and_can_be_changed() {
                 _ => phase.changed().await.unwrap(),
             }
         }
+        // Rates fall back to zero once nothing moves (5 s window).
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let idle = leech.status();
+        assert_eq!((idle.down_rate, idle.up_rate), (0, 0), "{idle:?}");
         leecher.shutdown().await;
         seeder.shutdown().await;
     };

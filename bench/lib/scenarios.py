@@ -1,0 +1,427 @@
+"""The six scenarios of issue 7. Each yields result records (dicts) for the JSON lines."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+
+import data
+from clients import (CLIENTS, OpenTracker, ShoalTracker, http, info_hash, wait_port)
+from proc import Proc, free_port
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+class Session:
+    """State shared by the scenarios of one bench/run."""
+
+    def __init__(self, ctx, cfg, out):
+        self.ctx = ctx
+        self.cfg = cfg
+        self.out = out
+        self.tracker_port = free_port()
+        self.tracker_kind = "shoal"
+        if not cfg.quick and OpenTracker.available() and cfg.tracker != "shoal":
+            self.tracker_kind = "opentracker"
+        ctx.tracker_url = f"http://127.0.0.1:{self.tracker_port}/announce"
+        self.hashes = []
+        self.torrents = {}
+
+    def emit(self, rec):
+        rec.setdefault("type", "run")
+        rec["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        rec["load1"] = os.getloadavg()[0]
+        self.out.write(json.dumps(rec) + "\n")
+        self.out.flush()
+        brief = {k: rec[k] for k in ("scenario", "client", "run", "ok", "mb_s", "wall_s", "error")
+                 if k in rec and rec[k] is not None}
+        print("  " + json.dumps(brief), flush=True)
+
+    def skip(self, scenario, client, reason):
+        self.emit({"type": "skip", "scenario": scenario, "client": client, "reason": reason})
+
+    def torrent(self, ds):
+        """Create (once per session) the .torrent of data set DS: 256 KiB pieces."""
+        if ds.name in self.torrents:
+            return self.torrents[ds.name]
+        out = os.path.join(self.ctx.tmp, ds.name + ".torrent")
+        subprocess.run([self.ctx.shoal, "create", ds.path, "--tracker", self.ctx.tracker_url,
+                        "--piece-size", str(256 * 1024), "-o", out], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.torrents[ds.name] = out
+        self.hashes.append(info_hash(self.ctx, out))
+        return out
+
+    def start_tracker(self):
+        if self.tracker_kind == "opentracker":
+            return OpenTracker(self.ctx, self.tracker_port, self.hashes)
+        return ShoalTracker(self.ctx, self.tracker_port)
+
+
+def usable(sess, scenario, names):
+    """The clients of NAMES that can run; a skip record for the others."""
+    out = []
+    for n in names:
+        if sess.cfg.clients and n not in sess.cfg.clients:
+            continue
+        ok, why = CLIENTS[n].available()
+        if ok:
+            out.append(n)
+        else:
+            sess.skip(scenario, n, why)
+    return out
+
+
+def mem_of(h, prefix):
+    m = (h.proc if hasattr(h, "proc") else h).mem()
+    return {f"{prefix}_peak_rss_mib": m["peak_rss_mib"], f"{prefix}_peak_anon_mib": m["peak_anon_mib"]}
+
+
+def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, keep_seeding=False,
+             timeout=300):
+    """One seeder, N leechers started together; returns the result record."""
+    ctx = sess.ctx
+    torrent = sess.torrent(ds)
+    rec = {"scenario": scenario, "client": seeder_name if seeder_name == leecher_name else
+           f"{seeder_name}->{leecher_name}", "seeder": seeder_name, "leecher": leecher_name,
+           "run": run, "bytes": ds.size, "files": ds.files or 1, "leechers": n_leechers,
+           "tracker": sess.tracker_kind, "ok": False, "error": None}
+    tracker = seeder = None
+    leechers = []
+    dirs = []
+    try:
+        tracker = sess.start_tracker()
+        paths = ds.file_paths()
+        data.warm(paths)
+        seeder = CLIENTS[seeder_name].seed(ctx, torrent, ds.root)
+        rec["seeder_cache"] = data.cached_fraction(paths)
+        rec["seeder_cache_state"] = "warm (read before the run)"
+        s_cpu0 = seeder.proc.cpu_s()
+        for i in range(n_leechers):
+            d = ctx.tmpdir(f"leech{i}")
+            dirs.append(d)
+            leechers.append(CLIENTS[leecher_name].leech(ctx, torrent, d, keep_seeding))
+        for h in leechers:
+            h.wait_done(timeout)
+        s_cpu = seeder.proc.cpu_s() - s_cpu0
+        t0 = min(h.t0 for h in leechers)
+        t_last = max(h.t_done for h in leechers)
+        wall = t_last - t0
+        rec.update({
+            "wall_s": round(wall, 3),
+            "mb_s": round(ds.size / 1e6 / wall, 1),
+            "leecher_cpu_s": round(sum(h.cpu_done for h in leechers) / n_leechers, 3),
+            "seeder_cpu_s": round(s_cpu, 3),
+            "done_by": leechers[0].done_by,
+        })
+        if n_leechers > 1:
+            rec["leecher_walls_s"] = [round(h.t_done - h.t0, 3) for h in leechers]
+            rec["leecher_cpu_total_s"] = round(sum(h.cpu_done for h in leechers), 3)
+        rel = [os.path.relpath(p, ds.root) for p in paths]
+        rec["verified"] = all(data.same_content(paths, [os.path.join(d, r) for r in rel])
+                              for d in dirs)
+        if not rec["verified"]:
+            raise RuntimeError("downloaded data differs from the seeder's")
+        rec["ok"] = True
+    except Exception as e:  # noqa: BLE001 - one failed run must not stop the session
+        rec["error"] = f"{type(e).__name__}: {e}"[:500]
+        sess.cfg.failed_logs = True
+    finally:
+        lmem = [h.proc.mem() for h in leechers]
+        for h in leechers:
+            h.stop()
+        if seeder is not None:
+            extra = seeder.stop()
+            rec.update(mem_of(seeder, "seeder"))
+            if "uploaded" in extra:
+                rec["seeder_uploaded"] = extra["uploaded"]
+                rec["seeder_uploaded_x"] = round(extra["uploaded"] / ds.size, 2)
+        if lmem:
+            rec["leecher_peak_rss_mib"] = max(m["peak_rss_mib"] for m in lmem)
+            rec["leecher_peak_anon_mib"] = max(m["peak_anon_mib"] for m in lmem)
+        if tracker is not None:
+            tracker.stop()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        os.sync()
+    return rec
+
+
+def round_robin(sess, scenario, pairs, ds, **kw):
+    """Runs 1..N of every pair interleaved, so load changes hit every client alike."""
+    for run in range(1, sess.cfg.runs + 1):
+        for s, l in pairs:
+            print(f"[{scenario}] {s}->{l} run {run}/{sess.cfg.runs}", flush=True)
+            sess.emit(transfer(sess, scenario, ds, s, l, run, **kw))
+
+
+def s1_single(sess):
+    cfg = sess.cfg
+    size = 16 * MiB if cfg.quick else GiB
+    ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
+    names = usable(sess, "single", ["shoal"] if cfg.quick else
+                   ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
+    round_robin(sess, "single", [(n, n) for n in names], ds)
+
+
+def s2_tree(sess):
+    cfg = sess.cfg
+    files = 40 if cfg.quick else 1000
+    ds = data.DataSet(cfg.cache, "tree", "tree", files=files, file_size=64 * 1024).ensure()
+    names = usable(sess, "tree", ["shoal"] if cfg.quick else
+                   ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
+    round_robin(sess, "tree", [(n, n) for n in names], ds)
+
+
+def s3_crowd(sess):
+    cfg = sess.cfg
+    size = 8 * MiB if cfg.quick else 256 * MiB
+    n = 3 if cfg.quick else 8
+    ds = data.DataSet(cfg.cache, "crowd", "file", size=size).ensure()
+    names = usable(sess, "crowd", ["shoal"] if cfg.quick else ["shoal", "libtorrent"])
+    round_robin(sess, "crowd", [(c, c) for c in names], ds, n_leechers=n, keep_seeding=True)
+
+
+def s4_mixed(sess):
+    cfg = sess.cfg
+    if cfg.quick:
+        return
+    ds = data.DataSet(cfg.cache, "single", "file", size=GiB).ensure()
+    others = usable(sess, "mixed", ["qbittorrent", "libtorrent"])
+    pairs = [(o, "shoal") for o in others] + [("shoal", o) for o in others]
+    round_robin(sess, "mixed", pairs, ds)
+
+
+# --- scenario 5: trackers ------------------------------------------------------------------
+
+def s5_tracker(sess):
+    cfg = sess.cfg
+    ctx = sess.ctx
+    hashes = [data.hashlib.sha1(f"bench-torrent-{i}".encode()).hexdigest() for i in range(1000)]
+    hfile = os.path.join(ctx.tmp, "hashes.txt")
+    with open(hfile, "w") as f:
+        f.write("".join(h + "\n" for h in hashes))
+    trackers = ["shoal"] + ([] if cfg.quick else ["opentracker"])
+    if shutil.which("wrk") is None:
+        sess.skip("tracker-http", "*", "wrk not installed")
+    else:
+        for run in range(1, cfg.runs + 1):
+            for kind in trackers:
+                if kind == "opentracker" and not OpenTracker.available():
+                    if run == 1:
+                        sess.skip("tracker-http", "opentracker", "opentracker not installed")
+                    continue
+                for mode in ("close", "keepalive"):
+                    print(f"[tracker-http] {kind} {mode} run {run}", flush=True)
+                    sess.emit(http_bench(sess, kind, mode, hashes, hfile, run))
+    udp_bench_all(sess, hashes)
+
+
+def _start_tracker(sess, kind, port, hashes):
+    if kind == "opentracker":
+        return OpenTracker(sess.ctx, port, hashes)
+    return ShoalTracker(sess.ctx, port)
+
+
+def http_bench(sess, kind, mode, hashes, hfile, run):
+    cfg = sess.cfg
+    rec = {"scenario": "tracker-http", "client": kind, "mode": mode, "run": run, "ok": False,
+           "error": None, "torrents": len(hashes)}
+    port = free_port()
+    t = None
+    try:
+        t = _start_tracker(sess, kind, port, hashes)
+        # One real announce: a whitelisted hash must get a reply without a failure reason.
+        q = urllib.parse.quote(bytes.fromhex(hashes[0]), safe="")
+        _, body = http("GET", f"http://127.0.0.1:{port}/announce?info_hash={q}"
+                       "&peer_id=-BE0001-abcdefghijkl&port=7000&uploaded=0&downloaded=0"
+                       "&left=5&compact=1")
+        if b"failure" in body:
+            raise RuntimeError(f"tracker refused a sane announce: {body[:200]!r}")
+        dur = 2 if cfg.quick else 10
+        conns = 32
+        cpu0 = t.proc.cpu_s()
+        out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{dur}s", "--latency", "-s",
+                              os.path.join(cfg.bench, "drivers", "announce.lua"),
+                              f"http://127.0.0.1:{port}/announce", "--", hfile, mode],
+                             capture_output=True, text=True, timeout=dur + 30)
+        cpu = t.proc.cpu_s() - cpu0
+        text = out.stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+        m = re.search(r"bench: failures=(\d+) ok=(\d+)", text)
+        fails, oks = (int(m.group(1)), int(m.group(2))) if m else (None, None)
+        errs = re.search(r"Socket errors: (.*)", text)
+        lat = re.search(r"Latency\s+([\d.]+\w+)", text)
+        rec.update({"req_s": round(rps), "duration_s": dur, "connections": conns,
+                    "wrk_threads": 2, "tracker_cpu_s": round(cpu, 2),
+                    "req_per_cpu_s": round(rps * dur / cpu) if cpu > 0 else None,
+                    "failures": fails, "answered": oks,
+                    "socket_errors": errs.group(1).strip() if errs else None,
+                    "latency_avg": lat.group(1) if lat else None})
+        rec.update(mem_of(t, "tracker"))
+        rec["ok"] = bool(oks) and (fails or 0) < 0.01 * (oks + (fails or 0))
+        if not rec["ok"]:
+            rec["error"] = f"{fails} failed answers of {fails + oks}" if m else "no wrk summary"
+    except Exception as e:  # noqa: BLE001
+        rec["error"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        if t is not None:
+            t.stop()
+    return rec
+
+
+def udp_bench_all(sess, hashes):
+    from udp import udp_bench, aquatic_bins
+    cfg = sess.cfg
+    load_bin, server_bin, why = aquatic_bins(cfg)
+    if load_bin is None:
+        sess.skip("tracker-udp", "*", why)
+        return
+    kinds = ["shoal"] + ([] if cfg.quick or server_bin is None else ["aquatic_udp"])
+    if server_bin is None and not cfg.quick:
+        sess.skip("tracker-udp", "aquatic_udp", why)
+    for run in range(1, cfg.runs + 1):
+        for kind in kinds:
+            print(f"[tracker-udp] {kind} run {run}", flush=True)
+            sess.emit(udp_bench(sess, kind, run, load_bin, server_bin))
+
+
+# --- scenario 6: one node with many torrents -------------------------------------------------
+
+def api(base, method, path, obj=None):
+    body = json.dumps(obj).encode() if obj is not None else None
+    _, out = http(method, base + path, body, {"Content-Type": "application/json"} if body else {},
+                  timeout=30)
+    return json.loads(out) if out else None
+
+
+def start_node(sess, data_dir, dl_dir, web_port, tracker_url, tag):
+    p = Proc([sess.ctx.shoal, "up", "--data-dir", data_dir, "--port", "0",
+              "--web", f"127.0.0.1:{web_port}", "--tracker", tracker_url,
+              "--download-dir", dl_dir], name=f"shoal-up-{tag}",
+             log_path=sess.ctx.log(f"shoal-up-{tag}"))
+    return p
+
+
+def wait_all_seeding(base, n, timeout, proc):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"node exited {proc.exit_code}: {proc.tail()}")
+        try:
+            ts = api(base, "GET", "/api/torrents")
+            seeding = sum(1 for t in ts if t["state"] == "seeding")
+            last = (len(ts), seeding)
+            if len(ts) >= n and seeding >= n:
+                return time.monotonic()
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"not all {n} torrents seeding after {timeout}s (torrents, seeding) = {last}")
+
+
+def s6_node(sess):
+    cfg = sess.cfg
+    ctx = sess.ctx
+    n = 20 if cfg.quick else 1000
+    idle = 3 if cfg.quick else 60
+    ds = data.DataSet(cfg.cache, "node", "tree", files=n, file_size=16 * 1024).ensure()
+    rec = {"scenario": "node", "client": "shoal", "run": 1, "torrents": n, "ok": False,
+           "error": None, "idle_window_s": idle}
+    tracker = node = None
+    tport = free_port()
+    try:
+        tracker = ShoalTracker(ctx, tport)
+        data_dir = ctx.tmpdir("node-data")
+        dl_dir = ctx.tmpdir("node-dl")
+        web = free_port()
+        base = f"http://127.0.0.1:{web}"
+        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "first")
+        wait_port(web, 30, node)
+        t0 = time.monotonic()
+        for p in ds.file_paths():
+            api(base, "POST", "/api/share", {"path": p})
+        wait_all_seeding(base, n, 600, node)
+        rec["share_all_s"] = round(time.monotonic() - t0, 2)
+        rec["first_run_rss_mib"] = node.mem()["peak_rss_mib"]
+        node.stop(30)
+        # Restart: time from spawn until every torrent is seeding again.
+        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "restart")
+        t0 = node.t_start
+        wait_port(web, 60, node)
+        rec["api_up_s"] = round(time.monotonic() - t0, 3)
+        t_all = wait_all_seeding(base, n, 300, node)
+        rec["startup_all_active_s"] = round(t_all - t0, 3)
+        rec["startup_cpu_s"] = round(node.cpu_s(), 2)
+        time.sleep(2)  # let start-up announces settle before the idle window
+        c0 = node.cpu_s()
+        time.sleep(idle)
+        c1 = node.cpu_s()
+        rec["idle_cpu_pct"] = round((c1 - c0) / idle * 100, 2)
+        from proc import read_status
+        st = read_status(node.pid) or {}
+        rec["rss_mib"] = round(st.get("VmRSS", 0) / 1024, 1)
+        rec["anon_mib"] = round(st.get("RssAnon", 0) / 1024, 1)
+        rec.update(mem_of(node, "node"))
+        rec["ok"] = True
+    except Exception as e:  # noqa: BLE001
+        rec["error"] = f"{type(e).__name__}: {e}"[:500]
+    finally:
+        if node is not None:
+            node.stop(30)
+        if tracker is not None:
+            tracker.stop()
+    sess.emit(rec)
+
+
+def openssl_sha1(seconds):
+    try:
+        out = subprocess.run(["openssl", "speed", "-evp", "sha1", "-bytes", "262144", "-seconds",
+                              str(seconds)], capture_output=True, text=True, timeout=60).stdout
+        m = re.search(r"^sha1\s+([\d.]+)k", out, re.M)
+        return round(float(m.group(1)) * 1000 / 1e6, 1) if m else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hashing(sess):
+    cfg = sess.cfg
+    ctx = sess.ctx
+    size = 16 * MiB if cfg.quick else GiB
+    ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
+    sha = openssl_sha1(1 if cfg.quick else 3)
+    for run in range(1, cfg.runs + 1):
+        for cores, prefix in (("1", ["taskset", "-c", "0"]), ("all", [])):
+            if prefix and shutil.which("taskset") is None:
+                continue
+            data.warm(ds.file_paths())
+            out = os.path.join(ctx.tmp, f"hash-{run}-{cores}.torrent")
+            p = Proc(prefix + [ctx.shoal, "create", ds.path, "--tracker", ctx.tracker_url,
+                               "--piece-size", str(256 * 1024), "-o", out], name="shoal-create",
+                     log_path=ctx.log("shoal-create"))
+            code = p.wait_exit(600)
+            wall = p.t_exit - p.t_start
+            rec = {"scenario": "hash", "client": "shoal", "cores": cores, "run": run,
+                   "bytes": size, "ok": code == 0, "error": None if code == 0 else
+                   f"exit {code}: {p.tail()}", "wall_s": round(wall, 3),
+                   "mb_s": round(size / 1e6 / wall, 1), "cpu_s": round(p.cpu_s(), 3),
+                   "openssl_sha1_mb_s": sha}
+            rec.update(mem_of(p, "create"))
+            if sha:
+                rec["vs_openssl"] = round(rec["mb_s"] / sha, 2)
+            sess.emit(rec)
+
+
+SCENARIOS = {
+    "single": s1_single, "tree": s2_tree, "crowd": s3_crowd, "mixed": s4_mixed,
+    "tracker": s5_tracker, "node": s6_node, "hash": hashing,
+}
+ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],
+           "6": ["node", "hash"], "s1": ["single"], "s2": ["tree"], "s3": ["crowd"],
+           "s4": ["mixed"], "s5": ["tracker"], "s6": ["node", "hash"]}

@@ -204,7 +204,7 @@ async fn run_registered(
     let max_len = wire::max_message_len(num_pieces);
     let mut rbuf = BytesMut::with_capacity(256 * 1024);
     let (disk_tx, mut disk_rx) = mpsc::channel::<Vec<(BlockRef, Bytes)>>(2);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     let cancel = shared.cancel.clone();
     let res = loop {
         tokio::select! {
@@ -249,6 +249,46 @@ async fn run_registered(
     drop(peer);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     (res, pieces)
+}
+
+/// Requests read from disk in one blocking job.
+const UPLOAD_READ_BATCH: usize = 32;
+/// Largest single read when coalescing adjacent requests.
+const MAX_COALESCED_READ: usize = 1 << 20;
+
+/// Reads the blocks of `batch` into `out`, one positional read per run of adjacent
+/// requests in the same piece (peers ask for a piece's blocks in order), sharing the
+/// buffer between the blocks of a run. Stops at the first error.
+fn read_blocks(
+    storage: &crate::storage::Storage,
+    batch: &[BlockRef],
+    out: &mut Vec<(BlockRef, Bytes)>,
+) -> Result<(), crate::storage::StorageError> {
+    let mut i = 0;
+    while let Some(first) = batch.get(i) {
+        let mut len = first.length as usize;
+        let mut j = i + 1;
+        while let Some(next) = batch.get(j) {
+            let adjacent = next.index == first.index
+                && u64::from(next.begin) == u64::from(first.begin) + len as u64;
+            if !adjacent || len + next.length as usize > MAX_COALESCED_READ {
+                break;
+            }
+            len += next.length as usize;
+            j += 1;
+        }
+        let mut buf = vec![0u8; len];
+        storage.read(first.index, first.begin, &mut buf)?;
+        let run = Bytes::from(buf);
+        let mut off = 0;
+        for r in &batch[i..j] {
+            let end = off + r.length as usize;
+            out.push((*r, run.slice(off..end)));
+            off = end;
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 /// Reads what is available, at most `cap` bytes (small reads keep a download limit
@@ -461,7 +501,7 @@ impl Peer {
     }
 
     fn start_disk_read(&mut self, done: &mpsc::Sender<Vec<(BlockRef, Bytes)>>) {
-        let n = self.upload_queue.len().min(16);
+        let n = self.upload_queue.len().min(UPLOAD_READ_BATCH);
         let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
         self.reading = true;
         let storage = self.shared.storage();
@@ -471,15 +511,8 @@ impl Peer {
             let read = tokio::task::spawn_blocking(move || {
                 let storage = storage?;
                 let mut out = Vec::with_capacity(batch.len());
-                for r in batch {
-                    let mut buf = vec![0u8; r.length as usize];
-                    match storage.read(r.index, r.begin, &mut buf) {
-                        Ok(()) => out.push((r, Bytes::from(buf))),
-                        Err(e) => {
-                            tracing::warn!(%addr, "cannot serve piece {}: {e}", r.index);
-                            break;
-                        }
-                    }
+                if let Err(e) = read_blocks(&storage, &batch, &mut out) {
+                    tracing::warn!(%addr, "cannot serve data: {e}");
                 }
                 Some(out)
             })
@@ -525,13 +558,13 @@ impl Peer {
 
     /// Keeps enough requests outstanding to cover the peer's rate.
     fn fill_requests(&mut self) {
-        if self.peer_choking || !self.am_interested {
+        if self.peer_choking || !self.am_interested || self.shared.backlogged() {
             return;
         }
         let rate = self.rate.rate(Instant::now());
         // About half a second of data at the current rate, within the peer's queue.
         let depth = ((rate / 2) / u64::from(wire::BLOCK_LEN)) as usize;
-        self.max_inflight = depth.clamp(16, self.their_reqq.clamp(16, 1000));
+        self.max_inflight = depth.clamp(16, self.their_reqq.clamp(16, 500));
         let room = self.max_inflight.saturating_sub(self.inflight.len());
         if room == 0 || (room < 4 && !self.inflight.is_empty()) {
             return;

@@ -142,6 +142,8 @@ pub struct Shared {
     phase: watch::Sender<Phase>,
     completed: Notify,
     next_key: AtomicU64,
+    /// Bytes of complete pieces waiting for hash and write.
+    pending_bytes: AtomicU64,
     events: broadcast::Sender<TorrentEvent>,
 }
 
@@ -192,6 +194,7 @@ impl Shared {
             }),
             completed: Notify::new(),
             next_key: AtomicU64::new(1),
+            pending_bytes: AtomicU64::new(0),
             events: broadcast::channel(4096).0,
             meta,
         })

@@ -14,7 +14,18 @@ use super::{PeerKey, Phase, Shared, TorrentEvent, BAN_STRIKES};
 use crate::peer::PeerCmd;
 use crate::picker::Block;
 
+/// Spare piece buffers kept for reuse.
+const MAX_POOLED_BYTES: u64 = 8 << 20;
+/// Complete pieces waiting to be hashed and written beyond which peers stop
+/// requesting more (backpressure from disk and CPU to the network).
+const MAX_PENDING_BYTES: u64 = 16 << 20;
+
 impl Shared {
+    /// Too much received data waits for hashing or disk: request nothing new for now.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.pending_bytes.load(Ordering::Relaxed) > MAX_PENDING_BYTES
+    }
+
     pub(crate) fn pick(
         &self,
         key: PeerKey,
@@ -89,6 +100,8 @@ impl Shared {
         if r.piece_complete {
             if let Some(buf) = st.partial.remove(&block.piece) {
                 drop(st);
+                self.pending_bytes
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 let me = self.clone();
                 tokio::spawn(async move { me.finish_piece(block.piece, buf).await });
             }
@@ -97,6 +110,14 @@ impl Shared {
 
     /// Hashes a complete piece off the runtime; stores it if good, refetches it if not.
     async fn finish_piece(self: Arc<Self>, piece: u32, buf: Vec<u8>) {
+        // Counted in `pending_bytes` by the caller; released on every way out.
+        struct Pending<'a>(&'a Shared, u64);
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                self.0.pending_bytes.fetch_sub(self.1, Ordering::Relaxed);
+            }
+        }
+        let _pending = Pending(&self, buf.len() as u64);
         let Ok(_permit) = self.hash_slots.acquire().await else {
             return;
         };
@@ -117,7 +138,7 @@ impl Shared {
             return;
         };
         let mut st = self.lock();
-        if st.pool.len() < 64 {
+        if (st.pool.len() as u64 + 1) * self.meta.info.piece_length <= MAX_POOLED_BYTES {
             st.pool.push(buf);
         }
         match (ok, written) {

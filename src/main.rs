@@ -17,11 +17,13 @@ use clap::{Parser, Subcommand};
 
 /// Shoal: peer-to-peer file sharing over the BitTorrent protocol.
 #[derive(Parser, Debug)]
-#[command(name = "shoal", version, about, long_about = None)]
+#[command(name = "shoal", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Args {
-    /// Without a command: `up`.
+    /// Without a command: `up` (its options may be given directly: `shoal --port 6001`).
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    up: config::UpArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,13 +84,6 @@ enum Command {
     },
 }
 
-/// `shoal` with no command: `up` with settings from the environment only.
-#[derive(Parser, Debug)]
-struct UpOnly {
-    #[command(flatten)]
-    up: config::UpArgs,
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
@@ -110,7 +105,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         let command = match args.command {
             Some(c) => c,
-            None => Command::Up(UpOnly::parse_from(["shoal"]).up),
+            None => Command::Up(args.up),
         };
         match command {
             Command::Up(args) => node::up::run(args).await,

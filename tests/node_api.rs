@@ -260,3 +260,100 @@ fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
+
+/// A finished download's rates fall back to 0 while it seeds (the engine's rate window
+/// is 5 s), and a seeder of its own share that uploaded gets a ratio over its size.
+#[test]
+fn rates_fall_to_zero_after_completion_and_seeder_ratio() -> Result<()> {
+    with_timeout(Duration::from_secs(150), || {
+        let t = TestDir::new("node-idle-rate")?;
+        let data = t.sub("share")?.join("idle.bin");
+        write_random_file(&data, 3_000_000, 21)?;
+        let a = start_node("node A", &t.path().join("a"), &t.sub("dl-a")?, &[])?;
+        let tracker = a.tracker.clone().context("A runs the embedded tracker")?;
+        // B's limit makes the download last a few seconds, so its rate is seen above 0.
+        let b = start_node(
+            "node B",
+            &t.path().join("b"),
+            &t.sub("dl-b")?,
+            &["--tracker", &tracker, "--max-down", "1000000"],
+        )?;
+        let id = a.share(&data, TRANSFER)?;
+        a.wait_torrent(&id, "A seeds", TRANSFER, |t| state(t) == "seeding")?;
+        let (status, added) = call("POST", &b.api("get"), Some(json!({"id": &id})))?;
+        ensure!(status == 201, "POST /api/get: {status} {added}");
+        b.wait_torrent(&id, "B downloads at a rate", TRANSFER, |t| {
+            t["down_rate"].as_u64().unwrap_or(0) > 0 || state(t) == "seeding"
+        })?;
+        let done = b.wait_torrent(&id, "B completes", TRANSFER, |t| state(t) == "seeding")?;
+        ensure!(done["down_rate"] != 0, "B's rate was never above 0: {done}");
+        b.wait_torrent(&id, "B's down_rate back to 0", QUICK, |t| {
+            t["down_rate"] == 0 && t["up_rate"] == 0
+        })?;
+        poll("B's node-wide down_rate back to 0", QUICK, || {
+            Ok((b.get("stats")?["down_rate"] == 0).then_some(()))
+        })?;
+        // A never downloaded: its ratio is uploaded / size, 1.0 after one full copy.
+        let seeded = a.wait_torrent(&id, "A counts the upload", QUICK, |t| {
+            t["uploaded"].as_u64().unwrap_or(0) >= 3_000_000
+        })?;
+        let ratio = seeded["ratio"].as_f64().context("ratio")?;
+        let expect = seeded["uploaded"].as_f64().context("uploaded")? / 3_000_000.0;
+        ensure!(
+            seeded["downloaded"] == 0 && (ratio - expect).abs() < 1e-9 && ratio >= 1.0,
+            "A: {seeded}"
+        );
+        Ok(())
+    })
+}
+
+/// `PATCH /api/settings` `max_down` shows in `GET /api/settings` and reaches the engine:
+/// 1.5 MB at 256 KiB/s (plus a one-second burst) cannot arrive in under 3 s. A lower
+/// bound only, so a slow machine cannot make it fail. `/api/fs` lists every share root.
+#[test]
+fn download_limit_set_through_the_api_slows_a_download() -> Result<()> {
+    with_timeout(Duration::from_secs(150), || {
+        let t = TestDir::new("node-limit")?;
+        let data = t.sub("share")?.join("slow.bin");
+        write_random_file(&data, 1_500_000, 33)?;
+        let a = start_node("node A", &t.path().join("a"), &t.sub("dl-a")?, &[])?;
+        let tracker = a.tracker.clone().context("A runs the embedded tracker")?;
+        let dl_b = t.sub("dl-b")?;
+        let b = start_node(
+            "node B",
+            &t.path().join("b"),
+            &dl_b,
+            &["--tracker", &tracker],
+        )?;
+        let fs = b.get("fs")?;
+        let roots = fs["roots"].as_array().context("roots")?;
+        let dl = dl_b.canonicalize()?.display().to_string();
+        ensure!(
+            roots.iter().any(|r| r == dl.as_str()) && fs["path"] == roots[0],
+            "GET /api/fs: {fs}"
+        );
+
+        let limit = 256 * 1024;
+        let (s, v) = call(
+            "PATCH",
+            &b.api("settings"),
+            Some(json!({"max_down": limit})),
+        )?;
+        ensure!(s == 200 && v["max_down"] == limit, "PATCH: {s} {v}");
+        let got = b.get("settings")?;
+        ensure!(got["max_down"] == limit && got["max_up"] == 0, "GET: {got}");
+
+        let id = a.share(&data, TRANSFER)?;
+        a.wait_torrent(&id, "A seeds", TRANSFER, |t| state(t) == "seeding")?;
+        let start = std::time::Instant::now();
+        let (status, added) = call("POST", &b.api("get"), Some(json!({"id": &id})))?;
+        ensure!(status == 201, "POST /api/get: {status} {added}");
+        b.wait_torrent(&id, "B completes", TRANSFER, |t| state(t) == "seeding")?;
+        let took = start.elapsed();
+        ensure!(
+            took >= Duration::from_secs(3),
+            "1.5 MB arrived in {took:?} despite max_down = 256 KiB/s"
+        );
+        Ok(())
+    })
+}

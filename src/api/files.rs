@@ -65,13 +65,18 @@ struct FsEntry {
     size: u64,
 }
 
-/// The allowed roots: the configured share roots and the download dir, canonical.
+/// The allowed roots: the configured share roots and the download dir, canonical,
+/// without duplicates, in that order (those that do not exist are left out).
 fn roots(node: &Node) -> Vec<PathBuf> {
     let mut r: Vec<PathBuf> = node.config().share_roots.clone();
     r.push(node.settings().download_dir);
-    r.into_iter()
-        .filter_map(|p| p.canonicalize().ok())
-        .collect()
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in r.into_iter().filter_map(|p| p.canonicalize().ok()) {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 pub async fn fs(
@@ -87,9 +92,13 @@ pub async fn fs(
             .cloned()
             .ok_or_else(|| ApiError::not_found("no share roots exist"))?,
     };
-    let listing = tokio::task::spawn_blocking(move || list_dir(&path, &roots))
+    let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    let mut listing = tokio::task::spawn_blocking(move || list_dir(&path, &roots))
         .await
         .map_err(|e| ApiError::internal(e.into()))??;
+    if let Some(o) = listing.as_object_mut() {
+        o.insert("roots".into(), json!(shown));
+    }
     Ok(Json(listing))
 }
 

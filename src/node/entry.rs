@@ -94,6 +94,16 @@ pub struct Summary {
     pub files: usize,
 }
 
+/// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
+/// when nothing was downloaded (a seeder of its own share has 1.0 after one full copy).
+pub fn ratio(uploaded: u64, downloaded: u64, size: u64) -> f64 {
+    match (downloaded, size) {
+        (0, 0) => 0.0,
+        (0, size) => uploaded as f64 / size as f64,
+        (down, _) => uploaded as f64 / down as f64,
+    }
+}
+
 /// Bytes in the verified pieces of `have`.
 pub fn have_bytes(info: &Info, have: &Bitfield) -> u64 {
     have.iter_set().map(|i| info.piece_size(i)).sum()
@@ -178,11 +188,7 @@ impl Entry {
             up_rate: s.map_or(0, |s| s.up_rate),
             downloaded,
             uploaded,
-            ratio: if downloaded == 0 {
-                0.0
-            } else {
-                uploaded as f64 / downloaded as f64
-            },
+            ratio: ratio(uploaded, downloaded, total),
             peers: s.map_or(0, |s| s.peers - s.seeds),
             seeds: s.map_or(0, |s| s.seeds),
             swarm_seeders: s.and_then(|s| s.swarm_seeders),
@@ -233,6 +239,15 @@ impl Entry {
 mod tests {
     use super::*;
     use shoal_proto::metainfo::InfoBuilder;
+
+    #[test]
+    fn ratio_falls_back_to_size_when_nothing_was_downloaded() {
+        assert_eq!(ratio(500, 1000, 4000), 0.5);
+        assert_eq!(ratio(4000, 0, 4000), 1.0);
+        assert_eq!(ratio(6000, 0, 4000), 1.5);
+        assert_eq!(ratio(0, 0, 4000), 0.0);
+        assert_eq!(ratio(10, 0, 0), 0.0);
+    }
 
     #[test]
     fn file_progress_splits_pieces_over_files() {

@@ -9,7 +9,8 @@
 //! 4. every word somewhere in the name or file paths;
 //!
 //! then more seeders first, then newer first, then by name, then by id (a total
-//! order, so pages are stable).
+//! order, so pages are stable). An empty query matches every candidate (browsing the
+//! catalog), so it is ordered by seeders, then newest.
 
 use shoal_proto::catalog::{SearchHit, SearchQuery};
 use shoal_proto::tracker::ScrapeStats;
@@ -30,10 +31,11 @@ pub enum Tier {
     Words,
 }
 
-/// The tier of `c` for `q`, or `None` when it does not match.
+/// The tier of `c` for `q`, or `None` when it does not match. Everything matches an
+/// empty query, in one tier.
 pub fn tier(q: &SearchQuery, c: &Candidate) -> Option<Tier> {
     if q.is_empty() {
-        return None;
+        return Some(Tier::Words);
     }
     if let Some(p) = &q.id_prefix {
         if c.info_hash.to_hex().starts_with(p.as_str()) {
@@ -177,11 +179,22 @@ mod tests {
     }
 
     #[test]
-    fn no_match_and_empty_query() {
+    fn no_match() {
         let cands = vec![cand(1, "Something", &["file.bin"])];
-        assert!(names("nothing", cands.clone(), &[]).is_empty());
-        assert!(names("", cands.clone(), &[]).is_empty());
-        assert!(names("   ", cands, &[]).is_empty());
+        assert!(names("nothing", cands, &[]).is_empty());
+    }
+
+    #[test]
+    fn empty_query_lists_all_by_seeders_then_newest() {
+        let mut old = cand(1, "old", &[]);
+        old.published = 10;
+        let mut new = cand(2, "new", &[]);
+        new.published = 20;
+        let mut popular = cand(3, "popular", &[]);
+        popular.published = 5;
+        let all = vec![old, new, popular];
+        assert_eq!(names("", all.clone(), &[(3, 2)]), ["popular", "new", "old"]);
+        assert_eq!(names("   ", all, &[]), ["new", "old", "popular"]);
     }
 
     #[test]

@@ -106,9 +106,15 @@ def http(method, url, body=None, headers=None, timeout=10):
         return r.status, r.read()
 
 
+_IH = {}
+
+
 def info_hash(ctx, torrent):
-    out = subprocess.run([ctx.shoal, "info", torrent], capture_output=True, text=True, check=True)
-    return re.search(r"info hash: ([0-9a-f]{40})", out.stdout).group(1)
+    if torrent not in _IH:
+        out = subprocess.run([ctx.shoal, "info", torrent], capture_output=True, text=True,
+                             check=True)
+        _IH[torrent] = re.search(r"info hash: ([0-9a-f]{40})", out.stdout).group(1)
+    return _IH[torrent]
 
 
 def scrape_complete(tracker_url, ih_hex):
@@ -289,27 +295,25 @@ class Rqbit:
         return subprocess.run([self.bin(), "--version"], capture_output=True,
                               text=True).stdout.strip()
 
-    def _argv(self, port, api_port):
-        return [self.bin(), "--disable-dht", "--disable-dht-persistence",
-                "--http-api-listen-addr", f"127.0.0.1:{api_port}",
-                "--listen-port", str(port), "--announce-port", str(port)]
+    def _argv(self, port, mode_args):
+        # Global flags before the subcommand; --announce-port must match the listen port
+        # (rqbit 9.1 announces 4240 otherwise).
+        return [self.bin(), "-v", "warn", "--disable-dht", "--disable-dht-persistence",
+                "--disable-lsd", "--disable-upnp-port-forward", "--listen-ip", "127.0.0.1",
+                "--listen-port", str(port), "--announce-port", str(port),
+                "download", "--disable-http-api"] + mode_args
 
     def seed(self, ctx, torrent, data_root):
-        port, api = free_port(), free_port()
-        argv = self._argv(port, api) + ["download", "-o", data_root, torrent]
-        p = Proc(argv, name="rqbit-seed", log_path=ctx.log("rqbit-seed"), merge_stderr=True,
-                 env=dict(os.environ, RUST_LOG="warn"))
+        # --overwrite: use the existing files (checked, then seeded until stopped).
+        argv = self._argv(free_port(), ["--overwrite", "-o", data_root, torrent])
+        p = Proc(argv, name="rqbit-seed", log_path=ctx.log("rqbit-seed"), merge_stderr=True)
         wait_seeding_on_tracker(ctx, torrent, p)
         return Handle(p)
 
     def leech(self, ctx, torrent, save_dir, keep_seeding=False):
-        port, api = free_port(), free_port()
-        argv = self._argv(port, api) + ["download", "-o", save_dir, torrent]
-        if not keep_seeding:
-            argv.insert(-1, "--exit-on-finish")
-            argv = argv[:-1] + [torrent]
-        p = Proc(argv, name="rqbit-leech", log_path=ctx.log("rqbit-leech"), merge_stderr=True,
-                 env=dict(os.environ, RUST_LOG="warn"))
+        mode = ([] if keep_seeding else ["--exit-on-finish"]) + ["-o", save_dir, torrent]
+        p = Proc(self._argv(free_port(), mode), name="rqbit-leech",
+                 log_path=ctx.log("rqbit-leech"), merge_stderr=True)
         return Handle(p, done_by="exit")
 
 

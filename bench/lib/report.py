@@ -136,7 +136,9 @@ def summarize(path):
     end = meta.get("end", {})
     L.append(f"- started {meta.get('started')}, mode {'quick' if meta.get('quick') else 'full'}, "
              f"{meta.get('runs')} run(s) per case, Shoal build profile `{meta.get('profile')}`, "
-             f"Shoal commit {meta.get('git_commit')}")
+             f"Shoal commit {meta.get('git_commit')}"
+             + (f" (working tree with uncommitted changes in {len(meta['uncommitted_files'])} "
+                "files by other engineers, built as found)" if meta.get("uncommitted_files") else ""))
     L.append(f"- {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_gib')} GiB, kernel "
              f"{m.get('kernel')}, {m.get('os')}")
     L.append(f"- load average at start: {meta.get('loadavg_start')}; at end: "

@@ -10,7 +10,8 @@ import time
 import urllib.parse
 
 import data
-from clients import (CLIENTS, OpenTracker, ShoalTracker, http, info_hash, wait_port)
+from clients import (CLIENTS, OpenTracker, ShoalTracker, http, info_hash, wait_port,
+                     wait_seeding_on_tracker)
 from proc import Proc, free_port
 
 GiB = 1 << 30
@@ -26,7 +27,8 @@ class Session:
         self.out = out
         self.tracker_port = free_port()
         self.tracker_kind = "shoal"
-        if not cfg.quick and OpenTracker.available() and cfg.tracker != "shoal":
+        if cfg.tracker == "opentracker" or (cfg.tracker == "auto" and not cfg.quick
+                                            and OpenTracker.available()):
             self.tracker_kind = "opentracker"
         ctx.tracker_url = f"http://127.0.0.1:{self.tracker_port}/announce"
         self.hashes = []
@@ -99,6 +101,9 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
         paths = ds.file_paths()
         data.warm(paths)
         seeder = CLIENTS[seeder_name].seed(ctx, torrent, ds.root)
+        # Every seeder must be known to the tracker before the clock starts, so each leecher
+        # gets it in its first announce reply.
+        wait_seeding_on_tracker(ctx, torrent, seeder.proc)
         rec["seeder_cache"] = data.cached_fraction(paths)
         rec["seeder_cache_state"] = "warm (read before the run)"
         s_cpu0 = seeder.proc.cpu_s()
@@ -164,8 +169,7 @@ def s1_single(sess):
     cfg = sess.cfg
     size = 16 * MiB if cfg.quick else GiB
     ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
-    names = usable(sess, "single", ["shoal"] if cfg.quick else
-                   ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
+    names = usable(sess, "single", ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
     round_robin(sess, "single", [(n, n) for n in names], ds)
 
 
@@ -173,8 +177,7 @@ def s2_tree(sess):
     cfg = sess.cfg
     files = 40 if cfg.quick else 1000
     ds = data.DataSet(cfg.cache, "tree", "tree", files=files, file_size=64 * 1024).ensure()
-    names = usable(sess, "tree", ["shoal"] if cfg.quick else
-                   ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
+    names = usable(sess, "tree", ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
     round_robin(sess, "tree", [(n, n) for n in names], ds)
 
 
@@ -183,15 +186,13 @@ def s3_crowd(sess):
     size = 8 * MiB if cfg.quick else 256 * MiB
     n = 3 if cfg.quick else 8
     ds = data.DataSet(cfg.cache, "crowd", "file", size=size).ensure()
-    names = usable(sess, "crowd", ["shoal"] if cfg.quick else ["shoal", "libtorrent"])
+    names = usable(sess, "crowd", ["shoal", "libtorrent"])
     round_robin(sess, "crowd", [(c, c) for c in names], ds, n_leechers=n, keep_seeding=True)
 
 
 def s4_mixed(sess):
     cfg = sess.cfg
-    if cfg.quick:
-        return
-    ds = data.DataSet(cfg.cache, "single", "file", size=GiB).ensure()
+    ds = data.DataSet(cfg.cache, "single", "file", size=16 * MiB if cfg.quick else GiB).ensure()
     others = usable(sess, "mixed", ["qbittorrent", "libtorrent"])
     pairs = [(o, "shoal") for o in others] + [("shoal", o) for o in others]
     round_robin(sess, "mixed", pairs, ds)

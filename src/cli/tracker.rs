@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use shoal_tracker::catalog::postgres::{is_postgres_url, redact_url};
 use shoal_tracker::{Tracker, TrackerConfig};
 
 /// Options of `shoal tracker`.
@@ -23,6 +24,11 @@ pub struct TrackerArgs {
     /// it the catalog lives in memory and is lost at exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Keep the catalog in this PostgreSQL database instead of --data-dir, e.g.
+    /// postgres://shoal:PASSWORD@db.lan:5432/shoal; several trackers may share it (each
+    /// sees the others' torrents within 5 s). Tables are created on first use. No TLS.
+    #[arg(long, env = "SHOAL_CATALOG_DB", value_name = "URL")]
+    pub catalog_db: Option<String>,
     /// Track only torrents published to the catalog; announces for others are refused.
     #[arg(long)]
     pub catalog_only: bool,
@@ -39,9 +45,14 @@ pub struct TrackerArgs {
 
 pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let bind = args.bind;
+    // Checked here rather than by clap, which would echo a password in its error.
+    if let Some(url) = &args.catalog_db {
+        check_catalog_db(url).map_err(anyhow::Error::msg)?;
+    }
     let config = TrackerConfig {
         interval: args.interval,
         data_dir: args.data_dir.clone(),
+        catalog_db: args.catalog_db.clone(),
         catalog_only: args.catalog_only,
         list_private: args.list_private,
         max_publish_bytes: usize::try_from(args.max_publish).unwrap_or(usize::MAX),
@@ -51,7 +62,7 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     let tracker = Tracker::bind(bind, config).await.with_context(|| {
         format!(
             "cannot start the tracker on {bind}; is another tracker running? choose another \
-             --bind, and check that --data-dir is writable"
+             --bind, and check that --data-dir is writable or --catalog-db reachable"
         )
     })?;
     let addr = tracker.local_addr()?;
@@ -64,7 +75,9 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     if !args.no_udp {
         println!("udp tracker: udp://{shown}");
     }
-    if let Some(dir) = &args.data_dir {
+    if let Some(url) = &args.catalog_db {
+        println!("catalog: {} (PostgreSQL)", redact_url(url));
+    } else if let Some(dir) = &args.data_dir {
         println!("catalog: {}", dir.join("catalog.sqlite").display());
     }
     if addr.ip().is_unspecified() {
@@ -75,4 +88,18 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     }
     tracker.run(super::interrupted()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Accepts only PostgreSQL URLs for `--catalog-db` (SQLite is `--data-dir`).
+fn check_catalog_db(s: &str) -> Result<(), String> {
+    if is_postgres_url(s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--catalog-db {} is not a PostgreSQL URL; give \
+             postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or postgresql://...), or leave \
+             --catalog-db out to use SQLite in --data-dir",
+            redact_url(s)
+        ))
+    }
 }

@@ -1,18 +1,24 @@
 //! The catalog: torrents published to this tracker, searchable by name, file name and
 //! info-hash prefix, and served back as `.torrent` files.
 //!
-//! Storage is behind [`store::CatalogStore`] (SQLite now; a shared PostgreSQL store
-//! is planned but not implemented). The set of published info-hashes is also kept in
-//! memory so the catalog-only check on every announce costs one hash lookup, not a
-//! database query. Every method here may block on the database: call it from
-//! `spawn_blocking`, except [`Catalog::is_published`] and [`Catalog::len`].
+//! Storage is behind [`store::CatalogStore`]: SQLite in the data dir (or in memory),
+//! or PostgreSQL ([`postgres`]) for a catalog shared by several trackers. The set of
+//! published info-hashes is also kept in memory so the catalog-only check on every
+//! announce costs one hash lookup, not a database query. With a shared store that set
+//! can miss what other trackers published: [`Catalog::torrent`] then asks the store,
+//! and the server calls [`Catalog::refresh`] every [`SHARED_REFRESH`], so catalog-only
+//! announces for a torrent published elsewhere are accepted within that delay. Every
+//! method here may block on the database: call it from `spawn_blocking`, except
+//! [`Catalog::is_published`], [`Catalog::is_shared`] and [`Catalog::len`].
 
+pub mod postgres;
 pub mod search;
 pub mod sqlite;
 pub mod store;
 
 use std::collections::HashSet;
 use std::sync::RwLock;
+use std::time::Duration;
 
 use shoal_proto::catalog::{PublishReply, SearchQuery, SearchResults, MAX_PER_PAGE};
 use shoal_proto::metainfo::{Metainfo, MetainfoError};
@@ -26,6 +32,9 @@ use store::{CatalogEntry, CatalogFile, CatalogStore, StoreError};
 /// Most stored torrents one search ranks; a query matching more is answered from the
 /// best-looking ones (exact and prefix name matches, then newest).
 pub const MAX_CANDIDATES: usize = 10_000;
+
+/// How often a tracker on a shared store re-reads the published info-hashes.
+pub const SHARED_REFRESH: Duration = Duration::from_secs(5);
 
 /// Why a publish failed.
 #[derive(Debug, Error)]
@@ -46,12 +55,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Opens the catalog the config asks for: SQLite in `data_dir`, or in memory.
-    /// Blocks (file IO).
+    /// Opens the catalog the config asks for: PostgreSQL at `catalog_db`, else SQLite
+    /// in `data_dir`, else in memory. Blocks (file or network IO).
     pub fn open(config: &TrackerConfig) -> Result<Catalog, StoreError> {
-        let store: Box<dyn CatalogStore> = match &config.data_dir {
-            Some(dir) => Box::new(sqlite::SqliteStore::open_dir(dir)?),
-            None => Box::new(sqlite::SqliteStore::in_memory()?),
+        let store: Box<dyn CatalogStore> = match (&config.catalog_db, &config.data_dir) {
+            (Some(url), _) => Box::new(postgres::PgStore::connect(url)?),
+            (None, Some(dir)) => Box::new(sqlite::SqliteStore::open_dir(dir)?),
+            (None, None) => Box::new(sqlite::SqliteStore::in_memory()?),
         };
         Catalog::with_store(store, config.list_private)
     }
@@ -75,6 +85,20 @@ impl Catalog {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains(hash)
+    }
+
+    /// Whether other trackers share the store (see [`Catalog::refresh`]).
+    pub fn is_shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
+    /// Adds what other trackers published to the in-memory set; returns the number of
+    /// published torrents. Nothing is ever unpublished, so this only adds.
+    pub fn refresh(&self) -> Result<usize, StoreError> {
+        let hashes = self.store.hashes()?;
+        let mut published = self.published.write().unwrap_or_else(|p| p.into_inner());
+        published.extend(hashes);
+        Ok(published.len())
     }
 
     /// Number of published torrents.
@@ -132,10 +156,19 @@ impl Catalog {
 
     /// The `.torrent` of a published torrent.
     pub fn torrent(&self, hash: &InfoHash) -> Result<Option<Vec<u8>>, StoreError> {
-        if !self.is_published(hash) {
+        let known = self.is_published(hash);
+        if !known && !self.is_shared() {
             return Ok(None);
         }
-        self.store.torrent(hash)
+        let torrent = self.store.torrent(hash)?;
+        if !known && torrent.is_some() {
+            // Published by another tracker since the last refresh.
+            self.published
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*hash);
+        }
+        Ok(torrent)
     }
 
     /// One page of ranked results; `page` counts from 1, `per_page` is clamped to
@@ -194,42 +227,43 @@ mod tests {
 
     #[test]
     fn publish_search_private_and_paging() {
-        let c = Catalog::with_store(Box::new(sqlite::SqliteStore::in_memory().unwrap()), false)
-            .unwrap();
-        let t = torrent("Ubuntu 24.04", &[("disk/ubuntu.iso", 1000)], false);
-        let r = c.publish(&t, Some(PeerId([1; 20])), 5).unwrap();
-        assert!(r.created);
-        assert!(!c.publish(&t, None, 6).unwrap().created);
-        let hash = InfoHash::from_hex(&r.id).unwrap();
-        assert!(c.is_published(&hash));
-        assert_eq!(c.torrent(&hash).unwrap().as_deref(), Some(&t[..]));
-        c.publish(&torrent("Hidden ubuntu", &[("a", 1)], true), None, 7)
-            .unwrap();
-        for i in 0..5 {
-            c.publish(
-                &torrent(&format!("ubuntu extra {i}"), &[("b", 1)], false),
-                None,
-                8,
-            )
-            .unwrap();
-        }
-        assert_eq!(c.len(), 7);
-        let none = |_: &InfoHash| ScrapeStats::default();
-        let res = c.search(&SearchQuery::parse("ubuntu"), 1, 4, none).unwrap();
-        assert_eq!(res.total, 6, "private one not listed");
-        assert_eq!(res.hits.len(), 4);
-        assert_eq!(res.hits[0].name, "ubuntu extra 0"); // newer first, then by name
-        let last = c.search(&SearchQuery::parse("ubuntu"), 2, 4, none).unwrap();
-        assert_eq!(last.hits.len(), 2);
-        assert_eq!(last.hits[1].name, "Ubuntu 24.04");
-        let res = c.search(&SearchQuery::parse("iso"), 1, 0, none).unwrap();
-        assert_eq!(
-            (res.per_page, res.hits[0].file_count, res.hits[0].size),
-            (1, 1, 1000)
-        );
-        assert!(matches!(
-            c.publish(b"garbage", None, 1),
-            Err(PublishError::Invalid(_))
-        ));
+        store::tests::for_each_store(|open| {
+            let c = Catalog::with_store(open(), false).unwrap();
+            let t = torrent("Ubuntu 24.04", &[("disk/ubuntu.iso", 1000)], false);
+            let r = c.publish(&t, Some(PeerId([1; 20])), 5).unwrap();
+            assert!(r.created);
+            assert!(!c.publish(&t, None, 6).unwrap().created);
+            let hash = InfoHash::from_hex(&r.id).unwrap();
+            assert!(c.is_published(&hash));
+            assert_eq!(c.torrent(&hash).unwrap().as_deref(), Some(&t[..]));
+            c.publish(&torrent("Hidden ubuntu", &[("a", 1)], true), None, 7)
+                .unwrap();
+            for i in 0..5 {
+                c.publish(
+                    &torrent(&format!("ubuntu extra {i}"), &[("b", 1)], false),
+                    None,
+                    8,
+                )
+                .unwrap();
+            }
+            assert_eq!(c.len(), 7);
+            let none = |_: &InfoHash| ScrapeStats::default();
+            let res = c.search(&SearchQuery::parse("ubuntu"), 1, 4, none).unwrap();
+            assert_eq!(res.total, 6, "private one not listed");
+            assert_eq!(res.hits.len(), 4);
+            assert_eq!(res.hits[0].name, "ubuntu extra 0"); // newer first, then by name
+            let last = c.search(&SearchQuery::parse("ubuntu"), 2, 4, none).unwrap();
+            assert_eq!(last.hits.len(), 2);
+            assert_eq!(last.hits[1].name, "Ubuntu 24.04");
+            let res = c.search(&SearchQuery::parse("iso"), 1, 0, none).unwrap();
+            assert_eq!(
+                (res.per_page, res.hits[0].file_count, res.hits[0].size),
+                (1, 1, 1000)
+            );
+            assert!(matches!(
+                c.publish(b"garbage", None, 1),
+                Err(PublishError::Invalid(_))
+            ));
+        });
     }
 }

@@ -42,6 +42,10 @@ pub struct TrackerConfig {
     /// Folder holding the catalog database (`catalog.sqlite`), created if missing.
     /// `None` (the default) keeps the catalog in memory, lost when the tracker stops.
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database holding the catalog instead of `data_dir`, as a
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (or `postgresql://`) URL; several
+    /// trackers may share it. The tables are created on first use. Default `None`.
+    pub catalog_db: Option<String>,
     /// Track only torrents published to the catalog: announces and scrapes for other
     /// info-hashes get a failure reason. Default false (an open tracker).
     pub catalog_only: bool,
@@ -69,6 +73,7 @@ impl Default for TrackerConfig {
             max_connections: 10_000,
             idle_timeout: 30,
             data_dir: None,
+            catalog_db: None,
             catalog_only: false,
             list_private: false,
             max_publish_bytes: 16 << 20,
@@ -108,6 +113,13 @@ impl TrackerConfig {
         }
         if self.max_publish_bytes == 0 {
             return bad("tracker config: max_publish_bytes must be at least 1");
+        }
+        if let Some(url) = &self.catalog_db {
+            if !crate::catalog::postgres::is_postgres_url(url) {
+                return bad(
+                    "tracker config: catalog_db must be a postgres:// or postgresql:// URL",
+                );
+            }
         }
         if self.idle_timeout == 0 {
             return bad("tracker config: idle_timeout must be at least 1 second");

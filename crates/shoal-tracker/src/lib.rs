@@ -2,19 +2,19 @@
 //! `peers6`, BEP 48 scrape) and UDP (BEP 15, same port number) keeping swarms in
 //! memory, plus a catalog of published torrents that can be searched by name, file
 //! name or info-hash prefix and fetched as `.torrent` files, persisted in SQLite
-//! (`data_dir/catalog.sqlite`), and a status page (`/`, `/stats`).
+//! (`data_dir/catalog.sqlite`) or in a PostgreSQL database shared by several trackers
+//! (`catalog_db`), and a status page (`/`, `/stats`).
 //!
 //! Modes: open (any info-hash, the default) or catalog-only (announces for
 //! unpublished torrents are refused). Private torrents (BEP 27) are listed in search
-//! only with `list_private`. It does not do access lists or a PostgreSQL catalog
-//! (the store is a trait, [`catalog::store::CatalogStore`], ready for one), and prints
-//! nothing: it logs through `tracing`.
+//! only with `list_private`. It does not do access lists, and prints nothing: it logs
+//! through `tracing`.
 //!
 //! Main types:
 //! - [`Tracker`]: bind, read [`Tracker::local_addr`], then [`Tracker::run`] until a
 //!   shutdown future completes; [`serve`] does all three.
 //! - [`TrackerConfig`]: intervals, peer TTL, `numwant` caps, resource bounds, catalog
-//!   folder and modes.
+//!   folder or database, and modes.
 //! - [`catalog::Catalog`]: publishing and search, usable on its own.
 //!
 //! Design:

@@ -2,7 +2,7 @@
 //! and the stats sampler.
 //!
 //! Task tree: [`Tracker::run`] owns a `JoinSet` holding the sweep task, the stats
-//! sampler, the UDP workers and one task per connection. A semaphore of `max_connections` permits bounds the connections;
+//! sampler, the shared-catalog refresher (PostgreSQL only), the UDP workers and one task per connection. A semaphore of `max_connections` permits bounds the connections;
 //! when it is exhausted the accept loop waits and new clients queue in the kernel
 //! backlog. Shutdown stops accepting, aborts every task and waits for them.
 
@@ -83,6 +83,12 @@ impl Tracker {
         let mut tasks = JoinSet::new();
         tasks.spawn(sweep(service.clone()).instrument(tracing::info_span!("tracker_sweep")));
         tasks.spawn(sample_stats(service.clone()));
+        if service.catalog.is_shared() {
+            tasks.spawn(
+                refresh_catalog(service.clone())
+                    .instrument(tracing::info_span!("tracker_catalog_refresh")),
+            );
+        }
         if let Some(udp) = udp {
             let udp = Arc::new(udp);
             let clock = Instant::now();
@@ -181,6 +187,23 @@ async fn bind_pair(
         }
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("no port free for both TCP and UDP")))
+}
+
+/// Picks up torrents other trackers published to a shared catalog, so catalog-only
+/// announces for them are accepted here too.
+async fn refresh_catalog(service: Arc<Service>) {
+    let mut ticker = tokio::time::interval(crate::catalog::SHARED_REFRESH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; the catalog was just loaded
+    loop {
+        ticker.tick().await;
+        let catalog = service.catalog.clone();
+        match tokio::task::spawn_blocking(move || catalog.refresh()).await {
+            Ok(Ok(n)) => debug!(published = n, "catalog refreshed"),
+            Ok(Err(e)) => warn!(error = %e, "cannot refresh the shared catalog; retrying"),
+            Err(e) => warn!(error = %e, "catalog refresh task failed"),
+        }
+    }
 }
 
 /// Samples the announce counter once a second for the announces-per-second figure.

@@ -1,7 +1,11 @@
 //! The catalog end to end over real HTTP on 127.0.0.1: publish, search, fetch, restart
 //! with the same data dir, limits, modes, the status page, and malformed input.
+//! Catalog scenarios run against SQLite and, when installed, a PostgreSQL server the
+//! test starts (`common/postgres.rs`); trackers sharing one PostgreSQL catalog too.
 
 mod common;
+#[path = "common/postgres.rs"]
+mod pg_server;
 
 use common::{torrent, Running, UdpClient, WAIT};
 use shoal_proto::catalog::{PublishReply, SearchResults};
@@ -11,6 +15,37 @@ use shoal_proto::urlenc::encode;
 use shoal_proto::{InfoHash, PeerId};
 use shoal_tracker::TrackerConfig;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A new PostgreSQL database on the test server, or `None` (skipped, with a message).
+async fn pg_database() -> Option<String> {
+    tokio::task::spawn_blocking(pg_server::fresh_database)
+        .await
+        .unwrap()
+}
+
+/// Tracker configs for each catalog store: SQLite in `dir`, and a fresh PostgreSQL
+/// database when PostgreSQL is installed. Each config reopens the same catalog.
+async fn catalog_backends(dir: &Path) -> Vec<(&'static str, TrackerConfig)> {
+    let mut out = vec![(
+        "sqlite",
+        TrackerConfig {
+            data_dir: Some(dir.join("data")),
+            ..TrackerConfig::default()
+        },
+    )];
+    if let Some(url) = pg_database().await {
+        out.push((
+            "postgres",
+            TrackerConfig {
+                catalog_db: Some(url),
+                ..TrackerConfig::default()
+            },
+        ));
+    }
+    out
+}
 
 async fn publish(t: &Running, bytes: &[u8], peer: Option<PeerId>) -> PublishReply {
     let target = match peer {
@@ -43,10 +78,13 @@ fn seeder(hash: InfoHash, n: u8, port: u16) -> AnnounceRequest {
 #[tokio::test]
 async fn publish_search_fetch_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TrackerConfig {
-        data_dir: Some(dir.path().join("data")),
-        ..TrackerConfig::default()
-    };
+    for (store, config) in catalog_backends(dir.path()).await {
+        eprintln!("store: {store}");
+        publish_search_fetch_restart(config).await;
+    }
+}
+
+async fn publish_search_fetch_restart(config: TrackerConfig) {
     let t = Running::start(config.clone()).await;
     let bytes = torrent(
         "Big Buck Bunny",
@@ -85,7 +123,7 @@ async fn publish_search_fetch_and_survive_a_restart() {
     assert_eq!(t.get("/torrent/xyz").await.0, 400);
     t.shutdown().await;
 
-    // Same data dir: the catalog is still there; swarms re-form from announces.
+    // Same catalog: the torrents are still there; swarms re-form from announces.
     let t = Running::start(config).await;
     let res = search(&t, "bunny").await;
     assert_eq!(res.total, 1);
@@ -137,18 +175,63 @@ async fn publish_limits_and_bad_bodies() {
 
 #[tokio::test]
 async fn private_torrents_are_listed_only_when_asked() {
-    for list_private in [false, true] {
-        let t = Running::start(TrackerConfig {
-            list_private,
-            ..TrackerConfig::default()
-        })
-        .await;
-        let r = publish(&t, &torrent("members only", &[("a", 1)], true), None).await;
-        assert_eq!(search(&t, "members").await.total, u64::from(list_private));
-        // Served by id either way.
-        assert_eq!(t.get(&format!("/torrent/{}", r.id)).await.0, 200);
-        t.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (store, config) in catalog_backends(dir.path()).await {
+        for list_private in [false, true] {
+            eprintln!("store: {store}, list_private: {list_private}");
+            let t = Running::start(TrackerConfig {
+                list_private,
+                ..config.clone()
+            })
+            .await;
+            let r = publish(&t, &torrent("members only", &[("a", 1)], true), None).await;
+            assert_eq!(search(&t, "members").await.total, u64::from(list_private));
+            // Served by id either way.
+            assert_eq!(t.get(&format!("/torrent/{}", r.id)).await.0, 200);
+            t.shutdown().await;
+        }
     }
+}
+
+#[tokio::test]
+async fn trackers_sharing_a_postgres_catalog_see_each_others_torrents() {
+    let Some(url) = pg_database().await else {
+        return;
+    };
+    let shared = TrackerConfig {
+        catalog_db: Some(url),
+        catalog_only: true,
+        ..TrackerConfig::default()
+    };
+    let (a, b) = (
+        Running::start(shared.clone()).await,
+        Running::start(shared).await,
+    );
+    let bytes = torrent("Shared Catalog Film", &[("film.mkv", 4096)], false);
+    let (ra, rb) = tokio::join!(publish(&a, &bytes, None), publish(&b, &bytes, None));
+    assert_eq!(ra.id, rb.id);
+    assert!(ra.created ^ rb.created, "created once: {ra:?} {rb:?}");
+    let other = torrent("Only On A", &[("a.bin", 1)], false);
+    let r = publish(&a, &other, None).await;
+    let res = search(&b, "only on").await;
+    assert_eq!((res.total, res.hits[0].id.as_str()), (1, r.id.as_str()));
+    assert_eq!(b.get(&format!("/torrent/{}", r.id)).await.2, other);
+    // Catalog-only: b accepts announces for a's torrents once it refreshed.
+    let hash = InfoHash::from_hex(&r.id).unwrap();
+    let late = torrent("Published Later", &[("l.bin", 1)], false);
+    let late_hash = InfoHash::from_hex(&publish(&a, &late, None).await.id).unwrap();
+    assert!(announce(&b, &seeder(hash, 1, 7001)).await.is_ok());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while announce(&b, &seeder(late_hash, 1, 7001)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "b never learned of the new torrent"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(b.json("/stats").await["catalog_torrents"], 3);
+    a.shutdown().await;
+    b.shutdown().await;
 }
 
 #[tokio::test]

@@ -39,6 +39,56 @@ async fn start(
     Ok((session, handle))
 }
 
+/// Follows one torrent for a foreground command: status twice a second and on phase
+/// changes, a progress bar on stderr, tracker errors as they happen.
+struct Watch<'a> {
+    handle: &'a TorrentHandle,
+    phase: tokio::sync::watch::Receiver<Phase>,
+    bar: ProgressBar,
+    tick: tokio::time::Interval,
+    tracker_error: Option<String>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(handle: &'a TorrentHandle) -> Self {
+        Watch {
+            handle,
+            phase: handle.phase(),
+            bar: bar(),
+            tick: tokio::time::interval(Duration::from_millis(500)),
+            tracker_error: None,
+        }
+    }
+
+    /// The next status, or `None` once `stop` fires.
+    async fn next(
+        &mut self,
+        stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Option<TorrentStatus> {
+        tokio::select! {
+            _ = stop.as_mut() => return None,
+            _ = self.tick.tick() => {}
+            _ = self.phase.changed() => {}
+        }
+        let s = self.handle.status();
+        report_tracker(&self.bar, &s, &mut self.tracker_error);
+        Some(s)
+    }
+
+    fn show(&self, prefix: &'static str, s: &TorrentStatus) {
+        self.bar.set_prefix(prefix);
+        self.bar.set_length(s.total_bytes);
+        self.bar.set_position(s.verified_bytes);
+        self.bar.set_message(describe(s));
+    }
+
+    fn fail(&self, e: &str) -> ExitCode {
+        self.bar.finish_and_clear();
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    }
+}
+
 fn bar() -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
     bar.set_style(
@@ -80,40 +130,26 @@ fn describe(s: &TorrentStatus) -> String {
 
 pub async fn seed(torrent: PathBuf, net: NetArgs) -> anyhow::Result<ExitCode> {
     let (session, handle) = start(torrent, &net, true).await?;
-    let mut phase = handle.phase();
-    let bar = bar();
+    let mut watch = Watch::new(&handle);
     let name = handle.status().name;
     let mut announced = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut tracker_error = None;
     let stop = interrupted();
     tokio::pin!(stop);
     let code = loop {
-        tokio::select! {
-            _ = &mut stop => break ExitCode::SUCCESS,
-            _ = tick.tick() => {}
-            _ = phase.changed() => {}
-        }
-        let s = handle.status();
-        report_tracker(&bar, &s, &mut tracker_error);
+        let Some(s) = watch.next(&mut stop).await else {
+            break ExitCode::SUCCESS;
+        };
         match &s.phase {
-            Phase::Error(e) => {
-                bar.finish_and_clear();
-                eprintln!("error: {e}");
-                break ExitCode::FAILURE;
-            }
+            Phase::Error(e) => break watch.fail(e),
             Phase::Seeding if !announced => {
                 announced = true;
                 println!("seeding {name}");
             }
             _ => {}
         }
-        bar.set_prefix("seeding");
-        bar.set_length(s.total_bytes);
-        bar.set_position(s.verified_bytes);
-        bar.set_message(describe(&s));
+        watch.show("seeding", &s);
     };
-    bar.finish_and_clear();
+    watch.bar.finish_and_clear();
     let s = handle.status();
     session.shutdown().await;
     println!("uploaded: {}", s.uploaded);
@@ -127,29 +163,23 @@ pub async fn download(
     stall_timeout: u64,
 ) -> anyhow::Result<ExitCode> {
     let (session, handle) = start(torrent, &net, false).await?;
-    let mut phase = handle.phase();
-    let bar = bar();
+    let mut watch = Watch::new(&handle);
+    let bar = watch.bar.clone();
     let name = handle.status().name;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut tracker_error = None;
     let stop = interrupted();
     tokio::pin!(stop);
     let mut last_progress = (0u64, Instant::now());
     let mut done = false;
     let code = loop {
-        tokio::select! {
-            _ = &mut stop => break if done { ExitCode::SUCCESS } else { ExitCode::from(130) },
-            _ = tick.tick() => {}
-            _ = phase.changed() => {}
-        }
-        let s = handle.status();
-        report_tracker(&bar, &s, &mut tracker_error);
+        let Some(s) = watch.next(&mut stop).await else {
+            break if done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(130)
+            };
+        };
         match &s.phase {
-            Phase::Error(e) => {
-                bar.finish_and_clear();
-                eprintln!("error: {e}");
-                break ExitCode::FAILURE;
-            }
+            Phase::Error(e) => break watch.fail(e),
             Phase::Seeding if !done => {
                 done = true;
                 bar.finish_and_clear();
@@ -169,10 +199,7 @@ pub async fn download(
             _ => {}
         }
         if !done {
-            bar.set_prefix("downloading");
-            bar.set_length(s.total_bytes);
-            bar.set_position(s.verified_bytes);
-            bar.set_message(describe(&s));
+            watch.show("downloading", &s);
             if s.downloaded != last_progress.0 {
                 last_progress = (s.downloaded, Instant::now());
             } else if stall_timeout > 0

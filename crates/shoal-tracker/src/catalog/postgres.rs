@@ -286,9 +286,6 @@ impl CatalogStore for PgStore {
         include_private: bool,
         limit: usize,
     ) -> Result<Vec<Candidate>, StoreError> {
-        if query.is_empty() {
-            return Ok(Vec::new());
-        }
         // $1 phrase, $2 include_private, $3 limit, $4 id prefix, $5.. words.
         let mut words_match = (0..query.words.len())
             .map(|i| format!("strpos(search_text, ${}::TEXT) > 0", i + 5))

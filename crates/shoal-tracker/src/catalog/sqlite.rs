@@ -160,14 +160,15 @@ impl CatalogStore for SqliteStore {
         include_private: bool,
         limit: usize,
     ) -> Result<Vec<Candidate>, StoreError> {
-        if query.is_empty() {
-            return Ok(Vec::new());
-        }
-        // ?1 phrase, ?2 include_private, ?3 limit, ?4 id prefix, ?5.. words.
-        let words_match = (0..query.words.len())
+        // ?1 phrase, ?2 include_private, ?3 limit, ?4 id prefix, ?5.. words. An empty
+        // query lists the catalog (newest first here; ranking orders by seeders).
+        let mut words_match = (0..query.words.len())
             .map(|i| format!("instr(search_text, ?{}) > 0", i + 5))
             .collect::<Vec<_>>()
             .join(" AND ");
+        if words_match.is_empty() {
+            words_match.push('1');
+        }
         let sql = format!(
             "SELECT info_hash, name, search_text, total_size, file_count, published
              FROM torrents

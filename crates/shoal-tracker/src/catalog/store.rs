@@ -225,7 +225,9 @@ pub(crate) mod tests {
             assert_eq!(names("abab", false), ["Other"]);
             assert_eq!(names("many", false), ["Many"]);
             assert!(names("bunny nothing", false).is_empty());
-            assert!(names("", false).is_empty());
+            // An empty query lists the catalog: the public torrents, or all of them.
+            assert_eq!(names("", false).len(), 3);
+            assert_eq!(names("", true).len(), 4);
             // Quotes, SQL wildcards and NUL are data, not syntax.
             assert!(names("%' OR 1=1 --", false).is_empty());
             assert!(names("_", false).is_empty());

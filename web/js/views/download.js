@@ -53,7 +53,7 @@ export default {
         getBtn.disabled = checked.size === 0;
         setText(getBtn, checked.size > 1 ? `Download ${checked.size} selected` : 'Download selected');
       },
-      empty: h('div.empty.small.search-empty', { text: 'Type to search the catalog of your trackers.' }),
+      empty: h('div.empty.small.search-empty', { text: 'The catalog of your trackers is empty.' }),
     });
 
     let searchCtl = null;
@@ -72,7 +72,7 @@ export default {
         getBtn.disabled = checked.size === 0;
         results.update(items);
         setText(searchInfo, `${items.length} result${items.length === 1 ? '' : 's'}`);
-        setText(root.querySelector('.search-empty'), text ? `Nothing in the catalog matches “${text}”.` : 'Type a name or ID to search the catalog of your trackers.');
+        setText(root.querySelector('.search-empty'), text ? `Nothing in the catalog matches “${text}”.` : 'Nothing has been published to your trackers yet.');
       } catch (e) {
         if (e.name !== 'AbortError') {
           searchInfo.textContent = '';

@@ -109,7 +109,16 @@ export default {
     }
 
     function renderCrumbs(d) {
-      pathEl.replaceChildren(h('span.mono.grow', { text: d.path || 'Share roots' }), homeBtn, dlBtn);
+      // One button per share root the node allows (GET /api/fs lists them in `roots`).
+      const roots = Array.isArray(d.roots) && d.roots.length ? d.roots : null;
+      const rootBtns = roots
+        ? roots.map((r) => {
+          const b = h('button.btn.small', { type: 'button', text: r.split('/').filter(Boolean).pop() || r, title: r });
+          b.addEventListener('click', () => browse(r), { signal: ctx.signal });
+          return b;
+        })
+        : [homeBtn, dlBtn];
+      pathEl.replaceChildren(h('span.mono.grow', { text: d.path || 'Share roots' }), ...rootBtns);
     }
 
     function renderEntries(d) {

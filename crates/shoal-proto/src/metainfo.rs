@@ -155,8 +155,11 @@ impl Info {
                 pieces.len()
             )));
         }
-        if expected > u64::from(u32::MAX) {
-            return Err(MetainfoError::Invalid("too many pieces".into()));
+        if expected > u64::from(crate::wire::MAX_PIECES) {
+            return Err(MetainfoError::Invalid(format!(
+                "{expected} pieces is more than the {} a peer bitfield can carry; use larger pieces",
+                crate::wire::MAX_PIECES
+            )));
         }
         Ok(Info {
             name,

@@ -154,15 +154,15 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
         let line_end = find(body, b"\r\n")?;
         let size_str = std::str::from_utf8(&body[..line_end]).ok()?;
         let size = usize::from_str_radix(size_str.split(';').next()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
+        body = body.get(line_end + 2..)?;
         if size == 0 {
             return Some(out);
         }
-        if body.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
+        // `size` comes from the server: no arithmetic that can overflow on it.
+        let chunk = body.get(..size)?;
+        let rest = body.get(size..)?.strip_prefix(b"\r\n")?;
+        out.extend_from_slice(chunk);
+        body = rest;
     }
 }
 
@@ -195,6 +195,8 @@ mod tests {
         assert_eq!(complete_body(r).unwrap().unwrap(), b"abcd");
         let r = b"HTTP/1.1 404 Not Found\r\n\r\n";
         assert!(complete_body(r).is_err());
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc";
+        assert_eq!(complete_body(r).unwrap(), None);
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\nabc";
         assert_eq!(complete_body(r).unwrap(), None);
     }

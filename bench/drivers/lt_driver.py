@@ -4,7 +4,7 @@
     lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--keep-seeding]
 
 Session: no default plugins (no PEX, ut_metadata, smart_ban), DHT, LSD, UPnP and NAT-PMP
-off, allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
+off, uTP off (TCP only), allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
 its own address in a tracker reply), listening on 127.0.0.1 only.
 Prints `peer port: N` once listening, `seeding` when a seeder has checked its data,
 `complete: NAME` when a leecher has every piece verified (then exits unless
@@ -35,6 +35,9 @@ def main():
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
+        # TCP only, like the other clients: uTP over loopback is CPU-bound at a few 10 MB/s.
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     }
     ses = lt.session(settings, flags=0)

@@ -342,6 +342,7 @@ Accepted=true
 Session\\DHTEnabled=false
 Session\\LSDEnabled=false
 Session\\PeXEnabled=false
+Session\\BTProtocol=TCP
 Session\\Port={port}
 Session\\Interface=lo
 Session\\InterfaceName=lo

@@ -55,6 +55,18 @@ pub struct TrackerConfig {
     /// Largest request body (a published `.torrent`) in bytes; larger ones get 413.
     /// Default 16 MiB.
     pub max_publish_bytes: usize,
+    /// Bytes of publish bodies held in memory at once over all connections; an upload
+    /// that would go over it gets 503. Buffers grow as bytes arrive, so a client that
+    /// only sends headers holds nothing. Never less than `max_publish_bytes`.
+    /// Default 64 MiB.
+    pub publish_budget_bytes: usize,
+    /// Seconds a whole publish body may take to arrive before the connection is
+    /// closed. Default 30.
+    pub publish_body_timeout: u32,
+    /// Publishes per minute from one IP address (a token bucket with that burst);
+    /// more get 429. Loopback gets ten times as many (a reverse proxy speaks for many
+    /// publishers). 0 disables the limit. Default 30.
+    pub publish_per_minute: u32,
     /// Also serve the UDP tracker protocol (BEP 15) on the same port number. Default true.
     pub udp: bool,
 }
@@ -77,6 +89,9 @@ impl Default for TrackerConfig {
             catalog_only: false,
             list_private: false,
             max_publish_bytes: 16 << 20,
+            publish_budget_bytes: 64 << 20,
+            publish_body_timeout: 30,
+            publish_per_minute: 30,
             udp: true,
         }
     }
@@ -113,6 +128,9 @@ impl TrackerConfig {
         }
         if self.max_publish_bytes == 0 {
             return bad("tracker config: max_publish_bytes must be at least 1");
+        }
+        if self.publish_body_timeout == 0 {
+            return bad("tracker config: publish_body_timeout must be at least 1 second");
         }
         if let Some(url) = &self.catalog_db {
             if !crate::catalog::postgres::is_postgres_url(url) {

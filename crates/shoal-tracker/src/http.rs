@@ -11,7 +11,9 @@
 //!
 //! Only `POST /publish` has a body: it must carry `Content-Length` (chunked gets 411)
 //! of at most `max_publish_bytes` (more gets 413, unread, and a close). A body on any
-//! other request gets 400 and a close.
+//! other request gets 400 and a close. Bodies are read as they arrive under a per-IP
+//! rate (429), a tracker-wide byte budget (503) and a total deadline (`upload`
+//! module), so clients announcing large bodies they never send cost no memory.
 //!
 //! Routes: `/announce`, `/scrape` (bencode), `/` (HTML status), `/stats` (JSON),
 //! `/search`, `/torrent/<hex>`, `POST /publish` (catalog, JSON).
@@ -20,13 +22,15 @@ mod catalog_api;
 mod endpoint;
 mod request;
 mod status;
+mod upload;
 
 pub(crate) use endpoint::Scratch;
+pub(crate) use upload::UploadLimits;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,6 +40,7 @@ use tracing::{debug, trace};
 use crate::service::Service;
 use catalog_api::Reply;
 use request::{parse_head, Head};
+use upload::{Upload, UploadError};
 
 /// What to do with the connection after a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,27 +68,27 @@ pub(crate) async fn serve_connection(
             match parse_head(&buf[start..end]) {
                 Ok(Some((head, used))) => {
                     start += used;
-                    let mut req_body = Vec::new();
+                    let mut upload = None;
                     if head.has_body {
-                        if let Err(refusal) = body_allowed(&service, &head) {
-                            write_reply(&mut out, &refusal, false, false);
-                            after = After::Close;
-                            break;
-                        }
-                        // Capped by body_allowed, so it fits usize.
+                        // Capped by body_allowed before any byte is kept, so it fits usize.
                         let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
                         let in_buf = (end - start).min(len);
-                        req_body.extend_from_slice(&buf[start..start + in_buf]);
-                        start += in_buf;
-                        req_body.resize(len, 0);
-                        // A minute per MiB on top of the idle timeout: slow but honest
-                        // uploads finish, a stalled one does not hold the slot forever.
-                        let limit = idle + Duration::from_secs(60 * (len as u64 >> 20));
-                        match timeout(limit, stream.read_exact(&mut req_body[in_buf..])).await {
-                            Ok(Ok(_)) => {}
-                            _ => return,
+                        let prefix = &buf[start..start + in_buf];
+                        match receive_body(&service, &head, peer, prefix, &mut stream).await {
+                            Ok(up) => upload = Some(up),
+                            Err(Some(refusal)) => {
+                                write_reply(&mut out, &refusal, false, false);
+                                after = After::Close;
+                                break;
+                            }
+                            Err(None) => return,
                         }
+                        start += in_buf;
                     }
+                    let req_body = upload
+                        .as_mut()
+                        .map(|u| std::mem::take(&mut u.body))
+                        .unwrap_or_default();
                     after = respond(
                         &service,
                         &head,
@@ -94,6 +99,8 @@ pub(crate) async fn serve_connection(
                         &mut scratch,
                     )
                     .await;
+                    // The body's budget is held until the publish is done with it.
+                    drop(upload);
                 }
                 Ok(None) => {
                     if start == 0 && end == buf.len() {
@@ -192,6 +199,49 @@ fn body_allowed(service: &Service, head: &Head<'_>) -> Result<(), Reply> {
         ));
     }
     Ok(())
+}
+
+/// Checks and receives a request body: refused (`Err(Some)`, answer and close) by
+/// [`body_allowed`], the per-IP publish rate or the byte budget; the connection is
+/// dropped without an answer (`Err(None)`) when the client fails or misses the deadline.
+async fn receive_body<'s>(
+    service: &'s Service,
+    head: &Head<'_>,
+    peer: SocketAddr,
+    prefix: &[u8],
+    stream: &mut TcpStream,
+) -> Result<Upload<'s>, Option<Reply>> {
+    body_allowed(service, head).map_err(Some)?;
+    if !service.uploads.allow(peer.ip(), Instant::now()) {
+        debug!(%peer, "publish rate exceeded");
+        return Err(Some(Reply::error(
+            "429 Too Many Requests",
+            format!(
+                "too many publishes from {}: this tracker accepts {} a minute per address; \
+                 try again in a minute",
+                peer.ip(),
+                service.config.publish_per_minute
+            ),
+        )));
+    }
+    let busy = || {
+        debug!(%peer, "publish budget exhausted");
+        Some(Reply::error(
+            "503 Service Unavailable",
+            "the tracker is receiving too many uploads right now; try again in a minute",
+        ))
+    };
+    let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
+    let mut up = service.uploads.start(prefix, len).map_err(|_| busy())?;
+    let deadline = Duration::from_secs(service.config.publish_body_timeout.into());
+    match service.uploads.finish(&mut up, stream, len, deadline).await {
+        Ok(()) => Ok(up),
+        Err(UploadError::Busy) => Err(busy()),
+        Err(UploadError::Gone) => {
+            debug!(%peer, "publish body incomplete; closing");
+            Err(None)
+        }
+    }
 }
 
 /// Routes one request and appends its full response to `out`.

@@ -12,6 +12,7 @@ use shoal_proto::InfoHash;
 
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
+use crate::http::UploadLimits;
 use crate::registry::{Full, Registry};
 use crate::stats::Stats;
 use crate::swarm::PeerAnnounce;
@@ -34,6 +35,8 @@ pub(crate) struct Service {
     pub catalog: Arc<Catalog>,
     pub stats: Stats,
     pub connection_ids: ConnectionIds,
+    /// Rate and byte budget for `POST /publish` bodies.
+    pub uploads: UploadLimits,
 }
 
 impl Service {
@@ -43,6 +46,7 @@ impl Service {
             catalog: Arc::new(catalog),
             stats: Stats::new(Instant::now()),
             connection_ids: ConnectionIds::new(),
+            uploads: UploadLimits::new(&config),
             config,
         }
     }

@@ -173,6 +173,88 @@ async fn publish_limits_and_bad_bodies() {
     t.shutdown().await;
 }
 
+/// Opens a connection and sends a publish head announcing `len` bytes plus `body`.
+async fn start_upload(t: &Running, len: usize, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    let head =
+        format!("POST /publish HTTP/1.1\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn publish_bodies_are_bounded_by_rate_budget_and_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MAX: usize = 100_000;
+    let t = Running::start(TrackerConfig {
+        max_publish_bytes: MAX,
+        publish_budget_bytes: MAX,
+        // Long enough for the slow upload below to finish on a loaded machine.
+        publish_body_timeout: 5,
+        publish_per_minute: 3,
+        ..TrackerConfig::default()
+    })
+    .await;
+    // Heads announcing the maximum with no body hold none of the budget.
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(start_upload(&t, MAX, b"").await);
+    }
+    assert!(
+        publish(&t, &torrent("tiny", &[("a", 1)], false), None)
+            .await
+            .created
+    );
+    // A slow upload holding the whole budget makes others wait with a 503.
+    let mut slow = start_upload(&t, MAX, &vec![b'x'; 70_000]).await;
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = t.request("POST", "/publish", &vec![b'y'; 20_000]).await;
+        if status == 503 {
+            let err: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(err["error"].as_str().unwrap().contains("try again"));
+            break;
+        }
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            started.elapsed() < WAIT,
+            "the slow upload never took the budget"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    slow.write_all(&vec![b'x'; MAX - 70_000]).await.unwrap();
+    let mut reply = Vec::new();
+    slow.read_to_end(&mut reply).await.unwrap();
+    assert!(
+        reply.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // A body that stops short is cut off at the deadline, without an answer.
+    for mut s in idle {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    }
+    // Loopback gets ten times the per-IP rate (30 here), then 429 with a reason.
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        statuses.push(t.request("POST", "/publish", b"junk").await.0);
+        if statuses.last() == Some(&429) {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses.len() > 10, "{statuses:?}");
+    let (_, _, body) = t.request("POST", "/publish", b"junk").await;
+    assert!(String::from_utf8_lossy(&body).contains("too many publishes"));
+    // Other endpoints are not rate limited.
+    assert_eq!(t.get("/stats").await.0, 200);
+    t.shutdown().await;
+}
+
 #[tokio::test]
 async fn private_torrents_are_listed_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,9 @@ pub struct TrackerConfig {
     /// info-hash); announces for new torrents beyond it get a failure reason.
     /// Default 100000.
     pub max_swarms: usize,
+    /// Most peers stored per torrent; announces from new peers beyond it are answered
+    /// but not stored. Default 10000.
+    pub max_peers_per_swarm: usize,
     /// Largest HTTP request head (request line plus headers) in bytes; larger requests
     /// get 414 or 431 and the connection is closed. Default 8192.
     pub max_request_bytes: usize,
@@ -80,6 +83,7 @@ impl Default for TrackerConfig {
             max_numwant: 200,
             default_numwant: 50,
             max_swarms: 100_000,
+            max_peers_per_swarm: 10_000,
             max_request_bytes: 8192,
             full_scrape_limit: 1000,
             max_connections: 10_000,
@@ -119,6 +123,9 @@ impl TrackerConfig {
         }
         if self.peer_ttl == Some(0) {
             return bad("tracker config: peer_ttl must be at least 1 second");
+        }
+        if self.max_peers_per_swarm == 0 {
+            return bad("tracker config: max_peers_per_swarm must be at least 1");
         }
         if self.max_request_bytes < 256 {
             return bad("tracker config: max_request_bytes must be at least 256");

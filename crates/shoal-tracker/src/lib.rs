@@ -28,11 +28,14 @@
 //! - Swarms live in a map sharded 64 ways by info-hash (`registry` module), each shard
 //!   a `std::sync::Mutex` held for one announce and never across `.await`, so every
 //!   runtime worker serves announces in parallel without a channel hop. Within a swarm,
-//!   seeders and leechers are separate vectors indexed by peer id, making random peer
-//!   selection O(numwant).
-//! - Peers are keyed by peer id; the announced address is the connection's source IP
-//!   (the `ip` parameter is honoured only from loopback). Peers silent for
-//!   [`TrackerConfig::effective_peer_ttl`] are swept out, and so are empty swarms.
+//!   seeders and leechers are separate vectors indexed by (peer id, IP), making random
+//!   peer selection O(numwant).
+//! - Peers are keyed by (peer id, IP), so a forger who learns a peer id cannot move or
+//!   stop that peer, and each swarm stores at most
+//!   [`TrackerConfig::max_peers_per_swarm`] peers. The announced address is the
+//!   connection's source IP (the `ip` parameter is honoured only from loopback). Peers
+//!   silent for [`TrackerConfig::effective_peer_ttl`] are swept out, and so are empty
+//!   swarms.
 //!
 //! ```
 //! use shoal_tracker::{Tracker, TrackerConfig};

@@ -44,14 +44,17 @@ pub(crate) struct Registry {
     shards: Box<[Mutex<Shard>]>,
     swarms: AtomicUsize,
     max_swarms: usize,
+    max_peers: usize,
 }
 
 impl Registry {
-    pub fn new(max_swarms: usize) -> Self {
+    /// At most `max_swarms` torrents of at most `max_peers` peers each.
+    pub fn new(max_swarms: usize, max_peers: usize) -> Self {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             swarms: AtomicUsize::new(0),
             max_swarms,
+            max_peers,
         }
     }
 
@@ -86,7 +89,9 @@ impl Registry {
                     self.swarms.fetch_sub(1, Ordering::Relaxed);
                     return Err(Full);
                 }
-                shard.entry(*hash).or_default()
+                shard
+                    .entry(*hash)
+                    .or_insert_with(|| Swarm::new(self.max_peers))
             }
         };
         swarm.announce(a, now, numwant, rng, out);
@@ -171,7 +176,7 @@ mod tests {
 
     #[test]
     fn bounded_swarm_count_and_expiry() {
-        let r = Registry::new(2);
+        let r = Registry::new(2, 100);
         let now = Instant::now();
         let mut rng = rand::thread_rng();
         let mut out = Vec::new();

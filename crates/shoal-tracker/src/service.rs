@@ -42,7 +42,7 @@ pub(crate) struct Service {
 impl Service {
     pub fn new(config: TrackerConfig, catalog: Catalog) -> Self {
         Service {
-            registry: Registry::new(config.max_swarms),
+            registry: Registry::new(config.max_swarms, config.max_peers_per_swarm),
             catalog: Arc::new(catalog),
             stats: Stats::new(Instant::now()),
             connection_ids: ConnectionIds::new(),

@@ -309,4 +309,41 @@ mod tests {
             let _ = s.udp_datagram(&junk, from, 0, &mut out, &mut scratch);
         }
     }
+
+    #[test]
+    fn a_peer_id_reused_from_another_address_is_another_peer() {
+        let s = service(TrackerConfig {
+            max_peers_per_swarm: 2,
+            ..TrackerConfig::default()
+        });
+        let victim: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let forger: SocketAddr = "10.6.6.6:1000".parse().unwrap();
+        let cid = connect(&s, victim, 0);
+        ask(&s, &announce(cid, 1, 7001), victim, 0).unwrap();
+        let fid = connect(&s, forger, 0);
+        let Request::Announce(mut stop) = announce(fid, 1, 7001) else {
+            unreachable!()
+        };
+        stop.event = AnnounceEvent::Stopped;
+        ask(&s, &Request::Announce(stop), forger, 0).unwrap();
+        assert_eq!(s.registry.stats(&InfoHash([7; 20])).incomplete, 1);
+        match ask(&s, &announce(fid, 1, 7666), forger, 0) {
+            Some(Response::Announce {
+                peers, leechers, ..
+            }) => {
+                assert_eq!(leechers, 2);
+                assert_eq!(peers, ["10.0.0.1:7001".parse().unwrap()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Full at two: a third address is answered with both, and not stored.
+        let third: SocketAddr = "10.0.0.3:1000".parse().unwrap();
+        let tid = connect(&s, third, 0);
+        match ask(&s, &announce(tid, 3, 7003), third, 0) {
+            Some(Response::Announce {
+                peers, leechers, ..
+            }) => assert_eq!((peers.len(), leechers), (2, 2)),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -270,6 +270,57 @@ async fn ip_param_is_honoured_from_loopback() {
 }
 
 #[tokio::test]
+async fn a_known_peer_id_from_another_ip_cannot_stop_or_move_the_peer() {
+    let t = Harness::start(TrackerConfig {
+        max_peers_per_swarm: 3,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let at = |peer: u8, ip: &str, event| {
+        let mut r = req(5, peer, 7000 + u16::from(peer), 1, event);
+        r.ip = Some(ip.parse().unwrap());
+        r
+    };
+    t.announce(&at(1, "10.0.0.1", AnnounceEvent::Started))
+        .await
+        .unwrap();
+    // Same peer id from another address: stopping removes nothing, announcing adds a
+    // second peer rather than moving the first.
+    let forged = t
+        .announce(&at(1, "10.6.6.6", AnnounceEvent::Stopped))
+        .await
+        .unwrap();
+    assert_eq!(forged.incomplete, 1);
+    let forged = t
+        .announce(&at(1, "10.6.6.6", AnnounceEvent::Started))
+        .await
+        .unwrap();
+    assert_eq!(forged.incomplete, 2);
+    let watcher = t
+        .announce(&at(2, "10.0.0.2", AnnounceEvent::Started))
+        .await
+        .unwrap();
+    let mut peers = watcher.peers.clone();
+    peers.sort();
+    let want: Vec<SocketAddr> = vec![
+        "10.0.0.1:7001".parse().unwrap(),
+        "10.6.6.6:7001".parse().unwrap(),
+    ];
+    assert_eq!(peers, want);
+    // The swarm is now full (3): a fourth peer is answered but not stored.
+    let late = t
+        .announce(&at(4, "10.0.0.4", AnnounceEvent::Started))
+        .await
+        .unwrap();
+    assert_eq!((late.incomplete, late.peers.len()), (3, 3));
+    assert_eq!(
+        t.scrape(&[InfoHash([5; 20])]).await.files[0].1.incomplete,
+        3
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test]
 async fn silent_peers_expire() {
     let t = Harness::start(TrackerConfig {
         interval: 1,

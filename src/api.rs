@@ -1,16 +1,23 @@
 //! The node's JSON API over HTTP (axum), as specified in `docs/API.md`, plus the web
 //! UI from [`crate::web`] at `/`.
 //!
-//! Errors are `{"error": "..."}` with 400 (malformed input), 404 (unknown torrent,
-//! file or job), 409 (conflict, with `"id"`) or 500.
+//! Errors are `{"error": "..."}` with 400 (malformed input), 403 (refused by
+//! [`guard`]: a foreign `Host` or a cross-site `Origin`), 404 (unknown torrent, file or
+//! job), 409 (conflict, with `"id"`), 413 (upload too large), 415 (wrong
+//! `Content-Type`) or 500.
 
 mod events;
 mod files;
+pub mod guard;
 mod info;
+mod roots;
 mod torrents;
+mod upload;
+
+use std::net::SocketAddr;
 
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -20,13 +27,13 @@ use shoal_proto::InfoHash;
 
 use crate::node::{Node, ResolveError};
 
-/// Largest body of `POST /api/upload`.
-const MAX_UPLOAD: usize = 4 << 30;
-/// Largest body of other requests (a `.torrent`).
+/// Largest body of requests other than `POST /api/upload` (a `.torrent`).
 const MAX_BODY: usize = 32 << 20;
 
-/// The whole HTTP application: `/api/...` and the web UI.
-pub fn app(node: Node) -> Router {
+/// The whole HTTP application: `/api/...` and the web UI, for a server listening on
+/// `bound` (which the user chose when `node.config().web` is set).
+pub fn app(node: Node, bound: SocketAddr) -> Router {
+    let access = guard::Access::new(bound, node.config().web.is_some());
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -53,13 +60,15 @@ pub fn app(node: Node) -> Router {
         .route("/search", get(info::search))
         .route("/get", post(info::get))
         .route("/fs", get(files::fs))
+        // Streamed to disk with its own limit (`max_upload`).
         .route(
             "/upload",
-            post(files::upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)),
+            post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/events", get(events::events))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
         .with_state(node);
     Router::new().nest("/api", api).merge(crate::web::router())
 }
@@ -129,10 +138,58 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON body, or 400 with what was wrong.
+/// A JSON body; 415 without `Content-Type: application/json`, 400 when malformed.
 pub fn body<T: DeserializeOwned>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {}", e.body_text())))
+    b.map(|Json(v)| v).map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => not_json(),
+        e => ApiError::bad_request(format!("malformed JSON body: {}", e.body_text())),
+    })
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+/// The media type of the request body (`Content-Type` without parameters), lower case.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether the body is raw bytes (`.torrent` or a file).
+pub fn is_raw(media_type: &str) -> bool {
+    media_type == "application/x-bittorrent" || media_type == "application/octet-stream"
+}
+
+/// 415 unless the body is declared as raw bytes.
+pub fn require_raw(headers: &HeaderMap) -> ApiResult<()> {
+    if is_raw(&media_type(headers)) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the raw bytes with Content-Type: application/octet-stream \
+             (or application/x-bittorrent for a .torrent)",
+        ))
+    }
+}
+
+/// 415 unless the body is declared as JSON.
+pub fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let t = media_type(headers);
+    if t == "application/json" || (t.starts_with("application/") && t.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(not_json())
+    }
 }
 
 /// The torrent an `:id` names.

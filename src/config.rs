@@ -20,6 +20,8 @@ pub const DEFAULT_WEB_PORT: u16 = 8080;
 pub const DEFAULT_TRACKER_PORT: u16 = 5000;
 /// Downloads running at once by default; more wait as `queued`.
 pub const DEFAULT_MAX_ACTIVE: u32 = 5;
+/// Largest file `POST /api/upload` takes by default (it goes to disk, not memory).
+pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
 
 /// Options of `shoal up` (each also `SHOAL_<NAME>` in the environment and a key of
 /// `<data dir>/config.toml`).
@@ -55,6 +57,13 @@ pub struct UpArgs {
     /// Downloads running at once; others wait as `queued` (0: no limit; default 5).
     #[arg(long, env = "SHOAL_MAX_ACTIVE")]
     pub max_active: Option<u32>,
+    /// Folder the API may share from and save to (repeatable; replaces `share_roots` of
+    /// config.toml; default: the home dir). The download dir is always allowed.
+    #[arg(long = "share-root", env = "SHOAL_SHARE_ROOT", value_delimiter = ',')]
+    pub share_roots: Vec<PathBuf>,
+    /// Largest file accepted by `POST /api/upload`, e.g. 1GiB (default 4GiB).
+    #[arg(long, env = "SHOAL_MAX_UPLOAD", value_parser = parse_size)]
+    pub max_upload: Option<u64>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -99,8 +108,11 @@ pub struct FileConfig {
     pub max_up: Option<SizeValue>,
     /// Downloads running at once (0: no limit). Default: 5.
     pub max_active: Option<u32>,
-    /// Folders the web UI may browse to share from. Default: home and the download folder.
+    /// Folders the API may browse, share from and save downloads to (the download
+    /// folder always may). Default: home.
     pub share_roots: Vec<PathBuf>,
+    /// Largest file `POST /api/upload` takes, bytes or `"1GiB"`. Default: 4 GiB.
+    pub max_upload: Option<SizeValue>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -174,8 +186,11 @@ pub struct NodeConfig {
     pub web: Option<SocketAddr>,
     /// Embedded tracker address (used when `settings.trackers` is empty at start).
     pub tracker_bind: Option<SocketAddr>,
-    /// Folders `/api/fs` may list.
+    /// Folders the API may list (`/api/fs`), share from and save to, besides the
+    /// download dir.
     pub share_roots: Vec<PathBuf>,
+    /// Largest body of `POST /api/upload`, in bytes.
+    pub max_upload: u64,
     /// Run-time settings at start.
     pub settings: Settings,
     /// Settings given by flags or environment this run (they override stored ones).
@@ -226,7 +241,11 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         trackers: (!args.trackers.is_empty()).then(|| args.trackers.clone()),
         download_dir: args.download_dir.clone(),
     };
-    let mut share_roots = file.share_roots.clone();
+    let mut share_roots = if args.share_roots.is_empty() {
+        file.share_roots.clone()
+    } else {
+        args.share_roots.clone()
+    };
     if share_roots.is_empty() {
         share_roots.extend(dirs::home_dir());
     }
@@ -236,6 +255,14 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         web: args.web.or(file.web),
         tracker_bind: args.tracker_bind.or(file.tracker_bind),
         share_roots,
+        max_upload: match args.max_upload {
+            Some(n) => n,
+            None => file
+                .max_upload
+                .as_ref()
+                .map_or(Ok(DEFAULT_MAX_UPLOAD), SizeValue::bytes)
+                .context("config.toml: bad max_upload")?,
+        },
         settings,
         overrides,
     })

@@ -357,3 +357,180 @@ fn download_limit_set_through_the_api_slows_a_download() -> Result<()> {
         Ok(())
     })
 }
+
+/// Another web site cannot drive the node through the user's browser: a foreign `Origin`
+/// or `Host` is 403, a body without its proper `Content-Type` is 415 (a cross-site form
+/// can only send `text/plain` and friends), and paths outside the share roots and the
+/// download dir are 400. The node's own origin (the web UI) still works.
+#[test]
+fn cross_site_requests_and_paths_outside_the_roots_are_refused() -> Result<()> {
+    with_timeout(Duration::from_secs(90), || {
+        let t = TestDir::new("node-guard")?;
+        let elsewhere = TestDir::new("node-guard-outside")?;
+        let dl = t.sub("dl")?;
+        let data = t.sub("src")?.join("guarded.bin");
+        write_random_file(&data, 50_000, 77)?;
+        let tracker = "http://127.0.0.1:1/announce";
+        let torrent = t.path().join("guarded.torrent");
+        let id = create_torrent(&data, tracker, &torrent, 16384)?;
+        let b64 = base64_encode(&std::fs::read(&torrent)?);
+        let n = start_node(
+            "node",
+            &t.path().join("n"),
+            &dl,
+            &["--tracker", tracker, "--max-upload", "100000"],
+        )?;
+        let own = n.url.trim_end_matches('/').to_string();
+        let port = own.rsplit(':').next().context("port")?.to_string();
+        let evil = [
+            ("Origin", "http://evil.example"),
+            ("Content-Type", "text/plain"),
+        ];
+        let add = |save: &std::path::Path| {
+            serde_json::to_vec(&json!({"torrent_base64": b64, "save_dir": save}))
+                .map_err(anyhow::Error::from)
+        };
+
+        // The reproduction: text/plain from another origin, saving anywhere.
+        let target = elsewhere.path().join("dropped");
+        let body = add(&target)?;
+        let (s, v) = call_with("POST", &n.api("torrents"), &evil, Some(&body))?;
+        ensure!(
+            s == 403 && v["error"].is_string(),
+            "cross-site add: {s} {v}"
+        );
+        let (s, v) = call_with(
+            "POST",
+            &n.api("torrents"),
+            &[("Content-Type", "text/plain")],
+            Some(&body),
+        )?;
+        ensure!(s == 415, "text/plain add: {s} {v}");
+        let json_ct = [("Content-Type", "application/json")];
+        let (s, v) = call_with("POST", &n.api("torrents"), &json_ct, Some(&body))?;
+        ensure!(
+            s == 400 && v["error"].as_str().unwrap_or("").contains("outside"),
+            "save_dir outside the roots: {s} {v}"
+        );
+        let sneaky = add(&dl.join("..").join("..").join("x"))?;
+        let (s, v) = call_with("POST", &n.api("torrents"), &json_ct, Some(&sneaky))?;
+        ensure!(s == 400, "save_dir with ..: {s} {v}");
+        let (s, v) = call_with(
+            "POST",
+            &n.api("get"),
+            &json_ct,
+            Some(&serde_json::to_vec(
+                &json!({"id": &id, "save_dir": &target}),
+            )?),
+        )?;
+        ensure!(s == 400, "get with save_dir outside: {s} {v}");
+        ensure!(n.torrents()?.is_empty(), "a refused add was added");
+
+        // Other state-changing endpoints, and a foreign Host (DNS rebinding).
+        let share = serde_json::to_vec(&json!({"path": &data}))?;
+        let (s, _) = call_with("POST", &n.api("share"), &evil, Some(&share))?;
+        ensure!(s == 403, "cross-site share: {s}");
+        let (s, _) = call_with(
+            "POST",
+            &n.api("share"),
+            &[("Content-Type", "text/plain")],
+            Some(&share),
+        )?;
+        ensure!(s == 415, "text/plain share: {s}");
+        let outside_file = elsewhere.path().join("secret.txt");
+        std::fs::write(&outside_file, b"not for sharing")?;
+        let (s, v) = call_with(
+            "POST",
+            &n.api("share"),
+            &json_ct,
+            Some(&serde_json::to_vec(&json!({"path": &outside_file}))?),
+        )?;
+        ensure!(s == 400, "share outside the roots: {s} {v}");
+        let (s, _) = call_with(
+            "PATCH",
+            &n.api("settings"),
+            &[("Origin", "null"), ("Content-Type", "application/json")],
+            Some(b"{\"max_up\": 1}"),
+        )?;
+        ensure!(s == 403, "settings from Origin null: {s}");
+        let (s, _) = call_with(
+            "POST",
+            &n.api("upload?name=x.txt"),
+            &[("Content-Type", "text/plain")],
+            Some(b"hello"),
+        )?;
+        ensure!(s == 415, "text/plain upload: {s}");
+        let (s, _) = call_with(
+            "POST",
+            &n.api("upload?name=x.txt"),
+            &[
+                ("Origin", "http://evil.example"),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            Some(b"hello"),
+        )?;
+        ensure!(s == 403, "cross-site upload: {s}");
+        let rebound = format!("rebind.example:{port}");
+        let (s, v) = call_with("GET", &n.api("node"), &[("Host", &rebound)], None)?;
+        ensure!(s == 403, "foreign Host: {s} {v}");
+        let local = format!("localhost:{port}");
+        let (s, _) = call_with("GET", &n.api("node"), &[("Host", &local)], None)?;
+        ensure!(s == 200, "Host localhost: {s}");
+        ensure!(
+            std::fs::read_dir(elsewhere.path())?.count() == 1 && !dl.join("x.txt").exists(),
+            "a refused request left files behind"
+        );
+
+        // Same origin, proper types, inside the roots: accepted.
+        let inside = t.path().join("saves");
+        let (s, v) = call_with(
+            "POST",
+            &n.api("torrents"),
+            &[("Origin", &own), ("Content-Type", "application/json")],
+            Some(&add(&inside)?),
+        )?;
+        ensure!(
+            s == 201 && v["id"] == id.as_str(),
+            "same-origin add: {s} {v}"
+        );
+        let (s, v) = call_with(
+            "POST",
+            &n.api("upload?name=up.bin"),
+            &[
+                ("Origin", &own),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            Some(&[7u8; 99_000]),
+        )?;
+        ensure!(s == 202 && v["job_id"].is_string(), "upload: {s} {v}");
+        ensure!(
+            std::fs::read(dl.join("up.bin"))? == vec![7u8; 99_000],
+            "uploaded bytes differ"
+        );
+        let (s, _) = call_with(
+            "POST",
+            &n.api("upload?name=up.bin"),
+            &[("Content-Type", "application/octet-stream")],
+            Some(b"again"),
+        )?;
+        ensure!(s == 409, "upload over an existing file: {s}");
+
+        // Over max_upload: 413, and no temp file is left in the download dir.
+        let (s, v) = call_with(
+            "POST",
+            &n.api("upload?name=big.bin"),
+            &[("Content-Type", "application/octet-stream")],
+            Some(&vec![1u8; 100_001]),
+        )?;
+        ensure!(s == 413, "upload over the limit: {s} {v}");
+        poll("the temp file is removed", QUICK, || {
+            let left: Vec<String> = std::fs::read_dir(&dl)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "up.bin")
+                .collect();
+            Ok(left.is_empty().then_some(()))
+        })?;
+        Ok(())
+    })
+}

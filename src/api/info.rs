@@ -197,13 +197,17 @@ pub async fn get(
             h.to_hex(),
         ));
     }
+    let save_dir = match b.save_dir {
+        Some(d) => Some(super::roots::save_dir_within(&node, d).await?),
+        None => None,
+    };
     let torrent = node
         .fetch(&id, &[])
         .await
         .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
     let req = AddRequest {
         torrent,
-        save_dir: b.save_dir,
+        save_dir,
         paused: b.paused,
         complete: false,
     };

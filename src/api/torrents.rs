@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use shoal_proto::magnet::Magnet;
 use shoal_proto::InfoHash;
 
-use super::{body, resolve, ApiError, ApiResult};
+use super::{body, is_raw, media_type, require_json, resolve, roots, ApiError, ApiResult};
 use crate::node::entry::file_progress;
 use crate::node::{AddError, AddRequest, Node, Summary};
 use crate::store::torrents::Priority;
@@ -38,11 +38,7 @@ pub struct AddBody {
 }
 
 pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> ApiResult<Response> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let req = if ctype.starts_with("application/x-bittorrent") {
+    let req = if is_raw(&media_type(&headers)) {
         AddRequest {
             torrent: raw.to_vec(),
             save_dir: None,
@@ -50,8 +46,13 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
             complete: false,
         }
     } else {
+        require_json(&headers)?;
         let b: AddBody = serde_json::from_slice(&raw)
             .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+        let save_dir = match b.save_dir {
+            Some(d) => Some(roots::save_dir_within(&node, d).await?),
+            None => None,
+        };
         let torrent = match (b.torrent_base64, b.magnet) {
             (Some(t), None) => base64::engine::general_purpose::STANDARD
                 .decode(t.trim())
@@ -77,7 +78,7 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
         };
         AddRequest {
             torrent,
-            save_dir: b.save_dir,
+            save_dir,
             paused: b.paused,
             complete: false,
         }

@@ -101,7 +101,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     write_node_file(&data_dir, &web_url, session.listen_port()).await?;
 
-    let app = crate::api::app(node.clone());
+    let app = crate::api::app(node.clone(), web_addr);
     let s = stop.clone();
     let server = tokio::spawn(async move {
         axum::serve(web, app)

@@ -22,7 +22,8 @@ pub struct Node {
 }
 
 /// Starts `shoal up --data-dir DATA --download-dir DL --port 0 --web 127.0.0.1:0
-/// --tracker-bind 127.0.0.1:0 [extra...]` and waits for its `web:` line.
+/// --tracker-bind 127.0.0.1:0 --share-root <DATA's parent> [extra...]` and waits for its
+/// `web:` line. The share root lets the API share and save anywhere in the test's dir.
 pub fn start_node(name: &str, data: &Path, downloads: &Path, extra: &[&str]) -> Result<Node> {
     let mut args: Vec<String> = vec![
         "up".into(),
@@ -36,6 +37,8 @@ pub fn start_node(name: &str, data: &Path, downloads: &Path, extra: &[&str]) -> 
         "127.0.0.1:0".into(),
         "--tracker-bind".into(),
         "127.0.0.1:0".into(),
+        "--share-root".into(),
+        data.parent().unwrap_or(data).display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let cwd = data.parent().unwrap_or(data);
@@ -154,6 +157,23 @@ pub fn call(method: &str, url: &str, body: Option<Value>) -> Result<(u16, Value)
         None => req.call(),
     };
     response(r)
+}
+
+/// Sends a request with extra headers (e.g. `Origin`, `Host`) and an optional body.
+pub fn call_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<(u16, Value)> {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    response(match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    })
 }
 
 /// Sends a raw body with a content type.

@@ -3,7 +3,7 @@
 //! [`Store`], sharing jobs, and the numbers the API reports.
 //!
 //! Every torrent has an [`Entry`]; a running one also has a [`Run`] (its engine handle
-//! and a monitor task that logs transfers, saves resume data every 2 s and notices
+//! and a monitor task that logs transfers, saves resume data every 5 s and notices
 //! completion and errors). Paused and queued torrents are not in the session at all;
 //! resuming re-adds them with the saved piece states.
 //!
@@ -13,6 +13,7 @@
 
 pub mod catalog;
 mod check;
+mod durable;
 pub mod entry;
 mod lifecycle;
 mod monitor;

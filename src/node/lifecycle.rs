@@ -14,6 +14,7 @@ use shoal_proto::InfoHash;
 use tokio_util::sync::CancellationToken;
 
 use super::check::{decide, Check};
+use super::durable::{files_to_sync, sync_files};
 use super::entry::{Entry, Run};
 use super::Node;
 use crate::store::now_secs;
@@ -48,9 +49,17 @@ pub enum AddError {
 
 impl Node {
     /// Adds a torrent and starts it (or queues it).
-    pub async fn add(&self, req: AddRequest) -> Result<InfoHash, AddError> {
-        let meta =
-            Metainfo::from_bytes(&req.torrent).map_err(|e| AddError::Invalid(e.to_string()))?;
+    pub async fn add(&self, mut req: AddRequest) -> Result<InfoHash, AddError> {
+        // Parsing hashes the info dict (a .torrent may be 32 MiB): off the runtime.
+        let bytes = std::mem::take(&mut req.torrent);
+        let (bytes, meta) = tokio::task::spawn_blocking(move || {
+            let meta = Metainfo::from_bytes(&bytes);
+            (bytes, meta)
+        })
+        .await
+        .map_err(|e| AddError::Internal(e.into()))?;
+        req.torrent = bytes;
+        let meta = meta.map_err(|e| AddError::Invalid(e.to_string()))?;
         let hash = meta.info_hash;
         let _ops = self.inner().ops.lock().await;
         if self.torrents().contains_key(&hash) {
@@ -527,14 +536,33 @@ pub(crate) async fn stop_all(node: &Node) {
     futures_util::future::join_all(stops).await;
 }
 
-/// Writes the torrent's verified pieces, file stamps and counters.
+/// Writes the torrent's verified pieces, file stamps and counters. Files holding pieces
+/// claimed for the first time are flushed to disk before (see [`super::durable`]); if
+/// that fails, nothing is saved and the last record stays.
 pub(crate) async fn save_resume(node: &Node, hash: InfoHash) {
-    let Some((have, dir, meta, down, up)) = node.torrents().get(&hash).map(|e| {
+    let Some((have, dir, meta, down, up, old)) = node.torrents().get(&hash).map(|e| {
         let (d, u) = e.counters();
-        (e.current_have(), e.save_dir.clone(), e.meta.clone(), d, u)
+        let old = e.resume.as_ref().map(|r| r.pieces.clone());
+        (
+            e.current_have(),
+            e.save_dir.clone(),
+            e.meta.clone(),
+            d,
+            u,
+            old,
+        )
     }) else {
         return;
     };
+    let files = files_to_sync(&meta.info, old.as_deref(), &have);
+    if !files.is_empty() {
+        let (d, m) = (dir.clone(), meta.clone());
+        let synced = tokio::task::spawn_blocking(move || sync_files(&d, &m.info, &files)).await;
+        if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
+            tracing::warn!(torrent = %hash, "resume data not saved: {e}");
+            return;
+        }
+    }
     let hex = hash.to_hex();
     let saved = node
         .store()

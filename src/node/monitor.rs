@@ -2,7 +2,7 @@
 //!
 //! The monitor turns engine events into transfer-log records, adds the engine's byte
 //! counters to the torrent's and node's totals every second, saves resume data every
-//! 2 s while pieces arrive, and hands completion and errors to the lifecycle code
+//! 5 s while pieces arrive, and hands completion and errors to the lifecycle code
 //! (on a separate task, since stopping a torrent waits for its monitor).
 
 use std::sync::atomic::Ordering;
@@ -18,8 +18,9 @@ use super::Node;
 use crate::store::now_ms;
 use crate::store::records::{self, LogRecord};
 
-/// Resume data is saved this often while the piece count changes.
-const RESUME_EVERY: Duration = Duration::from_secs(2);
+/// Resume data is saved this often while the piece count changes. Each save flushes
+/// the files of the new pieces to disk first, so not more often.
+const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 /// Watches one running torrent until `cancel`.
 pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: CancellationToken) {

@@ -6,6 +6,18 @@
 //! Invariants: every block in `inflight` is registered with the picker under this
 //! peer's key; on exit all of them are returned (`PiecePicker::peer_gone`), and the
 //! peer's pieces are removed from the availability counts.
+//!
+//! Only data we asked this peer for is taken: a block in `inflight`, or one in the
+//! short `recent` list of requests we gave up on (our cancel, its choke, a snub) that
+//! may still be answered. Anything else is discarded, and too much of it closes the
+//! connection, so a peer cannot make us start piece buffers or slip blocks into
+//! pieces other peers are fetching. Fast extension (BEP 6): a fast peer's choke keeps
+//! our requests until it rejects them; a reject we cannot match closes the
+//! connection; HaveAll/HaveNone only open the conversation. A late bitfield replaces
+//! what we knew (aria2 sends one) at most [`MAX_BITFIELD_REPLACEMENTS`] times.
+//!
+//! Nothing here waits on the writer without also watching the torrent's cancellation
+//! and [`writer::WRITE_TIMEOUT`], so a peer that never reads cannot freeze the task.
 
 pub mod handshake;
 pub(crate) mod writer;
@@ -28,6 +40,8 @@ use thiserror::Error;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::picker::Block;
@@ -105,6 +119,16 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 /// Requests unanswered for this long go back to the picker.
 const SNUB_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Requests we gave up on whose late answers are still taken.
+const MAX_RECENT: usize = 512;
+/// Blocks we never asked for (or asked for long ago) before the connection is closed.
+const MAX_UNSOLICITED: u32 = 64;
+/// Bitfields after the first one (each costs a pass over every piece) before the
+/// connection is closed.
+const MAX_BITFIELD_REPLACEMENTS: u32 = 2;
+/// Blocks read from disk for the peer, tagged with how often we had choked it when
+/// the read started.
+type DiskBlocks = (u64, Vec<(BlockRef, Bytes)>);
 
 pub(crate) struct Peer {
     shared: Arc<Shared>,
@@ -119,6 +143,17 @@ pub(crate) struct Peer {
     peer_choking: bool,
     peer_interested: bool,
     inflight: Vec<Block>,
+    /// Requests given up on (cancelled, voided by a choke, snubbed), oldest first.
+    recent: VecDeque<Block>,
+    /// Blocks received that we did not ask for.
+    unsolicited: u32,
+    /// Nothing but the extension handshake has come yet: the time for a bitfield,
+    /// HaveAll or HaveNone.
+    intro_open: bool,
+    bitfield_replacements: u32,
+    /// How many times we choked the peer; disk reads started before a choke are not sent.
+    choke_epoch: u64,
+    cancel: CancellationToken,
     max_inflight: usize,
     their_reqq: usize,
     upload_queue: VecDeque<BlockRef>,
@@ -164,7 +199,7 @@ async fn run_registered(
 ) -> (Result<(), PeerError>, Bitfield) {
     let (mut rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::channel(256);
-    let writer = tokio::spawn(writer::run(wr, out_rx, shared.clone(), stats.clone(), addr));
+    let mut writer = tokio::spawn(writer::run(wr, out_rx, shared.clone(), stats.clone(), addr));
     let num_pieces = shared.meta.info.num_pieces();
     let now = Instant::now();
     let mut peer = Peer {
@@ -180,6 +215,12 @@ async fn run_registered(
         peer_choking: true,
         peer_interested: false,
         inflight: Vec::new(),
+        recent: VecDeque::new(),
+        unsolicited: 0,
+        intro_open: true,
+        bitfield_replacements: 0,
+        choke_epoch: 0,
+        cancel: shared.cancel.clone(),
         max_inflight: 32,
         their_reqq: 250,
         upload_queue: VecDeque::new(),
@@ -203,7 +244,7 @@ async fn run_registered(
 
     let max_len = wire::max_message_len(num_pieces);
     let mut rbuf = BytesMut::with_capacity(256 * 1024);
-    let (disk_tx, mut disk_rx) = mpsc::channel::<Vec<(BlockRef, Bytes)>>(2);
+    let (disk_tx, mut disk_rx) = mpsc::channel::<DiskBlocks>(2);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let cancel = shared.cancel.clone();
     let res = loop {
@@ -222,15 +263,9 @@ async fn run_registered(
             Some(cmd) = cmd_rx.recv() => {
                 if let Err(e) = peer.on_command(cmd) { break Err(e); }
             }
-            Some(blocks) = disk_rx.recv() => {
+            Some((epoch, blocks)) = disk_rx.recv() => {
                 peer.reading = false;
-                for (r, data) in blocks {
-                    let header = piece_header(r.index, r.begin, r.length);
-                    if peer.out.send(Out::Block { header, data }).await.is_err() {
-                        break;
-                    }
-                }
-                peer.last_send = Instant::now();
+                if let Err(e) = peer.send_blocks(epoch, blocks).await { break Err(e); }
             }
             _ = tick.tick() => {
                 if let Err(e) = peer.on_tick() { break Err(e); }
@@ -247,7 +282,13 @@ async fn run_registered(
     peer.release_requests();
     let pieces = std::mem::replace(&mut peer.their_pieces, Bitfield::new(0));
     drop(peer);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // The writer flushes what is queued, unless the peer does not read it.
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     (res, pieces)
 }
 
@@ -315,10 +356,48 @@ impl Peer {
         }
         let msgs = std::mem::replace(&mut self.out_buf, Vec::with_capacity(512));
         self.last_send = Instant::now();
-        self.out
-            .send(Out::Msgs(msgs))
-            .await
-            .map_err(|_| PeerError::Closed("writer stopped"))
+        self.send_out(Out::Msgs(msgs)).await
+    }
+
+    /// Queues `item` for the writer. When the queue is full, waits only as long as
+    /// the torrent runs and the writer could still make progress.
+    async fn send_out(&self, item: Out) -> Result<(), PeerError> {
+        let item = match self.out.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(PeerError::Closed("writer stopped")),
+            Err(TrySendError::Full(item)) => item,
+        };
+        tokio::select! {
+            r = self.out.send(item) => r.map_err(|_| PeerError::Closed("writer stopped")),
+            _ = self.cancel.cancelled() => Err(PeerError::Closed("torrent stopped")),
+            _ = tokio::time::sleep(writer::WRITE_TIMEOUT) => {
+                Err(PeerError::Timeout("the peer to read our data"))
+            }
+        }
+    }
+
+    /// Sends blocks read from disk, unless we choked the peer since the read started:
+    /// a fast peer then gets a reject per block, another peer has already forgotten
+    /// its requests (BEP 3).
+    async fn send_blocks(
+        &mut self,
+        epoch: u64,
+        blocks: Vec<(BlockRef, Bytes)>,
+    ) -> Result<(), PeerError> {
+        if epoch != self.choke_epoch {
+            if self.fast {
+                for (r, _) in blocks {
+                    self.send(Message::RejectRequest(r));
+                }
+            }
+            return Ok(());
+        }
+        for (r, data) in blocks {
+            let header = piece_header(r.index, r.begin, r.length);
+            self.send_out(Out::Block { header, data }).await?;
+        }
+        self.last_send = Instant::now();
+        Ok(())
     }
 
     /// Bitfield (or HaveAll/HaveNone) and the extension handshake.
@@ -367,12 +446,19 @@ impl Peer {
     }
 
     fn on_message(&mut self, msg: Message<'_>) -> Result<(), PeerError> {
+        let intro = std::mem::replace(
+            &mut self.intro_open,
+            matches!(msg, Message::KeepAlive | Message::Extended { .. }),
+        );
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::SuggestPiece(_) => {}
             Message::Choke => {
                 self.peer_choking = true;
                 self.stats.peer_choking.store(true, Ordering::Relaxed);
-                self.release_requests();
+                // A fast peer answers each request (data or reject) even when choking.
+                if !self.fast {
+                    self.release_requests();
+                }
             }
             Message::Unchoke => {
                 self.peer_choking = false;
@@ -395,13 +481,24 @@ impl Peer {
             }
             Message::Bitfield(bytes) => {
                 // BEP 3 wants it first, but some clients (aria2) send it again later;
-                // treat a late one as a replacement of what we knew.
+                // a late one replaces what we knew, a few times.
+                if !intro {
+                    self.bitfield_replacements += 1;
+                    if self.bitfield_replacements > MAX_BITFIELD_REPLACEMENTS {
+                        return Err(PeerError::Protocol("too many bitfields".into()));
+                    }
+                }
                 let bf = Bitfield::from_bytes(bytes, self.their_pieces.num_pieces())?;
                 self.replace_pieces(bf);
             }
-            Message::HaveAll | Message::HaveNone if !self.fast => {
+            Message::HaveAll | Message::HaveNone | Message::RejectRequest(_) if !self.fast => {
                 return Err(PeerError::Protocol(
                     "fast extension message without fast extension".into(),
+                ));
+            }
+            Message::HaveAll | Message::HaveNone if !intro => {
+                return Err(PeerError::Protocol(
+                    "have all/have none after the first message (BEP 6)".into(),
                 ));
             }
             Message::HaveAll => {
@@ -412,17 +509,7 @@ impl Peer {
             Message::Request(r) => self.on_request(r)?,
             Message::Cancel(r) => self.upload_queue.retain(|q| *q != r),
             Message::Piece { index, begin, data } => self.on_piece(index, begin, data)?,
-            Message::RejectRequest(r) => {
-                let b = Block {
-                    piece: r.index,
-                    begin: r.begin,
-                    length: r.length,
-                };
-                if let Some(pos) = self.inflight.iter().position(|x| *x == b) {
-                    self.inflight.swap_remove(pos);
-                    self.shared.request_dropped(self.key, b);
-                }
-            }
+            Message::RejectRequest(r) => self.on_reject(r)?,
             Message::AllowedFast(_) => {}
             Message::Extended { id, payload } => {
                 if id == wire::EXTENDED_HANDSHAKE_ID {
@@ -500,14 +587,15 @@ impl Peer {
         Ok(())
     }
 
-    fn start_disk_read(&mut self, done: &mpsc::Sender<Vec<(BlockRef, Bytes)>>) {
+    fn start_disk_read(&mut self, done: &mpsc::Sender<DiskBlocks>) {
         let n = self.upload_queue.len().min(UPLOAD_READ_BATCH);
         let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
         self.reading = true;
         let storage = self.shared.storage();
         let done = done.clone();
         let addr = self.addr;
-        tokio::spawn(async move {
+        let epoch = self.choke_epoch;
+        self.shared.tasks.spawn(async move {
             let read = tokio::task::spawn_blocking(move || {
                 let storage = storage?;
                 let mut out = Vec::with_capacity(batch.len());
@@ -518,8 +606,49 @@ impl Peer {
             })
             .await;
             let blocks = read.ok().flatten().unwrap_or_default();
-            let _ = done.send(blocks).await;
+            let _ = done.send((epoch, blocks)).await;
         });
+    }
+
+    /// A fast peer will not send a block: give it back to the picker. Rejecting what
+    /// we never asked for breaks BEP 6.
+    fn on_reject(&mut self, r: BlockRef) -> Result<(), PeerError> {
+        let b = Block {
+            piece: r.index,
+            begin: r.begin,
+            length: r.length,
+        };
+        if let Some(pos) = self.inflight.iter().position(|x| *x == b) {
+            self.inflight.swap_remove(pos);
+            self.shared.request_dropped(self.key, b);
+        } else if !self.take_recent(b) {
+            return Err(PeerError::Protocol(format!(
+                "reject for a request we never sent: piece {} offset {} length {}",
+                r.index, r.begin, r.length
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes `b` from the requests we gave up on; false if it is not there.
+    fn take_recent(&mut self, b: Block) -> bool {
+        match self.recent.iter().position(|x| *x == b) {
+            Some(pos) => {
+                self.recent.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers requests we gave up on, so that their late answers are taken.
+    fn remember_dropped(&mut self, blocks: impl IntoIterator<Item = Block>) {
+        for b in blocks {
+            if self.recent.len() >= MAX_RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(b);
+        }
     }
 
     fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
@@ -528,21 +657,19 @@ impl Peer {
             begin,
             length: data.len() as u32,
         };
-        let pos = self.inflight.iter().position(|b| *b == block);
-        match pos {
-            Some(p) => {
-                self.inflight.swap_remove(p);
+        if let Some(p) = self.inflight.iter().position(|b| *b == block) {
+            self.inflight.swap_remove(p);
+        } else if !self.take_recent(block) {
+            // Never asked for (or too long ago): not ours to place, nor progress.
+            self.unsolicited += 1;
+            debug!(addr = %self.addr, index, begin, "discarding a block we did not request");
+            if self.unsolicited > MAX_UNSOLICITED {
+                return Err(PeerError::Protocol(format!(
+                    "{} blocks we did not request",
+                    self.unsolicited
+                )));
             }
-            None => {
-                // Unrequested or cancelled earlier: useful only if the picker still
-                // wants this exact block.
-                if !self.shared.is_valid_block(block) {
-                    return Err(PeerError::Protocol(format!(
-                        "piece data we cannot place: piece {index} offset {begin} length {}",
-                        data.len()
-                    )));
-                }
-            }
+            return Ok(());
         }
         let now = Instant::now();
         self.last_block = now;
@@ -592,10 +719,14 @@ impl Peer {
         self.scratch = scratch;
     }
 
+    /// Gives every outstanding request back to the picker; their late answers are
+    /// still taken (see `recent`).
     fn release_requests(&mut self) {
         if !self.inflight.is_empty() {
             self.shared.requests_dropped(self.key, &self.inflight);
-            self.inflight.clear();
+            let mut dropped = std::mem::take(&mut self.inflight);
+            self.remember_dropped(dropped.drain(..));
+            self.inflight = dropped;
         }
     }
 
@@ -617,6 +748,7 @@ impl Peer {
             PeerCmd::Choke => {
                 if !self.am_choking {
                     self.am_choking = true;
+                    self.choke_epoch += 1;
                     self.stats.am_choking.store(true, Ordering::Relaxed);
                     if self.fast {
                         for r in std::mem::take(&mut self.upload_queue) {
@@ -638,6 +770,7 @@ impl Peer {
             PeerCmd::Cancel(b) => {
                 if let Some(p) = self.inflight.iter().position(|x| *x == b) {
                     self.inflight.swap_remove(p);
+                    self.remember_dropped([b]);
                     self.send(Message::Cancel(BlockRef {
                         index: b.piece,
                         begin: b.begin,

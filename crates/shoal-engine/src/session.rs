@@ -13,6 +13,7 @@ use shoal_proto::metainfo::Metainfo;
 use shoal_proto::{InfoHash, PeerId};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -276,7 +277,12 @@ async fn bind(config: &SessionConfig) -> Result<TcpListener, SessionError> {
         })
 }
 
+/// Incoming connections that may be between accept and handshake at once; more are
+/// closed at once (a flood of silent connections cannot pile up tasks and sockets).
+const MAX_HALF_OPEN: usize = 256;
+
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let half_open = Arc::new(Semaphore::new(MAX_HALF_OPEN));
     loop {
         let (mut stream, addr) = tokio::select! {
             r = listener.accept() => match r {
@@ -288,6 +294,10 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 }
             },
             _ = inner.cancel.cancelled() => return,
+        };
+        let Ok(permit) = half_open.clone().try_acquire_owned() else {
+            debug!(%addr, "too many incoming handshakes; closing");
+            continue;
         };
         let inner = inner.clone();
         tokio::spawn(async move {
@@ -303,7 +313,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 map.get(&hs.info_hash).map(|(s, _)| s.clone())
             };
             match shared {
-                Some(s) => s.accept(stream, addr, hs),
+                Some(s) => s.accept(stream, addr, hs, permit),
                 None => debug!(%addr, "incoming peer for unknown torrent {}", hs.info_hash),
             }
         });

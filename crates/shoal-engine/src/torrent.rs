@@ -11,13 +11,14 @@
 //! Lock order: `Shared::state` is the only lock here; it is never held across
 //! `.await` and never while taking the session's locks.
 
+mod candidates;
 mod dial;
 mod driver;
 mod pieces;
 mod types;
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -28,13 +29,16 @@ use shoal_proto::wire::Bitfield;
 use shoal_proto::{InfoHash, PeerId};
 use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
 use crate::picker::PiecePicker;
 use crate::session::Limits;
 use crate::storage::Storage;
 
+use candidates::Candidates;
 pub use driver::{TorrentHandle, TorrentStatus};
 pub use types::{PeerInfo, TorrentEvent, TrackerInfo};
 
@@ -47,6 +51,13 @@ pub const MAX_PEERS: usize = 60;
 const MAX_DIAL_RETRIES: u32 = 6;
 /// Strikes after which a peer that sent data failing the hash is dropped and banned.
 const BAN_STRIKES: u32 = 4;
+/// Departed peers whose identity is remembered, so a piece that fails after its
+/// contributor left still gives that contributor a strike.
+const MAX_DEPARTED: usize = 256;
+
+/// Who gets strikes: address without port plus peer ID, so reconnecting (a new
+/// connection, a new port) does not clear them.
+pub(crate) type StrikeKey = (IpAddr, PeerId);
 
 /// What the torrent is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,11 +115,16 @@ pub(crate) struct State {
     pub peer_ids: HashSet<PeerId>,
     /// Addresses we are dialling or connected to by dialling.
     pub dialing: HashSet<SocketAddr>,
-    /// Addresses learnt but not yet dialled.
-    pub candidates: Vec<SocketAddr>,
+    /// Addresses learnt but not yet dialled (capped).
+    pub candidates: Candidates,
     pub banned_addrs: HashSet<SocketAddr>,
     pub banned_ids: HashSet<PeerId>,
-    pub strikes: HashMap<PeerKey, u32>,
+    /// Hash-failure strikes per peer identity.
+    pub strikes: HashMap<StrikeKey, u32>,
+    /// Recently disconnected peers (key, address, ID), newest last.
+    pub departed: VecDeque<(PeerKey, SocketAddr, PeerId)>,
+    /// Upload slots; peer tasks unchoke early through it, the driver ticks it.
+    pub choker: Choker,
     /// Failed dials in a row per address.
     pub dial_failures: HashMap<SocketAddr, u32>,
     /// Buffers of pieces being received.
@@ -145,6 +161,9 @@ pub struct Shared {
     /// Bytes of complete pieces waiting for hash and write.
     pending_bytes: AtomicU64,
     events: broadcast::Sender<TorrentEvent>,
+    /// Peer, dial, accept and piece-finishing tasks; `TorrentHandle::stop` waits for
+    /// them after cancelling.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl Shared {
@@ -174,10 +193,12 @@ impl Shared {
                 peers: HashMap::new(),
                 peer_ids: HashSet::new(),
                 dialing: HashSet::new(),
-                candidates: Vec::new(),
+                candidates: Candidates::default(),
                 banned_addrs: HashSet::new(),
                 banned_ids: HashSet::new(),
                 strikes: HashMap::new(),
+                departed: VecDeque::new(),
+                choker: Choker::new(ChokerConfig::default()),
                 dial_failures: HashMap::new(),
                 partial: HashMap::new(),
                 pool: Vec::new(),
@@ -196,6 +217,7 @@ impl Shared {
             next_key: AtomicU64::new(1),
             pending_bytes: AtomicU64::new(0),
             events: broadcast::channel(4096).0,
+            tasks: TaskTracker::new(),
             meta,
         })
     }
@@ -434,12 +456,16 @@ impl Shared {
 
     pub(crate) fn unregister_peer(&self, key: PeerKey, peer_id: PeerId, pieces: &Bitfield) {
         let mut st = self.lock();
-        if st.peers.remove(&key).is_some() {
+        if let Some(p) = st.peers.remove(&key) {
             st.peer_ids.remove(&peer_id);
+            if st.departed.len() >= MAX_DEPARTED {
+                st.departed.pop_front();
+            }
+            st.departed.push_back((key, p.addr, peer_id));
         }
         st.picker.peer_gone(key);
         st.picker.peer_bitfield_removed(pieces);
-        st.strikes.remove(&key);
+        st.choker.peer_removed(key);
     }
 
     pub(crate) fn have_snapshot(&self) -> Bitfield {
@@ -479,18 +505,20 @@ impl Shared {
             .any(|i| !st.have.get(i) && st.picker.is_wanted(i))
     }
 
+    /// Unchokes `key` at once while a regular slot is free, recording it with the
+    /// choker so that its next recheck may choke the peer again.
     pub(crate) fn peer_became_interested(&self, key: PeerKey) {
-        // Unchoke at once while a regular slot is free; the choker revisits every 10 s.
-        let st = self.lock();
-        let unchoked = st
-            .peers
-            .values()
-            .filter(|p| !p.stats.am_choking.load(Ordering::Relaxed))
-            .count();
-        if unchoked < crate::choker::ChokerConfig::default().unchoke_slots {
-            if let Some(p) = st.peers.get(&key) {
-                let _ = p.tx.send(PeerCmd::Unchoke);
-            }
+        let mut st = self.lock();
+        let slots = st.choker.config().unchoke_slots;
+        if st.choker.unchoked().len() >= slots || st.choker.is_unchoked(key) {
+            return;
+        }
+        if let Some(p) = st.peers.get(&key) {
+            let _ = p.tx.send(PeerCmd::Unchoke);
+            st.choker.mark_unchoked(key);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

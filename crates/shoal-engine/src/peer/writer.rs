@@ -1,9 +1,13 @@
 //! The writing half of a peer connection: batches queued messages and block data into
-//! few large writes, applies the upload rate limit, and counts uploaded bytes.
+//! few large writes, applies the upload rate limit, and counts uploaded bytes. A
+//! batch that the peer does not take within [`WRITE_TIMEOUT`] means it stopped reading:
+//! the connection is dropped.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
@@ -24,6 +28,8 @@ pub(crate) enum Out {
 
 /// Bytes gathered before a write is issued.
 const BATCH: usize = 128 * 1024;
+/// A write that makes no progress for this long means the peer stopped reading.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn run(
     mut w: OwnedWriteHalf,
@@ -74,7 +80,9 @@ pub(crate) async fn run(
         if payload > 0 {
             shared.limits.wait_up(payload).await;
         }
-        w.write_all(&buf).await?;
+        tokio::time::timeout(WRITE_TIMEOUT, w.write_all(&buf))
+            .await
+            .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "peer stopped reading"))??;
         buf.clear();
         if payload > 0 {
             stats.uploaded.fetch_add(payload, Ordering::Relaxed);

@@ -52,6 +52,36 @@ impl PiecePicker {
         n
     }
 
+    /// Like [`Self::pick`] without starting new pieces: for when too many pieces are
+    /// in progress (each holding a buffer) and the started ones must finish first.
+    pub fn pick_started_only<S, R>(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &S,
+        max: usize,
+        rng: &mut R,
+        out: &mut Vec<Block>,
+    ) -> usize
+    where
+        S: PieceSet + ?Sized,
+        R: Rng + ?Sized,
+    {
+        if max == 0 || self.wanted_missing == 0 {
+            return 0;
+        }
+        let mut n = self.pick_owned(peer, max, out);
+        if n < max {
+            n += self.pick_started(peer, peer_has, Started::Orphans, max - n, out);
+        }
+        if n < max {
+            n += self.pick_started(peer, peer_has, Started::Others, max - n, out);
+        }
+        if n < max && self.in_endgame() {
+            n += self.pick_endgame(peer, peer_has, max - n, rng, out);
+        }
+        n
+    }
+
     /// Step 1: missing blocks of pieces `peer` owns.
     fn pick_owned(&mut self, peer: PeerKey, want: usize, out: &mut Vec<Block>) -> usize {
         let Some(e) = self.peers.get_mut(&peer) else {

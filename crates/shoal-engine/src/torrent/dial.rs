@@ -1,12 +1,19 @@
 //! Dialling peers learnt from trackers (with retries) and accepting incoming ones.
+//! Every task started here belongs to the torrent's task tracker, and gives up its
+//! connect or handshake when the torrent stops.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
+use super::candidates::MAX_CANDIDATES;
 use super::{Shared, MAX_DIAL_RETRIES, MAX_PEERS};
 use crate::peer::{self, PeerError};
+
+/// Dial failure counts kept; beyond this, counts of addresses no longer queued go.
+const MAX_DIAL_FAILURES: usize = 2 * MAX_CANDIDATES;
 
 impl Shared {
     /// Learns peer addresses and dials as many as the connection budget allows.
@@ -14,10 +21,13 @@ impl Shared {
         {
             let mut st = self.lock();
             for a in addrs {
+                if st.candidates.is_full() {
+                    break;
+                }
                 let own = a.port() == self.listen_port
                     && (a.ip().is_loopback() || a.ip().is_unspecified());
-                if !own && a.port() != 0 && !st.candidates.contains(a) && !st.dialing.contains(a) {
-                    st.candidates.push(*a);
+                if !own && a.port() != 0 && !st.dialing.contains(a) {
+                    st.candidates.push_new(*a);
                 }
             }
         }
@@ -45,7 +55,7 @@ impl Shared {
         }
         for addr in to_dial {
             let me = self.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let (connected, r) = me.dial(addr).await;
                 if let Err(e) = &r {
                     tracing::debug!(%addr, "peer connection ended: {e}");
@@ -58,14 +68,20 @@ impl Shared {
                 let retry = !connected
                     && !matches!(r, Err(PeerError::SelfConnection))
                     && !st.banned_addrs.contains(&addr);
-                let failures = st.dial_failures.entry(addr).or_insert(0);
                 if connected {
-                    *failures = 0;
-                } else {
-                    *failures += 1;
+                    st.dial_failures.remove(&addr);
+                    return;
                 }
-                if retry && *failures <= MAX_DIAL_RETRIES && !st.candidates.contains(&addr) {
-                    st.candidates.insert(0, addr);
+                let failures = st.dial_failures.entry(addr).or_insert(0);
+                *failures += 1;
+                if retry && *failures <= MAX_DIAL_RETRIES {
+                    st.candidates.push_retry(addr);
+                }
+                if st.dial_failures.len() > MAX_DIAL_FAILURES {
+                    let st = &mut *st;
+                    let (queued, dialing) = (&st.candidates, &st.dialing);
+                    st.dial_failures
+                        .retain(|a, _| queued.contains(a) || dialing.contains(a));
                 }
             });
         }
@@ -73,42 +89,55 @@ impl Shared {
 
     /// Dials and runs one peer; the flag says whether the handshake completed.
     async fn dial(self: &Arc<Self>, addr: SocketAddr) -> (bool, Result<(), PeerError>) {
-        let connect = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return (false, Err(e.into())),
-            Err(_) => return (false, Err(PeerError::Timeout("connect"))),
+        let handshake = async {
+            let connect = TcpStream::connect(addr);
+            let mut stream =
+                match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => return Err(PeerError::Timeout("connect")),
+                };
+            let theirs =
+                peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await?;
+            Ok((stream, theirs))
         };
-        let mut stream = stream;
-        let theirs =
-            match peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await {
-                Ok(h) => h,
-                Err(e) => return (false, Err(e)),
-            };
+        let r = tokio::select! {
+            r = handshake => r,
+            _ = self.cancel.cancelled() => Err(PeerError::Closed("torrent stopped")),
+        };
+        let (stream, theirs) = match r {
+            Ok(x) => x,
+            Err(e) => return (false, Err(e)),
+        };
         (
             true,
             peer::run(self.clone(), stream, addr, theirs, false).await,
         )
     }
 
-    /// Takes over an incoming connection whose handshake named this torrent.
+    /// Takes over an incoming connection whose handshake named this torrent. `permit`
+    /// is the session's half-open slot, held until our handshake is sent.
     pub(crate) fn accept(
         self: &Arc<Self>,
         mut stream: TcpStream,
         addr: SocketAddr,
         theirs: shoal_proto::wire::Handshake,
+        permit: OwnedSemaphorePermit,
     ) {
         let me = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // Not while checking: the peer would see no pieces. Closing before our
             // handshake makes it try again later.
             if theirs.peer_id == me.our_id || me.storage.get().is_none() {
                 return;
             }
-            if peer::handshake::write_handshake(&mut stream, me.meta.info_hash, me.our_id)
-                .await
-                .is_err()
-            {
+            let write = peer::handshake::write_handshake(&mut stream, me.meta.info_hash, me.our_id);
+            let sent = tokio::select! {
+                r = write => r.is_ok(),
+                _ = me.cancel.cancelled() => false,
+            };
+            drop(permit);
+            if !sent {
                 return;
             }
             if let Err(e) = peer::run(me, stream, addr, theirs, true).await {

@@ -14,10 +14,14 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvent, TorrentOptions, TrackerInfo};
-use crate::choker::{Choker, ChokerConfig, PeerSnapshot};
+use crate::choker::PeerSnapshot;
 use crate::peer::PeerCmd;
 use crate::rate::RateEstimator;
 use crate::storage::{OpenMode, Storage};
+
+/// How long `stop` waits for peer and piece tasks after cancelling them (a peer
+/// waits up to 5 s for its writer to flush).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A point-in-time view of a torrent for CLIs and APIs.
 #[derive(Debug, Clone)]
@@ -182,12 +186,24 @@ impl TorrentHandle {
             .collect()
     }
 
-    /// Stops the torrent: disconnects peers, sends `stopped` to trackers, flushes data.
+    /// Stops the torrent: disconnects peers, sends `stopped` to trackers, waits (a
+    /// bounded time) for its peer and piece tasks, flushes data.
     pub async fn stop(&self) {
         self.shared.cancel.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = task {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.shared.tasks.close();
+        if tokio::time::timeout(STOP_GRACE, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                name = %self.shared.meta.info.name,
+                tasks = self.shared.tasks.len(),
+                "torrent tasks still running after stop"
+            );
         }
         if let Some(s) = self.shared.storage() {
             let _ = tokio::task::spawn_blocking(move || s.sync()).await;
@@ -213,7 +229,6 @@ async fn drive(
     let announce = tokio::spawn(crate::announce::run(shared.clone(), tiers));
     shared.add_peers(&opts.peers);
 
-    let mut choker = Choker::new(ChokerConfig::default());
     let mut rng = SmallRng::from_entropy();
     let mut peer_rates: HashMap<PeerKey, (u64, u64, RateEstimator, RateEstimator)> = HashMap::new();
     let (mut down, mut up) = (RateEstimator::new(), RateEstimator::new());
@@ -230,7 +245,7 @@ async fn drive(
         up.add_total(shared.uploaded.load(Ordering::Relaxed), now);
         *rates.lock().unwrap_or_else(|p| p.into_inner()) = (down.rate(now), up.rate(now));
 
-        let st = shared.lock();
+        let mut st = shared.lock();
         peer_rates.retain(|k, _| st.peers.contains_key(k));
         let mut snaps = Vec::with_capacity(st.peers.len());
         for (k, p) in &st.peers {
@@ -249,7 +264,7 @@ async fn drive(
                 is_seed: p.stats.is_seed.load(Ordering::Relaxed),
             });
         }
-        let decision = choker.tick(now, &snaps, shared.is_seeding(), &mut rng);
+        let decision = st.choker.tick(now, &snaps, shared.is_seeding(), &mut rng);
         for k in decision.unchoke {
             if let Some(p) = st.peers.get(&k) {
                 let _ = p.tx.send(PeerCmd::Unchoke);

@@ -10,7 +10,7 @@ use sha1::{Digest, Sha1};
 use shoal_proto::wire::Bitfield;
 use tracing::warn;
 
-use super::{PeerKey, Phase, Shared, TorrentEvent, BAN_STRIKES};
+use super::{PeerKey, Phase, Shared, State, TorrentEvent, BAN_STRIKES};
 use crate::peer::PeerCmd;
 use crate::picker::Block;
 
@@ -19,6 +19,9 @@ const MAX_POOLED_BYTES: u64 = 8 << 20;
 /// Complete pieces waiting to be hashed and written beyond which peers stop
 /// requesting more (backpressure from disk and CPU to the network).
 const MAX_PENDING_BYTES: u64 = 16 << 20;
+/// Pieces in progress (each may hold a full piece buffer) beyond which no new piece
+/// is started; requests go only to pieces already started until some complete.
+const MAX_PARTIAL_BYTES: u64 = 64 << 20;
 
 impl Shared {
     /// Too much received data waits for hashing or disk: request nothing new for now.
@@ -34,7 +37,13 @@ impl Shared {
         rng: &mut SmallRng,
         out: &mut Vec<Block>,
     ) {
-        self.lock().picker.pick(key, theirs, max, rng, out);
+        let mut st = self.lock();
+        let started = st.picker.active_pieces() as u64;
+        if started * self.meta.info.piece_length >= MAX_PARTIAL_BYTES {
+            st.picker.pick_started_only(key, theirs, max, rng, out);
+        } else {
+            st.picker.pick(key, theirs, max, rng, out);
+        }
     }
 
     pub(crate) fn request_dropped(&self, key: PeerKey, b: Block) {
@@ -46,17 +55,6 @@ impl Shared {
         for b in blocks {
             st.picker.request_dropped(key, *b);
         }
-    }
-
-    /// Whether `b` is exactly one of the torrent's blocks.
-    pub(crate) fn is_valid_block(&self, b: Block) -> bool {
-        let st = self.lock();
-        let p = &st.picker;
-        if b.piece >= p.num_pieces() || b.begin % crate::picker::BLOCK_SIZE != 0 {
-            return false;
-        }
-        let idx = b.begin / crate::picker::BLOCK_SIZE;
-        idx < p.block_count(b.piece) && p.block_ref(b.piece, idx) == (b.begin, b.length)
     }
 
     /// Copies a received block into its piece buffer; hashes and stores the piece when
@@ -103,7 +101,8 @@ impl Shared {
                 self.pending_bytes
                     .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 let me = self.clone();
-                tokio::spawn(async move { me.finish_piece(block.piece, buf).await });
+                self.tasks
+                    .spawn(async move { me.finish_piece(block.piece, buf).await });
             }
         }
     }
@@ -181,21 +180,33 @@ impl Shared {
                     "piece failed its hash check; fetching it again"
                 );
                 for k in contributors {
-                    let s = st.strikes.entry(k).or_insert(0);
-                    *s += if sole { 2 } else { 1 };
-                    if *s >= BAN_STRIKES {
-                        if let Some(p) = st.peers.get(&k) {
-                            let (addr, id) = (p.addr, p.peer_id);
-                            warn!(%addr, "dropping peer that sent corrupt data");
-                            let _ = p
-                                .tx
-                                .send(PeerCmd::Disconnect("sent data that failed the hash check"));
-                            st.banned_addrs.insert(addr);
-                            st.banned_ids.insert(id);
-                        }
-                    }
+                    Self::strike(&mut st, k, if sole { 2 } else { 1 });
                 }
             }
         }
+    }
+
+    /// Gives the peer behind connection `k` (connected or recently gone) strikes for
+    /// a failed piece; at [`BAN_STRIKES`] it is dropped and its address and ID banned.
+    pub(super) fn strike(st: &mut State, k: PeerKey, n: u32) {
+        let (addr, id) = match st.peers.get(&k) {
+            Some(p) => (p.addr, p.peer_id),
+            None => match st.departed.iter().rev().find(|d| d.0 == k) {
+                Some(&(_, addr, id)) => (addr, id),
+                None => return,
+            },
+        };
+        let s = st.strikes.entry((addr.ip(), id)).or_insert(0);
+        *s += n;
+        if *s < BAN_STRIKES {
+            return;
+        }
+        warn!(%addr, "dropping peer that sent corrupt data");
+        if let Some(p) = st.peers.get(&k) {
+            let _ =
+                p.tx.send(PeerCmd::Disconnect("sent data that failed the hash check"));
+        }
+        st.banned_addrs.insert(addr);
+        st.banned_ids.insert(id);
     }
 }

@@ -1,0 +1,127 @@
+//! Shared state without sockets: peers are registry entries with a command channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use shoal_proto::PeerId;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::candidates::MAX_CANDIDATES;
+use super::{PeerEntry, PeerKey, Shared, BAN_STRIKES};
+use crate::create::{create_torrent, CreateOptions};
+use crate::peer::{PeerCmd, PeerStats};
+use crate::session::Limits;
+
+fn shared() -> Arc<Shared> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.bin");
+    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    let opts = CreateOptions {
+        piece_length: Some(16 * 1024),
+        ..CreateOptions::default()
+    };
+    let meta = create_torrent(&file, &opts, &|_, _| {}).unwrap();
+    Shared::new(
+        Arc::new(meta),
+        PeerId(*b"-SH0000-testtesttest"),
+        6881,
+        Arc::new(Limits::new(0, 0)),
+        CancellationToken::new(),
+    )
+}
+
+/// Adds a registry entry as `register_peer` would; returns its command queue.
+fn add_peer(sh: &Shared, key: PeerKey, addr: &str, id: u8) -> mpsc::UnboundedReceiver<PeerCmd> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut peer_id = [b'x'; 20];
+    peer_id[19] = id;
+    let entry = PeerEntry {
+        addr: addr.parse().unwrap(),
+        client: String::new(),
+        incoming: true,
+        listen_addr: None,
+        peer_id: PeerId(peer_id),
+        tx,
+        stats: Arc::new(PeerStats::default()),
+    };
+    let mut st = sh.lock();
+    st.peer_ids.insert(entry.peer_id);
+    st.peers.insert(key, entry);
+    rx
+}
+
+fn remove_peer(sh: &Shared, key: PeerKey) {
+    let id = sh.lock().peers[&key].peer_id;
+    sh.unregister_peer(key, id, &shoal_proto::wire::Bitfield::new(0));
+}
+
+#[test]
+fn early_unchoke_goes_through_the_choker() {
+    let sh = shared();
+    let mut rx = add_peer(&sh, 1, "10.0.0.1:1000", 1);
+    sh.peer_became_interested(1);
+    assert!(matches!(rx.try_recv(), Ok(PeerCmd::Unchoke)));
+    assert!(
+        sh.lock().choker.is_unchoked(1),
+        "the choker does not know about the early unchoke, so it never chokes the peer"
+    );
+    remove_peer(&sh, 1);
+    assert!(
+        !sh.lock().choker.is_unchoked(1),
+        "peer_removed was not called"
+    );
+}
+
+#[test]
+fn early_unchokes_stop_when_slots_are_full() {
+    let sh = shared();
+    let slots = sh.lock().choker.config().unchoke_slots as u64;
+    let mut rxs = Vec::new();
+    for k in 1..=slots + 2 {
+        rxs.push(add_peer(&sh, k, &format!("10.0.0.{k}:1000"), k as u8));
+        sh.peer_became_interested(k);
+    }
+    let unchoked = rxs
+        .iter_mut()
+        .map(|rx| matches!(rx.try_recv(), Ok(PeerCmd::Unchoke)))
+        .filter(|u| *u)
+        .count();
+    assert_eq!(unchoked as u64, slots);
+}
+
+#[tokio::test]
+async fn candidate_list_is_capped_and_deduplicated() {
+    let sh = shared();
+    let addrs: Vec<SocketAddr> = (0..20_000u32)
+        .map(|i| SocketAddr::from(((i + 1).to_be_bytes(), 6881)))
+        .collect();
+    sh.add_peers(&addrs);
+    sh.add_peers(&addrs);
+    assert_eq!(sh.lock().candidates.len(), MAX_CANDIDATES);
+}
+
+#[test]
+fn strikes_survive_a_reconnect() {
+    let sh = shared();
+    let _rx = add_peer(&sh, 1, "10.0.0.1:1000", 1);
+    {
+        let mut st = sh.lock();
+        Shared::strike(&mut st, 1, BAN_STRIKES - 1);
+    }
+    remove_peer(&sh, 1);
+    // Same address and ID, new connection from another port.
+    let mut rx = add_peer(&sh, 2, "10.0.0.1:2000", 1);
+    {
+        let mut st = sh.lock();
+        Shared::strike(&mut st, 2, 1);
+        assert_eq!(st.banned_ids.len(), 1, "strikes were reset by reconnecting");
+    }
+    assert!(matches!(rx.try_recv(), Ok(PeerCmd::Disconnect(_))));
+    // A peer gone before its piece failed still gets the strike.
+    let _rx = add_peer(&sh, 3, "10.0.0.3:1000", 3);
+    remove_peer(&sh, 3);
+    let mut st = sh.lock();
+    Shared::strike(&mut st, 3, BAN_STRIKES);
+    assert_eq!(st.banned_ids.len(), 2);
+}

@@ -1,9 +1,13 @@
-//! Tracker client: HTTP announces (BEP 3, compact BEP 23) over multi-tracker tiers
-//! (BEP 12). The announce task of a torrent sends `started`, re-announces at the
-//! tracker's interval (sooner while we have no peers), sends `completed` once and
-//! `stopped` on shutdown, and hands every peer address it learns to the torrent.
+//! Tracker client: HTTP announces (BEP 3, compact BEP 23) and UDP announces (BEP 15)
+//! over multi-tracker tiers (BEP 12); the URL scheme picks the transport, so a tier may
+//! mix `http://` and `udp://` trackers. The announce task of a torrent sends `started`,
+//! re-announces at the tracker's interval (sooner while we have no peers), sends
+//! `completed` once and `stopped` on shutdown, and hands every peer address it learns
+//! to the torrent. It owns a [`udp::UdpClient`], so UDP connection ids are reused
+//! between its announces.
 
 pub mod http;
+pub mod udp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +17,17 @@ use shoal_proto::tracker::{
 };
 use thiserror::Error;
 use tracing::{debug, info, warn};
+use udp::UdpClient;
 
 use crate::torrent::Shared;
 
 /// Why an announce failed.
 #[derive(Debug, Error)]
 pub enum AnnounceError {
-    /// Only `http://` trackers are spoken for now.
-    #[error("unsupported tracker URL {0:?}: only http:// trackers are supported")]
+    /// A scheme Shoal does not speak (`https://`, `wss://`).
+    #[error(
+        "unsupported URL {0:?}: trackers are reached over http:// or udp://, catalogs over http://"
+    )]
     Unsupported(String),
     /// The URL cannot be parsed.
     #[error("bad tracker URL {0:?}")]
@@ -34,9 +41,13 @@ pub enum AnnounceError {
     /// Non-200 or malformed HTTP.
     #[error("{0}")]
     Http(String),
-    /// The tracker's body was a refusal or malformed.
+    /// The tracker's body was a refusal or malformed; a UDP `error` reply is a
+    /// [`TrackerError::Failure`] carrying the tracker's message.
     #[error("{0}")]
     Tracker(#[from] TrackerError),
+    /// A UDP tracker's reply that is not valid BEP 15.
+    #[error("{0}")]
+    Udp(String),
 }
 
 /// Announces `event` to the first tracker of `tiers` that answers, moving it to the
@@ -52,13 +63,24 @@ pub async fn announce_tiers(
 pub async fn announce_tiers_with(
     tiers: &mut [Vec<String>],
     req: &AnnounceRequest,
+    seen: impl FnMut(&str, &Result<AnnounceResponse, AnnounceError>),
+) -> Result<(AnnounceResponse, String), AnnounceError> {
+    announce_tiers_via(&mut UdpClient::default(), tiers, req, seen).await
+}
+
+/// [`announce_tiers_with`], announcing to `udp://` trackers through `udp` (whose cached
+/// connection ids then carry over to the next call).
+pub async fn announce_tiers_via(
+    udp: &mut UdpClient,
+    tiers: &mut [Vec<String>],
+    req: &AnnounceRequest,
     mut seen: impl FnMut(&str, &Result<AnnounceResponse, AnnounceError>),
 ) -> Result<(AnnounceResponse, String), AnnounceError> {
     let mut last_err = AnnounceError::Http("no trackers".into());
     for tier in tiers.iter_mut() {
         for i in 0..tier.len() {
             let url = tier[i].clone();
-            let r = announce_one(&url, req).await;
+            let r = announce_one_via(udp, &url, req).await;
             seen(&url, &r);
             match r {
                 Ok(resp) => {
@@ -76,13 +98,32 @@ pub async fn announce_tiers_with(
     Err(last_err)
 }
 
-/// One announce to one tracker URL.
+/// One announce to one tracker URL, over HTTP or UDP by its scheme (a UDP announce
+/// here starts with a fresh connect; see [`announce_one_via`]).
 pub async fn announce_one(
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, AnnounceError> {
+    announce_one_via(&mut UdpClient::default(), url, req).await
+}
+
+/// [`announce_one`], announcing to a `udp://` tracker through `udp`.
+pub async fn announce_one_via(
+    udp: &mut UdpClient,
+    url: &str,
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, AnnounceError> {
+    if is_udp(url) {
+        return udp.announce(url, req).await;
+    }
     let body = http::get(&announce_url(url, req)).await?;
     Ok(AnnounceResponse::parse(&body)?)
+}
+
+/// Whether `url` names a BEP 15 tracker.
+fn is_udp(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("udp://"))
 }
 
 /// The announce loop of one torrent; returns after sending `stopped` on cancel.
@@ -93,6 +134,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
     let mut event = AnnounceEvent::Started;
     let mut completed_sent = shared.is_seeding();
     let mut failures = 0u32;
+    let mut udp = UdpClient::default();
     loop {
         let req = shared.announce_request(event);
         let record = |url: &str, r: &Result<AnnounceResponse, AnnounceError>| {
@@ -104,7 +146,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
                 },
             )
         };
-        let wait = match announce_tiers_with(&mut tiers, &req, record).await {
+        let wait = match announce_tiers_via(&mut udp, &mut tiers, &req, record).await {
             Ok((resp, url)) => {
                 failures = 0;
                 if let Some(w) = &resp.warning {
@@ -128,6 +170,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
                 Duration::from_secs((15u64 << failures.min(5)).min(300))
             }
         };
+        // Connection ids that will be stale when we wake are not worth their sockets.
+        udp.expire(tokio::time::Instant::now() + wait);
         let completed = shared.completed_notify();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -143,5 +187,6 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
         }
     }
     let req = shared.announce_request(AnnounceEvent::Stopped);
-    let _ = tokio::time::timeout(Duration::from_secs(3), announce_tiers(&mut tiers, &req)).await;
+    let stop = announce_tiers_via(&mut udp, &mut tiers, &req, |_, _| {});
+    let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
 }

@@ -135,6 +135,8 @@ pub fn base_url(announce_url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smoke;
+    use proptest::prelude::*;
 
     #[test]
     fn parses_words_and_id_prefixes() {
@@ -185,5 +187,30 @@ mod tests {
         let json = serde_json::to_string(&hit).unwrap();
         assert!(json.contains("\"file_count\":1"));
         assert_eq!(serde_json::from_str::<SearchHit>(&json).unwrap(), hit);
+    }
+
+    #[test]
+    fn every_prefix_is_safe() {
+        let q = "  Big Buck\tBUNNY İstanbul ǅ 0123abcdEF ";
+        for (i, _) in q.char_indices() {
+            let _ = SearchQuery::parse(&q[..i]);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_queries_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600), s in ".{0,300}") {
+            for q in [String::from_utf8_lossy(&b).into_owned(), s] {
+                let p = SearchQuery::parse(&q);
+                prop_assert!(p.words.len() <= MAX_QUERY_WORDS);
+                prop_assert_eq!(p.is_empty(), p.phrase.is_empty());
+            }
+        }
+
+        #[test]
+        fn mutated_queries_never_panic(edits in smoke::edits()) {
+            let q = smoke::mutate(b"Big Buck Bunny 1080p deadbeef", &edits);
+            let _ = SearchQuery::parse(&String::from_utf8_lossy(&q));
+        }
     }
 }

@@ -31,4 +31,7 @@ pub mod udp_tracker;
 pub mod urlenc;
 pub mod wire;
 
+#[cfg(test)]
+mod smoke;
+
 pub use ids::{InfoHash, PeerId, PieceIndex};

@@ -680,4 +680,24 @@ mod tests {
             let _ = parse_request(&b);
         }
     }
+
+    proptest! {
+        #[test]
+        fn mutated_packets_never_panic(i in 0usize..6, edits in crate::smoke::edits()) {
+            let reqs = requests();
+            let mut b = Vec::new();
+            reqs[i % reqs.len()].write(&mut b);
+            if let Ok(req) = parse_request(&crate::smoke::mutate(&b, &edits)) {
+                let mut again = Vec::new();
+                req.write(&mut again);
+                prop_assert_eq!(parse_request(&again), Ok(req));
+            }
+            let (resp, v6) = &responses()[i];
+            let mut b = Vec::new();
+            resp.write_for(*v6, &mut b);
+            let b = crate::smoke::mutate(&b, &edits);
+            let _ = Response::parse(&b, *v6);
+            let _ = Response::parse(&b, !*v6);
+        }
+    }
 }

@@ -39,7 +39,8 @@ use tracing::{debug, trace};
 
 use crate::service::Service;
 use catalog_api::Reply;
-use request::{parse_head, Head};
+pub(crate) use request::parse_head;
+use request::Head;
 use upload::{Upload, UploadError};
 
 /// What to do with the connection after a response.

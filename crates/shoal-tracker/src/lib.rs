@@ -70,3 +70,19 @@ mod udp;
 
 pub use config::TrackerConfig;
 pub use server::{serve, Tracker};
+
+/// Parses the first HTTP request head in `buf` as the server does: `Ok(None)` until
+/// the head is complete, then the bytes it spans, or why it gets 400. An entry point
+/// for fuzzing (`fuzz/fuzz_targets/http_head.rs`), not a stable API.
+#[doc(hidden)]
+pub fn parse_http_head(buf: &[u8]) -> Result<Option<usize>, &'static str> {
+    match http::parse_head(buf) {
+        Ok(Some((head, used))) => {
+            // Routing splits the target too; exercise it.
+            let _ = head.path_and_query();
+            Ok(Some(used))
+        }
+        Ok(None) => Ok(None),
+        Err(bad) => Err(bad.0),
+    }
+}

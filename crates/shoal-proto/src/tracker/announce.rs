@@ -358,6 +358,8 @@ pub fn encode_failure(reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smoke;
+    use proptest::prelude::*;
 
     fn full_request() -> AnnounceRequest {
         AnnounceRequest {
@@ -632,6 +634,46 @@ mod tests {
         let enc = sample_response().encode(false);
         for i in 0..enc.len() {
             let _ = AnnounceResponse::parse(&enc[..i]);
+        }
+    }
+
+    fn sample_queries() -> Vec<Vec<u8>> {
+        let minimal = AnnounceRequest::new(InfoHash([0x25; 20]), PeerId([b'&'; 20]), 1);
+        vec![
+            full_request().to_query().into_bytes(),
+            minimal.to_query().into_bytes(),
+        ]
+    }
+
+    #[test]
+    fn every_prefix_of_a_response_or_query_is_safe() {
+        for q in sample_queries() {
+            for i in 0..=q.len() {
+                let _ = AnnounceRequest::from_query(&q[..i]);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_queries_never_panic(i in 0usize..2, edits in smoke::edits()) {
+            let q = &sample_queries()[i];
+            let _ = AnnounceRequest::from_query(&smoke::mutate(q, &edits));
+        }
+
+        #[test]
+        fn mutated_responses_never_panic(compact: bool, edits in smoke::edits()) {
+            let enc = sample_response().encode(compact);
+            if let Ok(r) = AnnounceResponse::parse(&smoke::mutate(&enc, &edits)) {
+                // Whatever parses re-encodes to something that parses.
+                prop_assert!(AnnounceResponse::parse(&r.encode(compact)).is_ok());
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = AnnounceRequest::from_query(&b);
+            let _ = AnnounceResponse::parse(&b);
         }
     }
 }

@@ -160,6 +160,8 @@ fn stats_of(v: &Value<'_>) -> Result<ScrapeStats, TrackerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smoke;
+    use proptest::prelude::*;
 
     #[test]
     fn scrape_urls() {
@@ -271,6 +273,53 @@ mod tests {
         .encode();
         for i in 0..enc.len() {
             assert!(ScrapeResponse::parse(&enc[..i]).is_err());
+        }
+    }
+
+    fn sample_response() -> Vec<u8> {
+        let stats = ScrapeStats {
+            complete: 5,
+            downloaded: 50,
+            incomplete: 10,
+        };
+        ScrapeResponse {
+            files: vec![(InfoHash([b'e'; 20]), stats), (InfoHash([b'd'; 20]), stats)],
+        }
+        .encode()
+    }
+
+    fn sample_query() -> Vec<u8> {
+        ScrapeRequest {
+            info_hashes: vec![InfoHash([1; 20]), InfoHash([b'%'; 20])],
+        }
+        .to_query()
+        .into_bytes()
+    }
+
+    #[test]
+    fn every_prefix_is_safe() {
+        let (q, r) = (sample_query(), sample_response());
+        for i in 0..=q.len() {
+            let _ = ScrapeRequest::from_query(&q[..i]);
+        }
+        for i in 0..=r.len() {
+            let _ = ScrapeResponse::parse(&r[..i]);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_inputs_never_panic(edits in smoke::edits()) {
+            let _ = ScrapeRequest::from_query(&smoke::mutate(&sample_query(), &edits));
+            if let Ok(r) = ScrapeResponse::parse(&smoke::mutate(&sample_response(), &edits)) {
+                prop_assert!(ScrapeResponse::parse(&r.encode()).is_ok());
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = ScrapeRequest::from_query(&b);
+            let _ = ScrapeResponse::parse(&b);
         }
     }
 }

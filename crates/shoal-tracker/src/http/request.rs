@@ -230,4 +230,66 @@ mod tests {
             let _ = parse_head(noise);
         }
     }
+
+    /// Cases for the randomized tests; `SHOAL_SMOKE_CASES=1000000` makes a quick
+    /// fuzzing run on stable Rust.
+    fn cases() -> usize {
+        std::env::var("SHOAL_SMOKE_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(4000)
+    }
+
+    fn check(buf: &[u8]) {
+        if let Ok(Some((head, used))) = parse_head(buf) {
+            assert!(used <= buf.len());
+            assert!(head.target.starts_with(b"/"));
+            let (path, query) = head.path_and_query();
+            assert!(path.len() + query.len() <= head.target.len());
+            assert_eq!(head.has_body, head.chunked || head.content_length > 0);
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_heads_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let valid: [&[u8]; 3] = [
+            b"GET /announce?info_hash=%41&x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n",
+            b"POST /publish?peer_id=x HTTP/1.0\nContent-Length: 12\nTransfer-Encoding: chunked\n\nbody",
+            b"\r\nGET / HTTP/1.1\r\n\r\n",
+        ];
+        for v in valid {
+            for i in 0..=v.len() {
+                check(&v[..i]);
+            }
+        }
+        let structural = b"\r\n :,/?GETPOST HTTP/1.01content-length";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5ea1);
+        for _ in 0..cases() {
+            let mut b = if rng.gen_bool(0.3) {
+                let n = rng.gen_range(0..300);
+                (0..n).map(|_| rng.gen()).collect()
+            } else {
+                valid[rng.gen_range(0..valid.len())].to_vec()
+            };
+            for _ in 0..rng.gen_range(0..8) {
+                let at = rng.gen_range(0..=b.len());
+                let byte = if rng.gen_bool(0.5) {
+                    structural[rng.gen_range(0..structural.len())]
+                } else {
+                    rng.gen()
+                };
+                match rng.gen_range(0..4) {
+                    0 if at < b.len() => b[at] = byte,
+                    1 => b.insert(at, byte),
+                    2 if at < b.len() => {
+                        b.remove(at);
+                    }
+                    3 => b.truncate(at),
+                    _ => {}
+                }
+            }
+            check(&b);
+        }
+    }
 }

@@ -102,8 +102,12 @@ def wait_port(port, timeout, proc=None):
 
 def http(method, url, body=None, headers=None, timeout=10):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return r.status, r.read()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        detail = e.read()[:300].decode("utf-8", "replace")
+        raise RuntimeError(f"{method} {url.split('?')[0]}: HTTP {e.code}: {detail}") from None
 
 
 _IH = {}

@@ -301,10 +301,14 @@ def api(base, method, path, obj=None):
     return json.loads(out) if out else None
 
 
-def start_node(sess, data_dir, dl_dir, web_port, tracker_url, tag):
-    p = Proc([sess.ctx.shoal, "up", "--data-dir", data_dir, "--port", "0",
-              "--web", f"127.0.0.1:{web_port}", "--tracker", tracker_url,
-              "--download-dir", dl_dir], name=f"shoal-up-{tag}",
+def start_node(sess, data_dir, dl_dir, web_port, tracker_url, tag, share_root):
+    argv = [sess.ctx.shoal, "up", "--data-dir", data_dir, "--port", "0",
+            "--web", f"127.0.0.1:{web_port}", "--tracker", tracker_url, "--download-dir", dl_dir]
+    helptext = subprocess.run([sess.ctx.shoal, "up", "--help"], capture_output=True,
+                              text=True).stdout
+    if "--share-root" in helptext:  # the API shares only from its share roots
+        argv += ["--share-root", share_root]
+    p = Proc(argv, name=f"shoal-up-{tag}",
              log_path=sess.ctx.log(f"shoal-up-{tag}"))
     return p
 
@@ -343,7 +347,7 @@ def s6_node(sess):
         dl_dir = ctx.tmpdir("node-dl")
         web = free_port()
         base = f"http://127.0.0.1:{web}"
-        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "first")
+        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "first", ds.root)
         wait_port(web, 30, node)
         t0 = time.monotonic()
         for p in ds.file_paths():
@@ -353,7 +357,7 @@ def s6_node(sess):
         rec["first_run_rss_mib"] = node.mem()["peak_rss_mib"]
         node.stop(30)
         # Restart: time from spawn until every torrent is seeding again.
-        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "restart")
+        node = start_node(sess, data_dir, dl_dir, web, tracker.url, "restart", ds.root)
         t0 = node.t_start
         wait_port(web, 60, node)
         rec["api_up_s"] = round(time.monotonic() - t0, 3)

@@ -125,8 +125,8 @@ fn decode_id(param: &'static str, raw: &[u8]) -> Result<[u8; 20], TrackerError> 
     while i < raw.len() {
         let byte = match raw[i] {
             b'%' => {
-                let hi = raw.get(i + 1).copied().and_then(hex_val);
-                let lo = raw.get(i + 2).copied().and_then(hex_val);
+                let hi = raw.get(i + 1).copied().and_then(crate::ids::hex_val);
+                let lo = raw.get(i + 2).copied().and_then(crate::ids::hex_val);
                 i += 3;
                 match (hi, lo) {
                     (Some(h), Some(l)) => h << 4 | l,
@@ -151,15 +151,6 @@ fn decode_id(param: &'static str, raw: &[u8]) -> Result<[u8; 20], TrackerError> 
         return Err(TrackerError::BadIdLength { param, got: len });
     }
     Ok(out)
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Parses a canonical-enough unsigned decimal (digits only, no sign, no overflow).

@@ -1,19 +1,25 @@
 //! Piece storage on the file system: maps pieces and blocks of a torrent onto its files
 //! with positional I/O, and verifies pieces against their SHA-1.
 //!
-//! [`Storage`] opens every file once in [`Storage::open`] and keeps it open; reads and
-//! writes use `pread`/`pwrite` (`FileExt::read_exact_at`/`write_all_at`), which take
-//! `&self`, so one `Storage` is shared through an `Arc` by any number of threads with no
-//! lock. Blocks may span file boundaries and zero-length files. Every request is bounds
-//! checked against its piece: bad indices are errors, never panics.
+//! [`Storage`] opens each file once and keeps it open; reads and writes use
+//! `pread`/`pwrite` (`FileExt::read_exact_at`/`write_all_at`), which take `&self`, so one
+//! `Storage` is shared through an `Arc` by any number of threads. Writes to one file take
+//! a per-file lock: concurrent buffered writes to one inode otherwise spin on its
+//! `i_rwsem` in the kernel, burning the CPU that the other hashing thread needs. Blocks
+//! may span file boundaries and zero-length files. Every request is bounds checked
+//! against its piece: bad indices are errors, never panics.
 //!
 //! **All methods block** (file I/O, SHA-1, fsync). Call them from `spawn_blocking` or
 //! the engine's disk pool, never on the async runtime.
 //!
 //! Modes: [`OpenMode::Seed`] opens read-only and insists every file exists with its exact
-//! size. [`OpenMode::Download`] creates folders and files as needed, extends short files
-//! to their final size (sparse) and refuses files larger than expected rather than
-//! truncating them. Download mode is also right for complete data: a torrent that
+//! size. [`OpenMode::Download`] opens the files that exist, extends short ones to their
+//! final size (sparse) and refuses files larger than expected rather than truncating them;
+//! missing files (and their folders) are created on their first write, so a torrent of
+//! thousands of files starts transferring at once instead of first creating every inode,
+//! and files never written (a stopped download) are never created. The torrent's own
+//! folder and its zero-length files are created at open, which also reports an
+//! unwritable save folder straight away. Download mode is also right for complete data: a torrent that
 //! finishes downloading keeps its storage and seeds from it; there is no upgrade step.
 //!
 //! Files stay open for the torrent's lifetime, so a torrent needs one descriptor per
@@ -34,7 +40,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// How [`Storage::open`] treats the files on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +56,13 @@ pub enum OpenMode {
 #[derive(Debug)]
 pub struct Storage {
     layout: Layout,
-    /// Parallel to `layout.files`; `None` for zero-length files.
-    handles: Vec<Option<File>>,
+    /// Parallel to `layout.files`: the open file, once it exists (never for zero-length
+    /// files; in download mode, missing files are created on their first write).
+    handles: Vec<OnceLock<File>>,
+    /// Parallel to `layout.files`: held while writing to that file (see the module doc).
+    write_locks: Vec<Mutex<()>>,
+    /// Held while creating a missing file, so two writers never race to create it.
+    create_lock: Mutex<()>,
     /// Parallel to `layout.files`: bytes each file held before we opened it. Pieces
     /// lying wholly beyond these are known to be missing and need no hashing.
     existing: Vec<u64>,
@@ -67,21 +78,34 @@ impl Storage {
     /// multi-file one. Blocking; may take a while for torrents with many files.
     pub fn open(save_dir: &Path, info: &Info, mode: OpenMode) -> Result<Storage, StorageError> {
         let layout = Layout::new(save_dir, info)?;
-        let (handles, existing) = layout
+        if mode == OpenMode::Download {
+            open::create_root(save_dir, info)?;
+        }
+        let (handles, existing): (Vec<_>, _) = layout
             .files
             .iter()
             .map(|f| open::open_file(&f.path, f.length, mode))
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .unzip();
+        let handles = handles
+            .into_iter()
+            .map(|h| match h {
+                Some(file) => OnceLock::from(file),
+                None => OnceLock::new(),
+            })
+            .collect();
         let written = layout
             .files
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let write_locks = layout.files.iter().map(|_| Mutex::new(())).collect();
         Ok(Storage {
             layout,
             handles,
+            write_locks,
+            create_lock: Mutex::new(()),
             existing,
             written,
             hashes: info.pieces.clone(),
@@ -120,10 +144,12 @@ impl Storage {
         }
         let start = self.layout.block_offset(piece, begin, data.len())?;
         for seg in self.layout.segments(start, data.len()) {
-            let (file, slot) = self.file(seg.file)?;
+            let (file, slot) = self.file_for_write(seg.file)?;
             let chunk = &data[seg.buf_offset..seg.buf_offset + seg.len];
+            let lock = self.write_locks.get(seg.file).map(|l| l.lock());
             file.write_all_at(chunk, seg.file_offset)
                 .map_err(|e| StorageError::write(slot.path.clone(), piece, seg.file_offset, e))?;
+            drop(lock);
             if let Some(w) = self.written.get(seg.file) {
                 w.store(true, Ordering::Relaxed);
             }
@@ -137,6 +163,14 @@ impl Storage {
         let start = self.layout.block_offset(piece, begin, buf.len())?;
         for seg in self.layout.segments(start, buf.len()) {
             let (file, slot) = self.file(seg.file)?;
+            let Some(file) = file else {
+                // Not created yet: nothing of it was ever written.
+                return Err(StorageError::Truncated {
+                    path: slot.path.clone(),
+                    piece,
+                    offset: seg.file_offset,
+                });
+            };
             let chunk = &mut buf[seg.buf_offset..seg.buf_offset + seg.len];
             file.read_exact_at(chunk, seg.file_offset)
                 .map_err(|e| StorageError::read(slot.path.clone(), piece, seg.file_offset, e))?;
@@ -253,7 +287,7 @@ impl Storage {
             return Ok(());
         }
         for (slot, handle) in self.layout.files.iter().zip(&self.handles) {
-            if let Some(file) = handle {
+            if let Some(file) = handle.get() {
                 file.sync_data().map_err(|source| StorageError::Sync {
                     path: slot.path.clone(),
                     source,
@@ -263,14 +297,33 @@ impl Storage {
         Ok(())
     }
 
-    /// The open handle of file `index`. `Layout::segments` only yields non-empty files,
-    /// whose handles are always `Some`; the error path is for a broken invariant.
-    fn file(&self, index: usize) -> Result<(&File, &layout::FileSlot), StorageError> {
+    /// File `index` and its open handle, `None` while it does not exist yet. The error
+    /// path is for a broken invariant (`Layout::segments` yields valid indices only).
+    fn file(&self, index: usize) -> Result<(Option<&File>, &layout::FileSlot), StorageError> {
         match (self.handles.get(index), self.layout.files.get(index)) {
-            (Some(Some(file)), Some(slot)) => Ok((file, slot)),
-            _ => Err(StorageError::BadLayout(format!(
-                "file {index} has no open handle"
-            ))),
+            (Some(handle), Some(slot)) => Ok((handle.get(), slot)),
+            _ => Err(StorageError::BadLayout(format!("no file {index}"))),
         }
+    }
+
+    /// The open handle of file `index`, creating the file (download mode) if it does not
+    /// exist yet.
+    fn file_for_write(&self, index: usize) -> Result<(&File, &layout::FileSlot), StorageError> {
+        let (file, slot) = self.file(index)?;
+        if let Some(file) = file {
+            return Ok((file, slot));
+        }
+        let _creating = self
+            .create_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(handle) = self.handles.get(index) else {
+            return Err(StorageError::BadLayout(format!("no file {index}")));
+        };
+        if let Some(file) = handle.get() {
+            return Ok((file, slot));
+        }
+        let (file, _) = open::create_file(&slot.path, slot.length)?;
+        Ok((handle.get_or_init(|| file), slot))
     }
 }

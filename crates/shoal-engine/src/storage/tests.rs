@@ -66,11 +66,27 @@ fn path_of(dir: &Path, rel: &str) -> PathBuf {
 }
 
 #[test]
-fn download_creates_every_file_with_its_size() {
+fn download_creates_files_on_first_write_with_their_size() {
     let dir = tempfile::tempdir().unwrap();
-    let (info, _) = torrent(FILES, false);
+    let (info, bytes) = torrent(FILES, false);
     let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
     assert_eq!(s.num_pieces(), 4);
+    // At open: the torrent's folder and its empty file, nothing else yet.
+    assert!(path_of(dir.path(), "empty").is_file());
+    assert!(!path_of(dir.path(), "a.bin").exists());
+    assert!(!path_of(dir.path(), "sub").exists());
+    // Missing files verify as nothing (no error) before they exist.
+    assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![false; 4]);
+    // Piece 0 lies in a.bin only: it alone is created, at its full (sparse) size.
+    write_all(&s, &bytes, |p| p == 0);
+    assert_eq!(
+        std::fs::metadata(path_of(dir.path(), "a.bin"))
+            .unwrap()
+            .len(),
+        40_000
+    );
+    assert!(!path_of(dir.path(), "sub").exists());
+    write_all(&s, &bytes, |p| p != 0);
     for (rel, len) in [
         ("a.bin", 40_000),
         ("empty", 0),
@@ -81,8 +97,17 @@ fn download_creates_every_file_with_its_size() {
         assert!(meta.is_file(), "{rel}");
         assert_eq!(meta.len(), len, "{rel}");
     }
-    // Fresh (sparse, zero) files verify as nothing.
-    assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![false; 4]);
+    assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![true; 4]);
+}
+
+#[test]
+fn unwritable_save_folder_fails_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let (info, _) = torrent(FILES, false);
+    let err = Storage::open(&blocker, &info, OpenMode::Download).unwrap_err();
+    assert!(matches!(err, StorageError::CreateDir { .. }), "{err}");
 }
 
 #[test]

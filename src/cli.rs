@@ -86,23 +86,30 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn interrupted() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call, not on the
+/// first poll: call it before the process announces that it is ready, so that a signal
+/// sent right after start-up still shuts it down gracefully. Must run inside the runtime.
+pub fn interrupted() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let (Some(mut term), Some(mut int)) = (term, int) else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

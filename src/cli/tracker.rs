@@ -44,6 +44,7 @@ pub struct TrackerArgs {
 }
 
 pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = super::interrupted();
     let bind = args.bind;
     // Checked here rather than by clap, which would echo a password in its error.
     if let Some(url) = &args.catalog_db {
@@ -86,7 +87,7 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
             addr.port()
         );
     }
-    tracker.run(super::interrupted()).await?;
+    tracker.run(interrupted).await?;
     Ok(ExitCode::SUCCESS)
 }
 

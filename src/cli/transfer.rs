@@ -129,11 +129,11 @@ fn describe(s: &TorrentStatus) -> String {
 }
 
 pub async fn seed(torrent: PathBuf, net: NetArgs) -> anyhow::Result<ExitCode> {
+    let stop = interrupted();
     let (session, handle) = start(torrent, &net, true).await?;
     let mut watch = Watch::new(&handle);
     let name = handle.status().name;
     let mut announced = false;
-    let stop = interrupted();
     tokio::pin!(stop);
     let code = loop {
         let Some(s) = watch.next(&mut stop).await else {
@@ -162,11 +162,11 @@ pub async fn download(
     keep_seeding: bool,
     stall_timeout: u64,
 ) -> anyhow::Result<ExitCode> {
+    let stop = interrupted();
     let (session, handle) = start(torrent, &net, false).await?;
     let mut watch = Watch::new(&handle);
     let bar = watch.bar.clone();
     let name = handle.status().name;
-    let stop = interrupted();
     tokio::pin!(stop);
     let mut last_progress = (0u64, Instant::now());
     let mut done = false;

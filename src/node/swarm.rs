@@ -31,6 +31,7 @@ struct Member {
 }
 
 pub async fn run(args: SwarmArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = crate::cli::interrupted();
     let exe = std::env::current_exe().context("cannot find the shoal executable")?;
     tokio::fs::create_dir_all(&args.dir)
         .await
@@ -50,7 +51,7 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} })
         })
         .collect();
-    crate::cli::interrupted().await;
+    interrupted.await;
     stop_all(&mut members).await;
     for d in drains {
         d.abort();

@@ -41,6 +41,7 @@ pub fn peer_id_text(id: &PeerId) -> String {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let interrupted = crate::cli::interrupted();
     let mut config = config::load(&args)?;
     let store = Store::open(&config.data_dir.join("shoal.db")).await?;
     let (peer_id, stored) = store
@@ -108,7 +109,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             .with_graceful_shutdown(async move { s.cancelled().await })
             .await
     });
-    crate::cli::interrupted().await;
+    interrupted.await;
     stop.cancel();
     node.shutdown().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;

@@ -2,10 +2,11 @@
 //!
 //! [`create_torrent`] lists the files (see the `walk` rules: recursive, sorted by path
 //! components, hidden files included, symbolic links skipped), hashes the pieces in
-//! parallel (one sequential reader, hashers on every core), builds the `info` dictionary
-//! with [`InfoBuilder`], and parses the finished file with [`Metainfo::from_bytes`] so the
-//! info-hash is over the exact bytes written. It blocks for as long as reading the data
-//! takes: call it from a thread or `spawn_blocking`, never on the async runtime.
+//! parallel (one worker per core, each reading and hashing its own chunks), builds the
+//! `info` dictionary with [`InfoBuilder`], and parses the finished file with
+//! [`Metainfo::from_bytes`] so the info-hash is over the exact bytes written. It blocks
+//! for as long as reading the data takes: call it from a thread or `spawn_blocking`,
+//! never on the async runtime.
 
 mod hash;
 mod walk;

@@ -1,4 +1,5 @@
 use super::*;
+use super::{hash, walk};
 use crate::storage::{OpenMode, Storage};
 use sha1::{Digest, Sha1};
 use std::fs;
@@ -226,4 +227,169 @@ fn dot_path_is_named_after_the_folder() {
     assert!(m.is_err());
     let m = create(&root.join("."), &opts(PL)).unwrap();
     assert_eq!(m.info.name, "named");
+}
+
+/// Writes `sizes` as files `f000`, `f001`, ... under `root`; returns the listing (in that
+/// order) and the concatenated data.
+fn write_files(root: &Path, sizes: &[usize]) -> (Vec<walk::SourceFile>, Vec<u8>) {
+    fs::create_dir_all(root).unwrap();
+    let mut files = Vec::new();
+    let mut all = Vec::new();
+    for (i, len) in sizes.iter().enumerate() {
+        let name = format!("f{i:03}");
+        let bytes = data(*len, 1000 + i as u32);
+        fs::write(root.join(&name), &bytes).unwrap();
+        all.extend(&bytes);
+        files.push(walk::SourceFile {
+            components: vec![name.clone()],
+            path: root.join(name),
+            length: *len as u64,
+        });
+    }
+    (files, all)
+}
+
+fn tuning(threads: usize, chunk: u64, read: u64) -> hash::Tuning {
+    hash::Tuning {
+        threads,
+        chunk,
+        read,
+    }
+}
+
+#[test]
+fn pieces_spanning_many_files_and_empty_files_with_any_split() {
+    let dir = tempfile::tempdir().unwrap();
+    // Empty files first, last and between; files much smaller and larger than a piece;
+    // the last piece is short.
+    let sizes = [
+        0, 100, 0, 0, 5_000, 1, 16_383, 16_385, 0, 40_000, 7, 0, 70_001, 3, 0,
+    ];
+    let (files, all) = write_files(&dir.path().join("t"), &sizes);
+    let total = all.len() as u64;
+    assert_ne!(total % PL, 0);
+    let expected = sequential_pieces(&all, PL);
+    for t in [
+        tuning(1, PL, PL),
+        tuning(1, 4 << 20, 128 << 10),
+        tuning(3, PL, 1000), // reads not aligned to pieces or files
+        tuning(2, 2 * PL, 64),
+        tuning(8, 3 * PL, 5 * PL), // chunk rounds down to whole pieces
+        tuning(4, 0, 0),           // clamped to one piece, one byte
+    ] {
+        let reports = std::sync::Mutex::new(Vec::new());
+        let got = hash::hash_pieces_with(&files, PL, total, t, &|done, all| {
+            reports.lock().unwrap().push((done, all));
+        })
+        .unwrap();
+        assert_eq!(got, expected, "{t:?}");
+        let reports = reports.into_inner().unwrap();
+        assert!(reports.windows(2).all(|w| w[0].0 < w[1].0), "{reports:?}");
+        assert_eq!(reports.last(), Some(&(total, total)), "{t:?}");
+    }
+}
+
+#[test]
+fn one_thread_and_many_threads_give_identical_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [300_000, 0, 1_000_000, 12_345, 65_536, 65_536, 999_999];
+    let (files, all) = write_files(&dir.path().join("t"), &sizes);
+    let total = all.len() as u64;
+    for pl in [PL, 64 << 10, 1 << 20, 4 << 20] {
+        let one =
+            hash::hash_pieces_with(&files, pl, total, tuning(1, 1 << 20, 128 << 10), &|_, _| {})
+                .unwrap();
+        for threads in [2, 4, 16] {
+            let many = hash::hash_pieces_with(
+                &files,
+                pl,
+                total,
+                tuning(threads, 256 << 10, 32 << 10),
+                &|_, _| {},
+            )
+            .unwrap();
+            assert_eq!(one, many, "piece length {pl}, {threads} threads");
+        }
+        assert_eq!(one, sequential_pieces(&all, pl), "piece length {pl}");
+        // The default tuning agrees too.
+        assert_eq!(
+            hash::hash_pieces(&files, pl, total, &|_, _| {}).unwrap(),
+            one
+        );
+    }
+}
+
+#[test]
+fn file_shrinking_during_hashing_is_a_changed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, all) = write_files(&dir.path().join("t"), &[10 * PL as usize, 3 * PL as usize]);
+    let total = all.len() as u64;
+    let victim = files[0].path.clone();
+    // One thread, one piece per chunk: truncate the first file after the first report.
+    let err = hash::hash_pieces_with(&files, PL, total, tuning(1, PL, PL), &|done, _| {
+        if done == PL {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&victim)
+                .unwrap()
+                .set_len(PL + 100)
+                .unwrap();
+        }
+    })
+    .unwrap_err();
+    match &err {
+        CreateError::Changed {
+            path,
+            expected,
+            actual,
+        } => {
+            assert_eq!(path, &victim);
+            assert_eq!(*expected, 10 * PL);
+            assert_eq!(*actual, PL + 100);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("changed while hashing"), "{err}");
+
+    // Shrunk (here: emptied) after listing, with many threads: the same error, no panic.
+    fs::write(&victim, b"").unwrap();
+    for threads in [1, 2, 8] {
+        let err = hash::hash_pieces_with(&files, PL, total, tuning(threads, PL, 4096), &|_, _| {})
+            .unwrap_err();
+        assert!(
+            matches!(&err, CreateError::Changed { path, actual: 0, .. } if path == &victim),
+            "{err}"
+        );
+    }
+
+    // A missing file is a read error naming it.
+    fs::remove_file(&files[1].path).unwrap();
+    fs::write(&victim, &all[..10 * PL as usize]).unwrap();
+    let err = hash::hash_pieces_with(&files, PL, total, tuning(2, PL, PL), &|_, _| {}).unwrap_err();
+    assert!(
+        matches!(&err, CreateError::Read { path, .. } if path == &files[1].path),
+        "{err}"
+    );
+}
+
+#[test]
+fn last_short_piece_and_data_smaller_than_one_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    for sizes in [
+        &[1usize][..],
+        &[0, 5, 0][..],
+        &[PL as usize - 1, 2][..],
+        &[(4 << 20) + 17][..],
+    ] {
+        let (files, all) = write_files(&dir.path().join(format!("t{}", all_len(sizes))), sizes);
+        let total = all.len() as u64;
+        for pl in [PL, 1 << 20] {
+            let got = hash::hash_pieces(&files, pl, total, &|_, _| {}).unwrap();
+            assert_eq!(got, sequential_pieces(&all, pl), "{sizes:?} {pl}");
+        }
+    }
+}
+
+fn all_len(sizes: &[usize]) -> usize {
+    sizes.iter().sum()
 }

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod announce;
+mod buf;
 pub mod catalog;
 pub mod choker;
 pub mod create;

@@ -318,9 +318,7 @@ fn read_blocks(
             len += next.length as usize;
             j += 1;
         }
-        let mut buf = vec![0u8; len];
-        storage.read(first.index, first.begin, &mut buf)?;
-        let run = Bytes::from(buf);
+        let run = crate::buf::read_aligned(len, |buf| storage.read(first.index, first.begin, buf))?;
         let mut off = 0;
         for r in &batch[i..j] {
             let end = off + r.length as usize;

@@ -205,6 +205,25 @@ impl Storage {
         Ok(self.hashes.get(piece as usize) == Some(&hash))
     }
 
+    /// [`Storage::verify_piece`] with an aligned scratch buffer (see `crate::buf`).
+    fn verify_in(
+        &self,
+        piece: u32,
+        buf: &mut crate::buf::AlignedBuf,
+    ) -> Result<bool, StorageError> {
+        let size = self
+            .layout
+            .piece_size(piece)
+            .ok_or(StorageError::PieceOutOfRange {
+                piece,
+                num_pieces: self.layout.num_pieces,
+            })?;
+        let data = buf.prefix(size as usize);
+        self.read(piece, 0, data)?;
+        let hash: [u8; 20] = Sha1::digest(&*data).into();
+        Ok(self.hashes.get(piece as usize) == Some(&hash))
+    }
+
     /// Verifies every piece on `threads` threads (at least one), calling `progress` with
     /// the number of pieces done so far after each (from the checking threads, one call
     /// at a time, never decreasing). Pieces whose data is missing (never
@@ -222,7 +241,7 @@ impl Storage {
         let have: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
         let threads = threads.clamp(1, (n as usize).max(1));
         let worker = || -> Result<(), StorageError> {
-            let mut buf = Vec::new();
+            let mut buf = crate::buf::AlignedBuf::new(0);
             while !stop.load(Ordering::Relaxed) {
                 let piece = next.fetch_add(1, Ordering::Relaxed);
                 let Ok(piece) = u32::try_from(piece) else {
@@ -233,7 +252,7 @@ impl Storage {
                 }
                 let ok = match self.piece_may_exist(piece) {
                     false => Ok(false),
-                    true => self.verify_piece(piece, &mut buf),
+                    true => self.verify_in(piece, &mut buf),
                 };
                 let ok = match ok {
                     Ok(ok) => ok,

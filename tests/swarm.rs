@@ -20,6 +20,36 @@ const FILES: &[(&str, u64)] = &[
     ("nested/odd.bin", 100_001),
 ];
 
+/// `shoal info X | head -1`: the reader goes away early; shoal ends quietly (no panic).
+#[test]
+fn info_into_a_closed_pipe_does_not_panic() -> Result<()> {
+    with_timeout(Duration::from_secs(60), || {
+        let t = TestDir::new("info-pipe")?;
+        let data = t.sub(NAME)?;
+        // More listing than a pipe holds (64 KiB), so the writer meets the closed pipe.
+        for i in 0..3000 {
+            let name = format!("a-rather-long-file-name-to-fill-the-pipe-quickly-{i:05}.bin");
+            std::fs::write(data.join(name), [i as u8])?;
+        }
+        let torrent = t.path().join("payload.torrent");
+        create_torrent(&data, "http://127.0.0.1:1/announce", &torrent, PIECE)?;
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("\"$0\" info \"$1\" | head -c 10")
+            .arg(shoal_bin())
+            .arg(&torrent)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(!stderr.contains("panicked"), "shoal info panicked:\n{stderr}");
+        ensure!(out.stdout.starts_with(b"info hash:"), "output {:?}", out.stdout);
+        // The pipeline's status is head's; check shoal's own by itself too.
+        ensure!(out.status.success(), "sh: {}", out.status);
+        Ok(())
+    })
+}
+
 #[test]
 fn create_then_info_describes_the_files() -> Result<()> {
     with_timeout(Duration::from_secs(60), || {

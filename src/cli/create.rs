@@ -69,18 +69,39 @@ pub fn load(path: &Path) -> anyhow::Result<Metainfo> {
         .with_context(|| format!("{} is not a usable .torrent", path.display()))
 }
 
+/// Prints what a .torrent holds. A reader that goes away early (`shoal info X | head`)
+/// ends the output quietly instead of panicking on the broken pipe.
 pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
     let m = load(path)?;
-    println!("info hash: {}", m.info_hash);
-    println!("name: {}", m.info.name);
-    println!("size: {}", m.info.total_length);
-    println!("pieces: {} x {}", m.info.num_pieces(), m.info.piece_length);
-    println!("private: {}", if m.info.private { "yes" } else { "no" });
+    let mut out = String::new();
+    let _ = writeln!(out, "info hash: {}", m.info_hash);
+    let _ = writeln!(out, "name: {}", m.info.name);
+    let _ = writeln!(out, "size: {}", m.info.total_length);
+    let _ = writeln!(
+        out,
+        "pieces: {} x {}",
+        m.info.num_pieces(),
+        m.info.piece_length
+    );
+    let _ = writeln!(
+        out,
+        "private: {}",
+        if m.info.private { "yes" } else { "no" }
+    );
     for tier in m.tracker_tiers() {
-        println!("tracker: {}", tier.join(" "));
+        let _ = writeln!(out, "tracker: {}", tier.join(" "));
     }
     for f in &m.info.files {
-        println!("file: {} {}", f.length, f.path.join("/"));
+        let _ = writeln!(out, "file: {} {}", f.length, f.path.join("/"));
     }
-    Ok(ExitCode::SUCCESS)
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, out.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to standard output"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

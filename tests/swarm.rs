@@ -42,8 +42,15 @@ fn info_into_a_closed_pipe_does_not_panic() -> Result<()> {
             .stdout(std::process::Stdio::piped())
             .output()?;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        ensure!(!stderr.contains("panicked"), "shoal info panicked:\n{stderr}");
-        ensure!(out.stdout.starts_with(b"info hash:"), "output {:?}", out.stdout);
+        ensure!(
+            !stderr.contains("panicked"),
+            "shoal info panicked:\n{stderr}"
+        );
+        ensure!(
+            out.stdout.starts_with(b"info hash:"),
+            "output {:?}",
+            out.stdout
+        );
         // The pipeline's status is head's; check shoal's own by itself too.
         ensure!(out.status.success(), "sh: {}", out.status);
         Ok(())

@@ -178,18 +178,23 @@ impl Storage {
         Ok(())
     }
 
-    /// Reads the whole of `piece` into `buf`, resized to the piece's size. Reusing the
-    /// same `buf` across calls avoids allocating.
-    pub fn read_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<(), StorageError> {
-        let size = self
-            .layout
+    /// Size of `piece`, or an error past the end.
+    fn checked_piece_size(&self, piece: u32) -> Result<usize, StorageError> {
+        self.layout
             .piece_size(piece)
+            .map(|s| s as usize)
             .ok_or(StorageError::PieceOutOfRange {
                 piece,
                 num_pieces: self.layout.num_pieces,
-            })?;
+            })
+    }
+
+    /// Reads the whole of `piece` into `buf`, resized to the piece's size. Reusing the
+    /// same `buf` across calls avoids allocating.
+    pub fn read_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<(), StorageError> {
+        let size = self.checked_piece_size(piece)?;
         // `resize` only zero-fills when growing, so a reused buffer costs nothing.
-        buf.resize(size as usize, 0);
+        buf.resize(size, 0);
         self.read(piece, 0, buf)
     }
 
@@ -211,14 +216,7 @@ impl Storage {
         piece: u32,
         buf: &mut crate::buf::AlignedBuf,
     ) -> Result<bool, StorageError> {
-        let size = self
-            .layout
-            .piece_size(piece)
-            .ok_or(StorageError::PieceOutOfRange {
-                piece,
-                num_pieces: self.layout.num_pieces,
-            })?;
-        let data = buf.prefix(size as usize);
+        let data = buf.prefix(self.checked_piece_size(piece)?);
         self.read(piece, 0, data)?;
         let hash: [u8; 20] = Sha1::digest(&*data).into();
         Ok(self.hashes.get(piece as usize) == Some(&hash))

@@ -157,9 +157,9 @@ impl TorrentHandle {
     }
 
     /// Changes about once a second while the torrent is active (has peers, dials, or
-    /// transferred bytes in the last few seconds), i.e. whenever counters, rates and
-    /// peers may have moved; still while it is idle. For pollers that want to sleep
-    /// with idle torrents.
+    /// moved bytes in the last few seconds), i.e. whenever counters, rates and peers
+    /// may have moved; does not change while it is idle. For pollers that want to
+    /// sleep while the torrent does.
     pub fn ticks(&self) -> watch::Receiver<u64> {
         self.shared.ticks.subscribe()
     }

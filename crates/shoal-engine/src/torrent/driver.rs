@@ -141,6 +141,16 @@ impl TorrentHandle {
         }
     }
 
+    /// Payload bytes received and sent so far (two atomic loads; [`Self::status`]
+    /// has them too, with everything else).
+    pub fn transferred(&self) -> (u64, u64) {
+        let sh = &self.shared;
+        (
+            sh.downloaded.load(Ordering::Relaxed),
+            sh.uploaded.load(Ordering::Relaxed),
+        )
+    }
+
     /// The torrent's metainfo.
     pub fn metainfo(&self) -> Arc<shoal_proto::metainfo::Metainfo> {
         self.shared.meta.clone()

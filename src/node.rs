@@ -266,6 +266,11 @@ impl Node {
 
     /// `GET /api/stats`.
     pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        self.stats_of(&self.summaries()).await
+    }
+
+    /// [`Self::stats`] from summaries the caller already has (every torrent's).
+    pub async fn stats_of(&self, sums: &[Summary]) -> anyhow::Result<serde_json::Value> {
         let (completed, failed) = self
             .store()
             .call(|c| {
@@ -275,17 +280,16 @@ impl Node {
                 ))
             })
             .await?;
-        let sums = self.summaries();
         let (downloaded, uploaded) = self.totals();
         let unaccounted: (u64, u64) = {
             let map = self.torrents();
             map.values()
                 .filter_map(|e| e.run.as_ref())
                 .map(|r| {
-                    let s = r.handle.status();
+                    let (down, up) = r.handle.transferred();
                     (
-                        s.downloaded.saturating_sub(r.seen_down),
-                        s.uploaded.saturating_sub(r.seen_up),
+                        down.saturating_sub(r.seen_down),
+                        up.saturating_sub(r.seen_up),
                     )
                 })
                 .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))

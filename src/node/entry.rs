@@ -172,7 +172,7 @@ impl Entry {
             have_bytes as f64 / total as f64
         };
         let down_rate = s.map_or(0, |s| s.down_rate);
-        let (downloaded, uploaded) = self.counters();
+        let (downloaded, uploaded) = self.counters_with(s.map(|s| (s.downloaded, s.uploaded)));
         let error = self.error.clone().or_else(|| match s.map(|s| &s.phase) {
             Some(Phase::Error(e)) => Some(e.clone()),
             _ => None,
@@ -214,15 +214,17 @@ impl Entry {
     /// Payload bytes received and sent, all runs, including what the engine counted
     /// since the last accounting tick.
     pub fn counters(&self) -> (u64, u64) {
-        match &self.run {
-            Some(r) => {
-                let s = r.handle.status();
-                (
-                    self.downloaded + s.downloaded.saturating_sub(r.seen_down),
-                    self.uploaded + s.uploaded.saturating_sub(r.seen_up),
-                )
-            }
-            None => (self.downloaded, self.uploaded),
+        self.counters_with(self.run.as_ref().map(|r| r.handle.transferred()))
+    }
+
+    /// [`Self::counters`] given the engine's counters of the running torrent.
+    fn counters_with(&self, engine: Option<(u64, u64)>) -> (u64, u64) {
+        match (&self.run, engine) {
+            (Some(r), Some((down, up))) => (
+                self.downloaded + down.saturating_sub(r.seen_down),
+                self.uploaded + up.saturating_sub(r.seen_up),
+            ),
+            _ => (self.downloaded, self.uploaded),
         }
     }
 

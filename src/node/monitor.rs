@@ -1,15 +1,15 @@
 //! Per-torrent monitor task and the node-wide writers.
 //!
 //! The monitor turns engine events into transfer-log records, adds the engine's byte
-//! counters to the torrent's and node's totals every second, saves resume data every
-//! 5 s while pieces arrive, and hands completion and errors to the lifecycle code
+//! counters to the torrent's and node's totals every second while the torrent is
+//! active (and not at all while it is idle), saves resume data at most every 5 s
+//! while pieces arrive, and hands completion and errors to the lifecycle code
 //! (on a separate task, since stopping a torrent waits for its monitor).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shoal_engine::{Phase, TorrentEvent, TorrentHandle};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -23,52 +23,81 @@ use crate::store::records::{self, LogRecord};
 const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 /// Watches one running torrent until `cancel`.
+///
+/// Event-driven: it wakes for engine events, phase changes, the engine's activity
+/// ticks (about once a second while the torrent has peers or moves bytes) and a
+/// pending resume save, so an idle torrent costs no wake-ups.
 pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: CancellationToken) {
     let hash = handle.info_hash();
     let span = tracing::info_span!("monitor", torrent = %hash);
     async move {
         let mut events = handle.subscribe();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut events_open = true;
+        let mut phase = handle.phase();
+        let mut ticks = handle.ticks();
         let mut last_save = tokio::time::Instant::now();
-        let mut saved_pieces = u32::MAX;
+        // Pieces in the last saved resume data (a fresh torrent has none: save once).
+        let mut saved_pieces = node
+            .torrents()
+            .get(&hash)
+            .and_then(|e| e.resume.as_ref())
+            .map_or(u32::MAX, |r| r.pieces.iter().map(|b| b.count_ones()).sum());
         let mut done = false;
+        let mut pieces = None;
         let hex = hash.to_hex();
         loop {
+            let now = phase.borrow_and_update().clone();
+            match &now {
+                Phase::Seeding if !done => {
+                    done = true;
+                    let n = node.clone();
+                    tokio::spawn(async move { n.completed(hash).await });
+                }
+                Phase::Error(e) => {
+                    let (n, e) = (node.clone(), e.clone());
+                    tokio::spawn(async move { n.failed(hash, e).await });
+                    return;
+                }
+                _ => {}
+            }
+            let checking = matches!(now, Phase::Checking { .. });
+            if !checking && pieces.is_none() {
+                pieces = Some(account(&node, &handle));
+            }
+            let unsaved = pieces.is_some_and(|p| p != saved_pieces);
+            if unsaved && last_save.elapsed() >= RESUME_EVERY {
+                saved_pieces = pieces.unwrap_or(saved_pieces);
+                last_save = tokio::time::Instant::now();
+                super::lifecycle::save_resume(&node, hash).await;
+                continue;
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                ev = events.recv() => match ev {
-                    Ok(TorrentEvent::Completed) if !done => {
+                ev = events.recv(), if events_open => match ev {
+                    Some(TorrentEvent::Completed) if !done => {
                         done = true;
                         let n = node.clone();
                         tokio::spawn(async move { n.completed(hash).await });
                     }
-                    Ok(ev) => on_event(&node, &hex, ev),
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => events = handle.subscribe(),
+                    Some(ev) => on_event(&node, &hex, ev),
+                    None => events_open = false,
                 },
-                _ = tick.tick() => {
-                    account(&node, &handle);
-                    let s = handle.status();
-                    match &s.phase {
-                        Phase::Seeding if !done => {
-                            done = true;
-                            let n = node.clone();
-                            tokio::spawn(async move { n.completed(hash).await });
-                        }
-                        Phase::Error(e) => {
-                            let (n, e) = (node.clone(), e.clone());
-                            tokio::spawn(async move { n.failed(hash, e).await });
-                            return;
-                        }
-                        _ => {}
+                r = phase.changed() => {
+                    if r.is_err() {
+                        // The engine dropped the torrent; `cancel` follows.
+                        cancel.cancelled().await;
+                        return;
                     }
-                    let checking = matches!(s.phase, Phase::Checking { .. });
-                    if !checking && s.pieces_have != saved_pieces && last_save.elapsed() >= RESUME_EVERY {
-                        saved_pieces = s.pieces_have;
-                        last_save = tokio::time::Instant::now();
-                        super::lifecycle::save_resume(&node, hash).await;
-                    }
+                    pieces = None;
                 }
+                r = ticks.changed() => {
+                    if r.is_err() {
+                        cancel.cancelled().await;
+                        return;
+                    }
+                    pieces = None;
+                }
+                _ = tokio::time::sleep_until(last_save + RESUME_EVERY), if unsaved => {}
             }
         }
     }
@@ -100,15 +129,19 @@ fn on_event(node: &Node, hex: &str, ev: TorrentEvent) {
     let _ = node.inner().log_tx.try_send(record);
 }
 
-/// Adds what the engine counted since the last call to the entry and node totals.
-fn account(node: &Node, handle: &TorrentHandle) {
+/// Adds what the engine counted since the last call to the entry and node totals;
+/// returns the verified piece count.
+fn account(node: &Node, handle: &TorrentHandle) -> u32 {
     let s = handle.status();
     let have = handle.have_pieces();
+    let pieces = have.count_ones();
     let mut map = node.torrents();
     let Some(e) = map.get_mut(&handle.info_hash()) else {
-        return;
+        return pieces;
     };
-    let Some(run) = e.run.as_mut() else { return };
+    let Some(run) = e.run.as_mut() else {
+        return pieces;
+    };
     let dd = s.downloaded.saturating_sub(run.seen_down);
     let du = s.uploaded.saturating_sub(run.seen_up);
     run.seen_down = s.downloaded;
@@ -120,6 +153,7 @@ fn account(node: &Node, handle: &TorrentHandle) {
     }
     drop(map);
     node.add_totals(dd, du);
+    pieces
 }
 
 /// Writes transfer-log records in batches, at most once a second.
@@ -154,13 +188,20 @@ pub(crate) async fn write_log(node: Node, mut rx: mpsc::Receiver<LogRecord>) {
     }
 }
 
-/// Saves the cumulative byte counters every 2 s.
+/// Saves the cumulative byte counters every 2 s when they changed.
 pub(crate) async fn save_totals(node: Node) {
     let cancel = node.inner().cancel.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut saved = None;
     loop {
         tokio::select! {
-            _ = tick.tick() => flush_totals(&node).await,
+            _ = tick.tick() => {
+                let now = node.totals();
+                if saved != Some(now) {
+                    saved = Some(now);
+                    flush_totals(&node).await;
+                }
+            }
             _ = cancel.cancelled() => return,
         }
     }

@@ -14,6 +14,7 @@
 mod candidates;
 mod dial;
 mod driver;
+mod events;
 mod pieces;
 mod types;
 
@@ -27,7 +28,7 @@ use shoal_proto::metainfo::Metainfo;
 use shoal_proto::tracker::{AnnounceEvent, AnnounceRequest};
 use shoal_proto::wire::Bitfield;
 use shoal_proto::{InfoHash, PeerId};
-use tokio::sync::{broadcast, mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
@@ -40,6 +41,8 @@ use crate::storage::Storage;
 
 use candidates::Candidates;
 pub use driver::{TorrentHandle, TorrentStatus};
+use events::EventHub;
+pub use events::TorrentEvents;
 pub use types::{PeerInfo, TorrentEvent, TrackerInfo};
 
 /// Identifies a connection within a torrent (never reused).
@@ -160,7 +163,11 @@ pub struct Shared {
     next_key: AtomicU64,
     /// Bytes of complete pieces waiting for hash and write.
     pending_bytes: AtomicU64,
-    events: broadcast::Sender<TorrentEvent>,
+    events: EventHub,
+    /// Wakes the idle driver: a peer registered or addresses to dial arrived.
+    wake: Notify,
+    /// Bumped by the driver on every tick while it is active (see `driver`).
+    ticks: watch::Sender<u64>,
     /// Peer, dial, accept and piece-finishing tasks; `TorrentHandle::stop` waits for
     /// them after cancelling.
     pub(crate) tasks: TaskTracker,
@@ -216,7 +223,9 @@ impl Shared {
             completed: Notify::new(),
             next_key: AtomicU64::new(1),
             pending_bytes: AtomicU64::new(0),
-            events: broadcast::channel(4096).0,
+            events: EventHub::default(),
+            wake: Notify::new(),
+            ticks: watch::Sender::new(0),
             tasks: TaskTracker::new(),
             meta,
         })
@@ -241,10 +250,10 @@ impl Shared {
     }
 
     pub(crate) fn emit(&self, e: TorrentEvent) {
-        let _ = self.events.send(e);
+        self.events.emit(e);
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TorrentEvent> {
+    pub(crate) fn subscribe(&self) -> TorrentEvents {
         self.events.subscribe()
     }
 
@@ -451,6 +460,8 @@ impl Shared {
                 stats: stats.clone(),
             },
         );
+        drop(st);
+        self.wake.notify_one();
         Ok((key, stats, rx))
     }
 

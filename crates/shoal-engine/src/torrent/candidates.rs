@@ -23,6 +23,11 @@ impl Candidates {
         self.queue.len()
     }
 
+    /// No address is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// The list is full: further addresses are ignored.
     pub fn is_full(&self) -> bool {
         self.queue.len() >= MAX_CANDIDATES

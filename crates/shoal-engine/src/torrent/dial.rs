@@ -18,6 +18,9 @@ const MAX_DIAL_FAILURES: usize = 2 * MAX_CANDIDATES;
 impl Shared {
     /// Learns peer addresses and dials as many as the connection budget allows.
     pub(crate) fn add_peers(self: &Arc<Self>, addrs: &[SocketAddr]) {
+        if addrs.is_empty() {
+            return;
+        }
         {
             let mut st = self.lock();
             for a in addrs {
@@ -32,6 +35,7 @@ impl Shared {
             }
         }
         self.dial_candidates();
+        self.wake.notify_one();
     }
 
     pub(crate) fn dial_candidates(self: &Arc<Self>) {

@@ -1,6 +1,11 @@
 //! The torrent's driver task: opens and checks the data, starts the announce task,
 //! recomputes rates every second, runs the choker every ten seconds, and keeps the
 //! connection budget filled from known addresses.
+//!
+//! It ticks only while there is something to do: peers connected, dials pending or
+//! queued, or bytes moved within the rate window. An idle torrent's driver sleeps
+//! until a peer registers or addresses to dial arrive (`Shared::wake`), so a node
+//! with many idle torrents does not wake once a second for each.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -11,13 +16,17 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 use tracing::info;
 
-use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvent, TorrentOptions, TrackerInfo};
+use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvents, TorrentOptions, TrackerInfo};
 use crate::choker::PeerSnapshot;
 use crate::peer::PeerCmd;
 use crate::rate::RateEstimator;
 use crate::storage::{OpenMode, Storage};
+
+/// Driver period while the torrent has peers, dials or non-zero rates.
+const TICK: Duration = Duration::from_secs(1);
 
 /// How long `stop` waits for peer and piece tasks after cancelling them (a peer
 /// waits up to 5 s for its writer to flush).
@@ -132,6 +141,16 @@ impl TorrentHandle {
         }
     }
 
+    /// Payload bytes received and sent so far (two atomic loads; [`Self::status`]
+    /// has them too, with everything else).
+    pub fn transferred(&self) -> (u64, u64) {
+        let sh = &self.shared;
+        (
+            sh.downloaded.load(Ordering::Relaxed),
+            sh.uploaded.load(Ordering::Relaxed),
+        )
+    }
+
     /// The torrent's metainfo.
     pub fn metainfo(&self) -> Arc<shoal_proto::metainfo::Metainfo> {
         self.shared.meta.clone()
@@ -143,8 +162,16 @@ impl TorrentHandle {
     }
 
     /// Events: verified and failed pieces, blocks sent, completion, errors.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TorrentEvent> {
+    pub fn subscribe(&self) -> TorrentEvents {
         self.shared.subscribe()
+    }
+
+    /// Changes about once a second while the torrent is active (has peers, dials, or
+    /// moved bytes in the last few seconds), i.e. whenever counters, rates and peers
+    /// may have moved; does not change while it is idle. For pollers that want to
+    /// sleep while the torrent does.
+    pub fn ticks(&self) -> watch::Receiver<u64> {
+        self.shared.ticks.subscribe()
     }
 
     /// Downloads file `index` or skips it.
@@ -232,9 +259,20 @@ async fn drive(
     let mut rng = SmallRng::from_entropy();
     let mut peer_rates: HashMap<PeerKey, (u64, u64, RateEstimator, RateEstimator)> = HashMap::new();
     let (mut down, mut up) = (RateEstimator::new(), RateEstimator::new());
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut n: u64 = 0;
     loop {
+        if is_idle(&shared, &down, &up) {
+            // Nothing moves until a peer registers or addresses to dial arrive: wait
+            // for that instead of ticking (1000 idle torrents would wake 1000 times
+            // a second). Rates are zero and no choking decision is pending.
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = shared.cancel.cancelled() => break,
+            }
+            tick.reset_immediately();
+        }
         tokio::select! {
             _ = tick.tick() => {}
             _ = shared.cancel.cancelled() => break,
@@ -279,8 +317,20 @@ async fn drive(
         if n % 5 == 0 {
             shared.dial_candidates();
         }
+        shared.ticks.send_replace(n);
     }
     let _ = announce.await;
+}
+
+/// No peers, no dials pending, no addresses to dial and both rates at zero: the
+/// driver has nothing to do until [`Shared::wake`] is notified.
+fn is_idle(shared: &Shared, down: &RateEstimator, up: &RateEstimator) -> bool {
+    let now = Instant::now();
+    if down.rate(now) != 0 || up.rate(now) != 0 {
+        return false;
+    }
+    let st = shared.lock();
+    st.peers.is_empty() && st.dialing.is_empty() && st.candidates.is_empty()
 }
 
 /// Opens the files and verifies what is already there.

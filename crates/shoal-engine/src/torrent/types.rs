@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 /// Something that happened to a torrent, for logs and persistence. Delivered through a
-/// bounded broadcast channel: a slow subscriber misses events rather than slowing
+/// bounded queue per subscriber: a slow subscriber misses events rather than slowing
 /// transfers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TorrentEvent {

@@ -41,6 +41,9 @@ pub fn peer_id_text(id: &PeerId) -> String {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    // SIGINT/SIGTERM are caught from here on, well before the ready lines below tell a
+    // supervisor (or a test) that the node is up: a signal sent right after them must
+    // stop the node cleanly, not kill it with the default action.
     let interrupted = crate::cli::interrupted();
     let mut config = config::load(&args)?;
     let store = Store::open(&config.data_dir.join("shoal.db")).await?;
@@ -92,10 +95,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     .await?;
     node.set_web_url(web_url.clone());
 
-    // Catch SIGINT/SIGTERM from here on, before the lines below tell a supervisor (or
-    // a test) that the node is up: a signal sent right after them must stop the node
-    // cleanly, not kill it with the default action.
-    let interrupted = interrupt_handlers();
     println!("peer id: {}", peer_id_text(&peer_id));
     println!("peer port: {}", session.listen_port());
     println!("web: {web_url}");
@@ -122,26 +121,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = tokio::fs::remove_file(data_dir.join("node.json")).await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either.
-fn interrupt_handlers() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            return Box::pin(async move {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            });
-        }
-    }
-    Box::pin(crate::cli::interrupted())
 }
 
 /// Binds the embedded tracker at `bind`, or the next free port up to 100 above it.

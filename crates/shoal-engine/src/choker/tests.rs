@@ -82,7 +82,8 @@ fn uninterested_peers_are_not_unchoked_unless_faster() {
 #[test]
 fn seeding_ranks_by_upload_and_skips_seeds() {
     let mut c = Choker::new(ChokerConfig {
-        unchoke_slots: 2,
+        unchoke_slots: 3,
+        seeding_slots: 2,
         ..ChokerConfig::default()
     });
     let mut rng = SmallRng::seed_from_u64(4);

@@ -66,6 +66,7 @@ mod server;
 mod service;
 mod stats;
 mod swarm;
+mod sys;
 mod udp;
 
 pub use config::TrackerConfig;

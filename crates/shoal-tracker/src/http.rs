@@ -20,11 +20,13 @@
 
 mod catalog_api;
 mod endpoint;
+mod inline;
 mod request;
 mod status;
 mod upload;
 
 pub(crate) use endpoint::Scratch;
+pub(crate) use inline::{Inline, Outcome};
 pub(crate) use upload::UploadLimits;
 
 use std::io::Write as _;
@@ -51,15 +53,18 @@ enum After {
 }
 
 /// Serves one client connection until it closes, errs, idles out or asks to close.
+/// `received` is what was already read from it (at most `max_request_bytes`).
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     service: Arc<Service>,
+    received: &[u8],
 ) {
     let cfg = &service.config;
     let idle = Duration::from_secs(cfg.idle_timeout.into());
     let mut buf = vec![0u8; cfg.max_request_bytes];
-    let (mut start, mut end) = (0usize, 0usize);
+    let (mut start, mut end) = (0usize, received.len().min(buf.len()));
+    buf[..end].copy_from_slice(&received[..end]);
     let mut out = Vec::with_capacity(1024);
     let mut body = Vec::with_capacity(512);
     let mut scratch = Scratch::default();
@@ -258,18 +263,11 @@ async fn respond(
     let keep = head.keep_alive;
     let ka10 = keep && head.http10;
     let after = if keep { After::KeepOpen } else { After::Close };
+    if answer_tracker(service, head, peer, out, body, scratch) {
+        return after;
+    }
     let (path, query) = head.path_and_query();
     let reply = match (head.method, path) {
-        (b"GET", b"/announce") | (b"GET", b"/scrape") => {
-            body.clear();
-            if path == b"/announce" {
-                service.http_announce(query, peer.ip(), body, scratch);
-            } else {
-                service.http_scrape(query, body);
-            }
-            write_response(out, "200 OK", "text/plain", body, keep, ka10);
-            return after;
-        }
         (b"GET", b"/") => Reply {
             status: "200 OK",
             content_type: "text/html; charset=utf-8",
@@ -300,6 +298,32 @@ async fn respond(
     };
     write_reply(out, &reply, keep, ka10);
     after
+}
+
+/// Answers `GET /announce` and `GET /scrape` (appending the response to `out`) and
+/// returns true; false for any other request. Synchronous, so the accept loop can
+/// answer a request inline.
+pub(crate) fn answer_tracker(
+    service: &Service,
+    head: &Head<'_>,
+    peer: SocketAddr,
+    out: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    scratch: &mut Scratch,
+) -> bool {
+    if head.method != b"GET" {
+        return false;
+    }
+    let (path, query) = head.path_and_query();
+    body.clear();
+    match path {
+        b"/announce" => service.http_announce(query, peer.ip(), body, scratch),
+        b"/scrape" => service.http_scrape(query, body),
+        _ => return false,
+    }
+    let keep = head.keep_alive;
+    write_response(out, "200 OK", "text/plain", body, keep, keep && head.http10);
+    true
 }
 
 fn write_reply(out: &mut Vec<u8>, r: &Reply, keep_alive: bool, explicit_keep_alive: bool) {

@@ -25,6 +25,12 @@
 //!   pipelined requests are answered with one write. It also keeps the hard limits
 //!   (head size, idle time, connection count) explicit in one place. The cost is owning
 //!   some HTTP edge cases; everything unexpected is answered with a 4xx and a close.
+//! - Connection-per-announce clients are the expensive case, so the listener defers
+//!   accept until a request has arrived (`TCP_DEFER_ACCEPT`) and the accept loop
+//!   answers a complete announce or scrape that asks to close inline: one read, one
+//!   send whose FIN rides along, close; no task, no reactor registration. Everything
+//!   else gets a task per connection. UDP workers take and answer datagrams in batches
+//!   (`recvmmsg`/`sendmmsg`). Both are Linux calls, made through `libc` (`sys` module).
 //! - Swarms live in a map sharded 64 ways by info-hash (`registry` module), each shard
 //!   a `std::sync::Mutex` held for one announce and never across `.await`, so every
 //!   runtime worker serves announces in parallel without a channel hop. Within a swarm,
@@ -66,6 +72,7 @@ mod server;
 mod service;
 mod stats;
 mod swarm;
+mod sys;
 mod udp;
 
 pub use config::TrackerConfig;

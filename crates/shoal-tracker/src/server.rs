@@ -2,9 +2,12 @@
 //! and the stats sampler.
 //!
 //! Task tree: [`Tracker::run`] owns a `JoinSet` holding the sweep task, the stats
-//! sampler, the shared-catalog refresher (PostgreSQL only), the UDP workers and one task per connection. A semaphore of `max_connections` permits bounds the connections;
-//! when it is exhausted the accept loop waits and new clients queue in the kernel
-//! backlog. Shutdown stops accepting, aborts every task and waits for them.
+//! sampler, the shared-catalog refresher (PostgreSQL only) and the UDP workers, and
+//! another holding the accept loop (`accept` module), which owns one task per
+//! connection it does not answer inline. A semaphore of `max_connections` permits
+//! bounds the connections; when it is exhausted the accept loop waits and new clients
+//! queue in the kernel backlog. Shutdown stops the accept loop, which aborts its
+//! connection tasks and waits for them, then aborts every other task and waits.
 
 use std::future::Future;
 use std::io;
@@ -12,22 +15,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
-use crate::http::serve_connection;
 use crate::service::Service;
+
+mod accept;
 
 /// Attempts at finding a port free for both TCP and UDP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
 /// A tracker bound to its sockets (TCP, and UDP on the same port), not yet serving.
 pub struct Tracker {
-    listener: TcpListener,
+    /// Non-blocking; accepted with [`crate::sys::accept_nonblocking`] so a connection
+    /// answered inline never touches the reactor.
+    listener: AsyncFd<std::net::TcpListener>,
     udp: Option<UdpSocket>,
     service: Arc<Service>,
 }
@@ -44,6 +51,7 @@ impl Tracker {
             .await
             .map_err(io::Error::other)?
             .map_err(|e| io::Error::other(format!("cannot open the catalog: {e}")))?;
+        let listener = crate::sys::async_listener(listener.into_std()?)?;
         Ok(Tracker {
             listener,
             udp,
@@ -61,7 +69,7 @@ impl Tracker {
 
     /// The bound address (with the real port when bound to port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.get_ref().local_addr()
     }
 
     /// The announce URL clients should use, e.g. `http://127.0.0.1:6969/announce`.
@@ -78,7 +86,7 @@ impl Tracker {
             udp,
             service,
         } = self;
-        let addr = listener.local_addr()?;
+        let addr = listener.get_ref().local_addr()?;
         info!(%addr, udp = udp.is_some(), "tracker listening");
         let mut tasks = JoinSet::new();
         tasks.spawn(sweep(service.clone()).instrument(tracing::info_span!("tracker_sweep")));
@@ -100,44 +108,17 @@ impl Tracker {
                 );
             }
         }
-        let permits = Arc::new(Semaphore::new(service.config.max_connections));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break, // never closed; defensive
-                },
-            };
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => accepted,
-            };
-            // Reap finished connection tasks so the set does not grow without bound.
-            while tasks.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, peer)) => {
-                    // Small responses: send them now rather than waiting on Nagle.
-                    let _ = stream.set_nodelay(true);
-                    let svc = service.clone();
-                    let span = tracing::debug_span!("tracker_conn", %peer);
-                    tasks.spawn(
-                        async move {
-                            serve_connection(stream, peer, svc).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed; retrying shortly");
-                    drop(permit);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
+        // A set of its own: on shutdown the accept loop closes its connections itself.
+        let mut acceptor = JoinSet::new();
+        let (stop, stopped) = oneshot::channel();
+        acceptor.spawn(
+            accept::accept_loop(listener, service, stopped)
+                .instrument(tracing::info_span!("tracker_http")),
+        );
+        shutdown.await;
         info!(%addr, "tracker shutting down");
+        let _ = stop.send(());
+        while acceptor.join_next().await.is_some() {}
         tasks.shutdown().await;
         Ok(())
     }

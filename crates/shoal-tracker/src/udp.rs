@@ -1,8 +1,9 @@
 //! The UDP tracker (BEP 15) on the same port number as HTTP.
 //!
-//! A few worker tasks share one socket, each receiving a datagram, answering it with
-//! [`Service::udp_datagram`] (synchronous: parse, check the connection id, touch one
-//! swarm) and sending the reply. Nothing is kept per client: connection ids are keyed
+//! A few worker tasks share one socket, each taking every queued datagram (up to 32)
+//! with one `recvmmsg`, answering each with [`Service::udp_datagram`] (synchronous:
+//! parse, check the connection id, touch one swarm) into reused buffers and sending
+//! the replies with one `sendmmsg` (`batch` module). Nothing is kept per client: connection ids are keyed
 //! hashes ([`ConnectionIds`]).
 //!
 //! Malformed packets whose transaction id could be read get an `error` response;
@@ -15,6 +16,7 @@
 //! swarm and then filtered, so a requester may get fewer peers of its family than it
 //! asked for. Peer counts are capped so a reply fits a 1500-byte datagram.
 
+mod batch;
 mod connection_id;
 
 pub(crate) use connection_id::ConnectionIds;
@@ -24,12 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_proto::udp_tracker::{parse_request, wants_v6, Request, Response, UdpAnnounce};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
 use crate::http::Scratch;
 use crate::service::Service;
 use crate::swarm::PeerAnnounce;
+use batch::Batch;
 
 /// Largest datagram read; a maximal valid request (a 74-hash scrape) is 1496 bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -38,29 +42,37 @@ const MAX_PEERS_V4: usize = 200;
 /// Most IPv6 peers in a reply: 20 + 18 * 80 = 1460 bytes.
 const MAX_PEERS_V6: usize = 80;
 
-/// Receives and answers datagrams until the task is aborted.
+/// Receives and answers datagrams, a batch per syscall, until the task is aborted.
 pub(crate) async fn serve(socket: Arc<UdpSocket>, service: Arc<Service>, clock: Instant) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut out = Vec::with_capacity(1500);
+    let mut batch = Batch::new(MAX_DATAGRAM);
     let mut scratch = Scratch::default();
     loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                // ICMP errors from earlier sends and the like: transient.
-                debug!(error = %e, "udp receive failed");
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
-        };
-        out.clear();
-        let now = clock.elapsed().as_secs();
-        let Some(packet) = buf.get(..n) else {
+        if let Err(e) = socket
+            .async_io(Interest::READABLE, || batch.recv(&*socket))
+            .await
+        {
+            // ICMP errors from earlier sends and the like: transient.
+            debug!(error = %e, "udp receive failed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
-        };
-        if service.udp_datagram(packet, from, now, &mut out, &mut scratch) {
-            if let Err(e) = socket.send_to(&out, from).await {
-                trace!(%from, error = %e, "udp send failed");
+        }
+        let now = clock.elapsed().as_secs();
+        batch.answer_each(|packet, from, out| {
+            if !service.udp_datagram(packet, from, now, out, &mut scratch) {
+                out.clear();
+            }
+        });
+        let mut next = 0;
+        while next < batch.len() {
+            match socket
+                .async_io(Interest::WRITABLE, || batch.send(&*socket, next))
+                .await
+            {
+                Ok(n) => next = n,
+                Err(e) => {
+                    trace!(error = %e, "udp send failed");
+                    break;
+                }
             }
         }
     }

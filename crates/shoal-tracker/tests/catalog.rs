@@ -209,6 +209,11 @@ async fn publish_bodies_are_bounded_by_rate_budget_and_deadline() {
     );
     // A slow upload holding the whole budget makes others wait with a 503.
     let mut slow = start_upload(&t, MAX, &vec![b'x'; 70_000]).await;
+    // Let the tracker take in what it sent before others compete for the budget: the
+    // tracker accepts connections once their data is in (TCP_DEFER_ACCEPT), so a
+    // request sent right away would be accepted with it and the two bodies would grow
+    // in turns, leaving the slow upload short of the budget and refused itself.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     loop {
         let (status, _, body) = t.request("POST", "/publish", &vec![b'y'; 20_000]).await;

@@ -181,15 +181,20 @@ class OpenTracker:
         wait_port(port, 10, self.proc)
         self.url = f"http://127.0.0.1:{port}/announce"
         self.udp = ("127.0.0.1", port)
-        if hashes:  # the whitelist is loaded by a thread: wait until it answers for a hash
-            q = urllib.parse.quote(bytes.fromhex(hashes[0]), safe="")
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+        if hashes:  # the whitelist is loaded by a thread: wait until it answers for the
+            # first and the last hash of the list (a run failed when only the first was in)
+            deadline = time.monotonic() + 20
+            pending = list(dict.fromkeys([hashes[0], hashes[-1]]))
+            while pending and time.monotonic() < deadline:
+                q = urllib.parse.quote(bytes.fromhex(pending[0]), safe="")
                 _, body = http("GET", f"{self.url}?info_hash={q}&peer_id=-BE0000-000000000000"
                                "&port=1&uploaded=0&downloaded=0&left=1&event=stopped&compact=1")
-                if b"failure" not in body:
-                    break
-                time.sleep(0.05)
+                if b"failure" in body:
+                    time.sleep(0.05)
+                else:
+                    pending.pop(0)
+            if pending:
+                raise RuntimeError("opentracker did not load its whitelist within 20 s")
 
     def stop(self):
         self.proc.stop()

@@ -742,6 +742,11 @@ impl Peer {
                 if self.shared.is_seeding() && self.their_pieces.is_full() {
                     return Err(PeerError::Closed("both sides are seeds"));
                 }
+                // A verified piece may end a hashing backlog that stopped our requests
+                // (`Shared::backlogged`); without this the pipe stays empty until the
+                // next tick (up to 250 ms), the stall that made Shoal slow whenever
+                // hashing fell behind the network.
+                self.fill_requests();
             }
             PeerCmd::Choke => {
                 if !self.am_choking {

@@ -33,23 +33,7 @@ impl PiecePicker {
         S: PieceSet + ?Sized,
         R: Rng + ?Sized,
     {
-        if max == 0 || self.wanted_missing == 0 {
-            return 0;
-        }
-        let mut n = self.pick_owned(peer, max, out);
-        if n < max {
-            n += self.pick_started(peer, peer_has, Started::Orphans, max - n, out);
-        }
-        if n < max {
-            n += self.pick_new(peer, peer_has, max - n, rng, out);
-        }
-        if n < max {
-            n += self.pick_started(peer, peer_has, Started::Others, max - n, out);
-        }
-        if n < max && self.in_endgame() {
-            n += self.pick_endgame(peer, peer_has, max - n, rng, out);
-        }
-        n
+        self.pick_steps(peer, peer_has, max, rng, out, true)
     }
 
     /// Like [`Self::pick`] without starting new pieces: for when too many pieces are
@@ -66,12 +50,32 @@ impl PiecePicker {
         S: PieceSet + ?Sized,
         R: Rng + ?Sized,
     {
+        self.pick_steps(peer, peer_has, max, rng, out, false)
+    }
+
+    /// Steps 1-5 in order (step 3, new pieces, only when `start_new`).
+    fn pick_steps<S, R>(
+        &mut self,
+        peer: PeerKey,
+        peer_has: &S,
+        max: usize,
+        rng: &mut R,
+        out: &mut Vec<Block>,
+        start_new: bool,
+    ) -> usize
+    where
+        S: PieceSet + ?Sized,
+        R: Rng + ?Sized,
+    {
         if max == 0 || self.wanted_missing == 0 {
             return 0;
         }
         let mut n = self.pick_owned(peer, max, out);
         if n < max {
             n += self.pick_started(peer, peer_has, Started::Orphans, max - n, out);
+        }
+        if n < max && start_new {
+            n += self.pick_new(peer, peer_has, max - n, rng, out);
         }
         if n < max {
             n += self.pick_started(peer, peer_has, Started::Others, max - n, out);

@@ -9,6 +9,7 @@
 //! never on the async runtime.
 
 mod hash;
+mod mapped;
 mod walk;
 
 use shoal_proto::bencode::Encoder;

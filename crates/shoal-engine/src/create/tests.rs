@@ -249,12 +249,19 @@ fn write_files(root: &Path, sizes: &[usize]) -> (Vec<walk::SourceFile>, Vec<u8>)
     (files, all)
 }
 
+/// Reads only; see [`mapped`].
 fn tuning(threads: usize, chunk: u64, read: u64) -> hash::Tuning {
     hash::Tuning {
         threads,
         chunk,
         read,
+        map_min: u64::MAX,
     }
+}
+
+/// `t` mapping every part of a file at least `map_min` long.
+fn mapped(t: hash::Tuning, map_min: u64) -> hash::Tuning {
+    hash::Tuning { map_min, ..t }
 }
 
 #[test]
@@ -276,7 +283,10 @@ fn pieces_spanning_many_files_and_empty_files_with_any_split() {
         tuning(2, 2 * PL, 64),
         tuning(8, 3 * PL, 5 * PL), // chunk rounds down to whole pieces
         tuning(4, 0, 0),           // clamped to one piece, one byte
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|t| [t, mapped(t, 1), mapped(t, 10_000)])
+    {
         let reports = std::sync::Mutex::new(Vec::new());
         let got = hash::hash_pieces_with(&files, PL, total, t, &|done, all| {
             reports.lock().unwrap().push((done, all));
@@ -300,15 +310,11 @@ fn one_thread_and_many_threads_give_identical_hashes() {
             hash::hash_pieces_with(&files, pl, total, tuning(1, 1 << 20, 128 << 10), &|_, _| {})
                 .unwrap();
         for threads in [2, 4, 16] {
-            let many = hash::hash_pieces_with(
-                &files,
-                pl,
-                total,
-                tuning(threads, 256 << 10, 32 << 10),
-                &|_, _| {},
-            )
-            .unwrap();
-            assert_eq!(one, many, "piece length {pl}, {threads} threads");
+            for map_min in [u64::MAX, 1, 100_000] {
+                let t = mapped(tuning(threads, 256 << 10, 32 << 10), map_min);
+                let many = hash::hash_pieces_with(&files, pl, total, t, &|_, _| {}).unwrap();
+                assert_eq!(one, many, "piece length {pl}, {threads} threads, {map_min}");
+            }
         }
         assert_eq!(one, sequential_pieces(&all, pl), "piece length {pl}");
         // The default tuning agrees too.
@@ -321,12 +327,21 @@ fn one_thread_and_many_threads_give_identical_hashes() {
 
 #[test]
 fn file_shrinking_during_hashing_is_a_changed_error() {
+    // Reads, and mappings (where touching a page past the new end raises SIGBUS, which
+    // must become this error, not kill the test process).
+    for map_min in [u64::MAX, 1] {
+        shrinking_file_is_a_changed_error(map_min);
+    }
+}
+
+fn shrinking_file_is_a_changed_error(map_min: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (files, all) = write_files(&dir.path().join("t"), &[10 * PL as usize, 3 * PL as usize]);
     let total = all.len() as u64;
     let victim = files[0].path.clone();
     // One thread, one piece per chunk: truncate the first file after the first report.
-    let err = hash::hash_pieces_with(&files, PL, total, tuning(1, PL, PL), &|done, _| {
+    let t = mapped(tuning(1, PL, PL), map_min);
+    let err = hash::hash_pieces_with(&files, PL, total, t, &|done, _| {
         if done == PL {
             fs::OpenOptions::new()
                 .write(true)
@@ -347,28 +362,29 @@ fn file_shrinking_during_hashing_is_a_changed_error() {
             assert_eq!(*expected, 10 * PL);
             assert_eq!(*actual, PL + 100);
         }
-        other => panic!("{other}"),
+        other => panic!("{map_min}: {other}"),
     }
     assert!(err.to_string().contains("changed while hashing"), "{err}");
 
     // Shrunk (here: emptied) after listing, with many threads: the same error, no panic.
     fs::write(&victim, b"").unwrap();
     for threads in [1, 2, 8] {
-        let err = hash::hash_pieces_with(&files, PL, total, tuning(threads, PL, 4096), &|_, _| {})
-            .unwrap_err();
+        let t = mapped(tuning(threads, PL, 4096), map_min);
+        let err = hash::hash_pieces_with(&files, PL, total, t, &|_, _| {}).unwrap_err();
         assert!(
             matches!(&err, CreateError::Changed { path, actual: 0, .. } if path == &victim),
-            "{err}"
+            "{map_min}: {err}"
         );
     }
 
     // A missing file is a read error naming it.
     fs::remove_file(&files[1].path).unwrap();
     fs::write(&victim, &all[..10 * PL as usize]).unwrap();
-    let err = hash::hash_pieces_with(&files, PL, total, tuning(2, PL, PL), &|_, _| {}).unwrap_err();
+    let t = mapped(tuning(2, PL, PL), map_min);
+    let err = hash::hash_pieces_with(&files, PL, total, t, &|_, _| {}).unwrap_err();
     assert!(
         matches!(&err, CreateError::Read { path, .. } if path == &files[1].path),
-        "{err}"
+        "{map_min}: {err}"
     );
 }
 

@@ -243,7 +243,7 @@ async fn run_registered(
     }
 
     let max_len = wire::max_message_len(num_pieces);
-    let mut rbuf = BytesMut::with_capacity(256 * 1024);
+    let mut rbuf = BytesMut::with_capacity(RECV_BUF);
     let (disk_tx, mut disk_rx) = mpsc::channel::<DiskBlocks>(2);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let cancel = shared.cancel.clone();
@@ -292,6 +292,8 @@ async fn run_registered(
     (res, pieces)
 }
 
+/// Receive buffer size: blocks are split off it (see `drain_messages`).
+const RECV_BUF: usize = 256 * 1024;
 /// Requests read from disk in one blocking job.
 const UPLOAD_READ_BATCH: usize = 32;
 /// Largest single read when coalescing adjacent requests.
@@ -427,6 +429,15 @@ impl Peer {
 
     async fn drain_messages(&mut self, rbuf: &mut BytesMut, max_len: u32) -> Result<(), PeerError> {
         while let Some((msg, used)) = decode_message(rbuf, max_len)? {
+            if let Message::Piece { index, begin, data } = msg {
+                // The block goes on as a slice of the receive buffer, not a copy: the
+                // frame is split off and shared until its piece is written.
+                let payload = used - data.len();
+                let frame = rbuf.split_to(used).freeze();
+                self.intro_open = false;
+                self.on_piece(index, begin, frame.slice(payload..))?;
+                continue;
+            }
             self.on_message(msg)?;
             rbuf.advance(used);
         }
@@ -436,7 +447,9 @@ impl Peer {
             self.shared.limits.wait_down(n).await;
         }
         if rbuf.capacity() - rbuf.len() < 32 * 1024 {
-            rbuf.reserve(64 * 1024);
+            // Blocks split off keep the old buffer alive: this usually starts a new
+            // one (or reuses the old one once all its blocks are written).
+            rbuf.reserve(RECV_BUF - rbuf.len().min(RECV_BUF / 2));
         }
         // Top up the request pipeline once per batch of messages, not per block.
         self.fill_requests();
@@ -506,7 +519,11 @@ impl Peer {
             Message::HaveNone => {}
             Message::Request(r) => self.on_request(r)?,
             Message::Cancel(r) => self.upload_queue.retain(|q| *q != r),
-            Message::Piece { index, begin, data } => self.on_piece(index, begin, data)?,
+            // `drain_messages` hands blocks on without copying; this copy is for callers
+            // that decode messages themselves.
+            Message::Piece { index, begin, data } => {
+                self.on_piece(index, begin, Bytes::copy_from_slice(data))?
+            }
             Message::RejectRequest(r) => self.on_reject(r)?,
             Message::AllowedFast(_) => {}
             Message::Extended { id, payload } => {
@@ -649,7 +666,7 @@ impl Peer {
         }
     }
 
-    fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
+    fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
         let block = Block {
             piece: index,
             begin,

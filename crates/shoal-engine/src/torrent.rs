@@ -2,9 +2,10 @@
 //! registry, partial pieces) behind one short-held mutex, and the driver task that
 //! checks data, runs the choker, dials peers and finishes pieces.
 //!
-//! Data path: a peer task copies each received block into the piece's buffer in
-//! [`State::partial`]; the block that completes a piece takes the buffer out and a
-//! blocking job hashes it and, if it matches, writes it with positional writes. Only
+//! Data path: a peer task hands each received block, a slice of its receive buffer,
+//! to [`State::partial`]; the block that completes a piece takes the piece's blocks
+//! out and a blocking job hashes them and, if they match, writes them with one
+//! vectored positional write per file. Only
 //! then is the piece marked verified, announced to peers with `have` and served.
 //! Corrupt data never reaches the disk.
 //!
@@ -18,6 +19,7 @@ mod events;
 mod pieces;
 mod types;
 
+use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -130,10 +132,9 @@ pub(crate) struct State {
     pub choker: Choker,
     /// Failed dials in a row per address.
     pub dial_failures: HashMap<SocketAddr, u32>,
-    /// Buffers of pieces being received.
-    pub partial: HashMap<u32, Vec<u8>>,
-    /// Spare piece buffers.
-    pub pool: Vec<Vec<u8>>,
+    /// Blocks received of pieces in progress (offset in the piece, data), in arrival
+    /// order.
+    pub partial: HashMap<u32, Vec<(u32, Bytes)>>,
     pub tracker_status: Option<Result<String, String>>,
     pub trackers: Vec<TrackerInfo>,
     pub hash_failures: u64,
@@ -208,7 +209,6 @@ impl Shared {
                 choker: Choker::new(ChokerConfig::default()),
                 dial_failures: HashMap::new(),
                 partial: HashMap::new(),
-                pool: Vec::new(),
                 tracker_status: None,
                 trackers: Vec::new(),
                 hash_failures: 0,

@@ -5,7 +5,11 @@
 //! it file by file. A part of a file of at least 1 MiB is mapped ([`Window`]) and hashed
 //! in place: SHA-1 reads the page cache directly. Reading it instead costs a copy of
 //! every byte from the page cache, 15 % of the CPU of hashing a 1 GiB file on one core
-//! (0.87 -> 0.77 CPU-s per GiB with the mapping, `taskset -c 0 shoal create`). Smaller
+//! in a profile. Mapping it costs page faults and unmapping instead (about half as
+//! much): `taskset -c 0 shoal create` of 1 GiB in the page cache took 0.85-0.91
+//! CPU-s reading and 0.80-0.87 mapped (4 interleaved runs each on a busy machine;
+//! SHA-1 alone is 0.69 at openssl's speed). Prefaulting the window (`MAP_POPULATE`)
+//! was no cheaper (0.83-0.86) and would read a cold window whole before hashing. Smaller
 //! parts (many small files, where a mapping per file costs more than the copy) are read
 //! with positional reads (`pread`) into one small buffer per worker, reused for every
 //! read and hashed right away while it is still in the core's cache. Chunks are

@@ -3,7 +3,7 @@
 //! Reading a file the hasher has to copy every byte from the page cache into a buffer
 //! first; on a 1 GiB file in the page cache that copy was 15 % of `shoal create`'s CPU
 //! (`perf`: `_copy_to_iter`), the rest being SHA-1 itself. A mapping lets SHA-1 read the
-//! page cache directly.
+//! page cache directly, for the price of page faults (see `hash.rs` for the figures).
 //!
 //! The catch of mapping files: touching a page past the end of a file that shrank after
 //! it was mapped (or a page the disk fails to read) raises `SIGBUS`, whose default action
@@ -53,7 +53,8 @@ pub(super) struct Window {
 }
 
 impl Window {
-    /// Maps `len` bytes of `file` from `offset` (any alignment) and prefaults them.
+    /// Maps `len` bytes of `file` from `offset` (any alignment); pages fault in (with
+    /// the kernel's read-around) as they are hashed.
     /// Fails if the mapping or the `SIGBUS` handler cannot be set up; callers then read.
     pub(super) fn map(file: &File, offset: u64, len: usize) -> io::Result<Window> {
         install_handler()?;
@@ -73,7 +74,7 @@ impl Window {
                 ptr::null_mut(),
                 map_len,
                 libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
+                libc::MAP_SHARED,
                 file.as_raw_fd(),
                 file_offset,
             )

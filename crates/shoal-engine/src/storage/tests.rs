@@ -349,3 +349,31 @@ fn storage_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Storage>();
 }
+
+#[test]
+fn pieces_written_as_parts_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (info, bytes) = torrent(FILES, false);
+    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    // Uneven parts, some crossing a.bin -> empty -> sub/b.bin (piece 2 starts at
+    // 32768; a.bin ends at 40000), one empty part, and the short last piece.
+    for (piece, chunk) in bytes.chunks(PL as usize).enumerate() {
+        let cuts = [0, 1, 7000, 7000, 7232, 9000, chunk.len()];
+        let parts: Vec<&[u8]> = cuts
+            .windows(2)
+            .map(|w| &chunk[w[0].min(chunk.len())..w[1].min(chunk.len())])
+            .collect();
+        s.write_parts(piece as u32, 0, &parts).unwrap();
+    }
+    let mut buf = Vec::new();
+    for p in 0..4 {
+        assert!(s.verify_piece(p, &mut buf).unwrap(), "piece {p}");
+    }
+    assert_eq!(
+        std::fs::read(path_of(dir.path(), "sub/b.bin")).unwrap(),
+        bytes[40_000..60_000]
+    );
+    // Parts that do not fit the piece are refused, nothing is written past it.
+    let big = vec![0u8; PL as usize];
+    assert!(s.write_parts(3, 0, &[&big[..10], &big[..]]).is_err());
+}

@@ -1,10 +1,16 @@
-//! Requests and received blocks: picking, copying blocks into piece buffers, and
+//! Requests and received blocks: picking, collecting the blocks of each piece, and
 //! finishing pieces (hash, store, announce) off the async runtime.
+//!
+//! Blocks are kept as they arrived, as shared slices of the peer's receive buffer
+//! ([`Bytes`]), not copied into a piece buffer: the hash reads them in order and the
+//! write hands them to the kernel in one vectored write per file. The copy they
+//! replace was 4.4 % of a 1 GiB leecher's CPU (`memmove` under the torrent lock).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use sha1::{Digest, Sha1};
 use shoal_proto::wire::Bitfield;
@@ -14,12 +20,13 @@ use super::{PeerKey, Phase, Shared, State, TorrentEvent, BAN_STRIKES};
 use crate::peer::PeerCmd;
 use crate::picker::Block;
 
-/// Spare piece buffers kept for reuse.
-const MAX_POOLED_BYTES: u64 = 8 << 20;
 /// Complete pieces waiting to be hashed and written beyond which peers stop
-/// requesting more (backpressure from disk and CPU to the network).
-const MAX_PENDING_BYTES: u64 = 16 << 20;
-/// Pieces in progress (each may hold a full piece buffer) beyond which no new piece
+/// requesting more (backpressure from disk and CPU to the network). Blocks pin the
+/// receive buffers they were read into until written, so this bounds most of a
+/// leecher's memory: 16 MiB gave a peak of 34-39 MiB anonymous memory on a 1 GiB
+/// transfer on a loaded machine, 12 MiB 25-31 MiB (3 runs each).
+const MAX_PENDING_BYTES: u64 = 12 << 20;
+/// Pieces in progress (each holding up to a piece of received blocks) beyond which no new piece
 /// is started; requests go only to pieces already started until some complete.
 const MAX_PARTIAL_BYTES: u64 = 64 << 20;
 
@@ -57,14 +64,14 @@ impl Shared {
         }
     }
 
-    /// Copies a received block into its piece buffer; hashes and stores the piece when
-    /// it is complete.
+    /// Keeps a received block with its piece; hashes and stores the piece when it is
+    /// complete.
     pub(crate) fn block_received(
         self: &Arc<Self>,
         key: PeerKey,
-        _addr: SocketAddr,
+        addr: SocketAddr,
         block: Block,
-        data: &[u8],
+        data: Bytes,
     ) {
         self.downloaded
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -81,34 +88,25 @@ impl Shared {
                 let _ = p.tx.send(PeerCmd::Cancel(block));
             }
         }
-        let size = self.meta.info.piece_size(block.piece) as usize;
-        if !st.partial.contains_key(&block.piece) {
-            st.piece_source.insert(block.piece, _addr);
-            let mut buf = st.pool.pop().unwrap_or_default();
-            buf.resize(size, 0);
-            st.partial.insert(block.piece, buf);
-        }
-        let Some(buf) = st.partial.get_mut(&block.piece) else {
-            return;
-        };
-        let start = block.begin as usize;
-        if let Some(dst) = buf.get_mut(start..start + data.len()) {
-            dst.copy_from_slice(data);
+        let blocks = st.partial.entry(block.piece).or_default();
+        blocks.push((block.begin, data));
+        if blocks.len() == 1 {
+            st.piece_source.insert(block.piece, addr);
         }
         if r.piece_complete {
-            if let Some(buf) = st.partial.remove(&block.piece) {
+            if let Some(blocks) = st.partial.remove(&block.piece) {
                 drop(st);
-                self.pending_bytes
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                let len: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+                self.pending_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 let me = self.clone();
                 self.tasks
-                    .spawn(async move { me.finish_piece(block.piece, buf).await });
+                    .spawn(async move { me.finish_piece(block.piece, blocks).await });
             }
         }
     }
 
     /// Hashes a complete piece off the runtime; stores it if good, refetches it if not.
-    async fn finish_piece(self: Arc<Self>, piece: u32, buf: Vec<u8>) {
+    async fn finish_piece(self: Arc<Self>, piece: u32, mut blocks: Vec<(u32, Bytes)>) {
         // Counted in `pending_bytes` by the caller; released on every way out.
         struct Pending<'a>(&'a Shared, u64);
         impl Drop for Pending<'_> {
@@ -116,7 +114,8 @@ impl Shared {
                 self.0.pending_bytes.fetch_sub(self.1, Ordering::Relaxed);
             }
         }
-        let _pending = Pending(&self, buf.len() as u64);
+        let len: usize = blocks.iter().map(|(_, b)| b.len()).sum();
+        let _pending = Pending(&self, len as u64);
         let Ok(_permit) = self.hash_slots.acquire().await else {
             return;
         };
@@ -124,22 +123,34 @@ impl Shared {
             return;
         };
         let expected = self.meta.info.pieces[piece as usize];
+        let size = self.meta.info.piece_size(piece) as usize;
         let job = tokio::task::spawn_blocking(move || {
-            let ok = Sha1::digest(&buf).as_slice() == expected;
+            blocks.sort_unstable_by_key(|(begin, _)| *begin);
+            // The picker accepts each requested block once, so they tile the piece; a
+            // gap or overlap would be a bug, and is treated as a failed hash, not stored.
+            let mut at = 0usize;
+            let tiled = blocks.iter().all(|(begin, b)| {
+                let ok = *begin as usize == at;
+                at += b.len();
+                ok
+            }) && at == size;
+            let mut sha = Sha1::new();
+            for (_, b) in &blocks {
+                sha.update(b);
+            }
+            let ok = tiled && sha.finalize().as_slice() == expected;
             let written = if ok {
-                storage.write(piece, 0, &buf)
+                let parts: Vec<&[u8]> = blocks.iter().map(|(_, b)| &b[..]).collect();
+                storage.write_parts(piece, 0, &parts)
             } else {
                 Ok(())
             };
-            (ok, written, buf)
+            (ok, written)
         });
-        let Ok((ok, written, buf)) = job.await else {
+        let Ok((ok, written)) = job.await else {
             return;
         };
         let mut st = self.lock();
-        if (st.pool.len() as u64 + 1) * self.meta.info.piece_length <= MAX_POOLED_BYTES {
-            st.pool.push(buf);
-        }
         match (ok, written) {
             (true, Ok(())) => {
                 st.picker.piece_verified(piece);

@@ -126,6 +126,21 @@ fn is_udp(url: &str) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("udp://"))
 }
 
+/// How long to wait after a successful announce. While alone and downloading
+/// (`alone`), ask again sooner (30 s, or the interval if shorter) so peers that
+/// started after us are found, but never before the tracker's `min interval`. A
+/// seeder waits the full interval: whoever starts later learns its address from the
+/// tracker and connects to it (and a node seeding 1000 torrents would otherwise
+/// announce 33 times a second).
+fn next_announce(resp: &AnnounceResponse, alone: bool) -> Duration {
+    let interval = u64::from(resp.interval.max(1));
+    if !alone {
+        return Duration::from_secs(interval);
+    }
+    let min = u64::from(resp.min_interval.unwrap_or(0));
+    Duration::from_secs(interval.min(30).max(min).max(5))
+}
+
 /// The announce loop of one torrent; returns after sending `stopped` on cancel.
 pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
     if tiers.iter().all(Vec::is_empty) {
@@ -155,18 +170,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
                 debug!(%url, peers = resp.peers.len(), "announced");
                 shared.add_peers(&resp.peers);
                 event = AnnounceEvent::None;
-                let interval = u64::from(resp.interval.max(1));
-                let min = u64::from(resp.min_interval.unwrap_or(0).max(1));
-                // While alone and downloading, ask again sooner so peers that started
-                // after us are found. A seeder waits the full interval: whoever
-                // starts later learns its address from the tracker and connects to it
-                // (and a node seeding 1000 torrents would otherwise announce 33 times
-                // a second).
-                if !shared.is_seeding() && shared.peer_count() == 0 {
-                    Duration::from_secs(interval.min(min.max(5)).min(30))
-                } else {
-                    Duration::from_secs(interval)
-                }
+                let alone = !shared.is_seeding() && shared.peer_count() == 0;
+                next_announce(&resp, alone)
             }
             Err(e) => {
                 failures += 1;
@@ -193,4 +198,29 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
     let req = shared.announce_request(AnnounceEvent::Stopped);
     let stop = announce_tiers_via(&mut udp, &mut tiers, &req, |_, _| {});
     let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(interval: u32, min_interval: Option<u32>) -> AnnounceResponse {
+        AnnounceResponse {
+            interval,
+            min_interval,
+            ..AnnounceResponse::default()
+        }
+    }
+
+    #[test]
+    fn a_lone_downloader_announces_sooner_but_never_before_min_interval() {
+        let secs = |r, alone| next_announce(&r, alone).as_secs();
+        assert_eq!(secs(resp(1800, None), false), 1800);
+        assert_eq!(secs(resp(1800, None), true), 30);
+        assert_eq!(secs(resp(1800, Some(60)), true), 60);
+        assert_eq!(secs(resp(1800, Some(10)), true), 30);
+        assert_eq!(secs(resp(20, None), true), 20);
+        assert_eq!(secs(resp(1, Some(0)), true), 5);
+        assert_eq!(secs(resp(0, None), false), 1);
+    }
 }

@@ -1,7 +1,8 @@
 //! One connected peer: a task that reads and decodes wire messages, keeps the
 //! peer's state (choke/interest flags, its pieces, our outstanding requests), asks
-//! the picker for blocks, copies received blocks into piece buffers, and serves the
-//! peer's requests from disk. A companion writer task owns the socket's write half.
+//! the picker for blocks and hands received blocks to their pieces (`download`), and
+//! serves the peer's requests from disk (`upload`). A companion writer task owns the
+//! socket's write half.
 //!
 //! Invariants: every block in `inflight` is registered with the picker under this
 //! peer's key; on exit all of them are returned (`PiecePicker::peer_gone`), and the
@@ -19,7 +20,9 @@
 //! Nothing here waits on the writer without also watching the torrent's cancellation
 //! and [`writer::WRITE_TIMEOUT`], so a peer that never reads cannot freeze the task.
 
+mod download;
 pub mod handshake;
+mod upload;
 pub(crate) mod writer;
 
 use std::collections::VecDeque;
@@ -32,8 +35,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use shoal_proto::wire::{
-    self, decode_message, piece_header, Bitfield, BlockRef, ExtendedHandshake, Handshake, Message,
-    WireError,
+    self, decode_message, Bitfield, BlockRef, ExtendedHandshake, Handshake, Message, WireError,
 };
 use shoal_proto::PeerId;
 use thiserror::Error;
@@ -294,43 +296,6 @@ async fn run_registered(
 
 /// Receive buffer size: blocks are split off it (see `drain_messages`).
 const RECV_BUF: usize = 256 * 1024;
-/// Requests read from disk in one blocking job.
-const UPLOAD_READ_BATCH: usize = 32;
-/// Largest single read when coalescing adjacent requests.
-const MAX_COALESCED_READ: usize = 1 << 20;
-
-/// Reads the blocks of `batch` into `out`, one positional read per run of adjacent
-/// requests in the same piece (peers ask for a piece's blocks in order), sharing the
-/// buffer between the blocks of a run. Stops at the first error.
-fn read_blocks(
-    storage: &crate::storage::Storage,
-    batch: &[BlockRef],
-    out: &mut Vec<(BlockRef, Bytes)>,
-) -> Result<(), crate::storage::StorageError> {
-    let mut i = 0;
-    while let Some(first) = batch.get(i) {
-        let mut len = first.length as usize;
-        let mut j = i + 1;
-        while let Some(next) = batch.get(j) {
-            let adjacent = next.index == first.index
-                && u64::from(next.begin) == u64::from(first.begin) + len as u64;
-            if !adjacent || len + next.length as usize > MAX_COALESCED_READ {
-                break;
-            }
-            len += next.length as usize;
-            j += 1;
-        }
-        let run = crate::buf::read_aligned(len, |buf| storage.read(first.index, first.begin, buf))?;
-        let mut off = 0;
-        for r in &batch[i..j] {
-            let end = off + r.length as usize;
-            out.push((*r, run.slice(off..end)));
-            off = end;
-        }
-        i = j;
-    }
-    Ok(())
-}
 
 /// Reads what is available, at most `cap` bytes (small reads keep a download limit
 /// precise; unlimited reads fill the buffer's spare capacity).
@@ -374,30 +339,6 @@ impl Peer {
                 Err(PeerError::Timeout("the peer to read our data"))
             }
         }
-    }
-
-    /// Sends blocks read from disk, unless we choked the peer since the read started:
-    /// a fast peer then gets a reject per block, another peer has already forgotten
-    /// its requests (BEP 3).
-    async fn send_blocks(
-        &mut self,
-        epoch: u64,
-        blocks: Vec<(BlockRef, Bytes)>,
-    ) -> Result<(), PeerError> {
-        if epoch != self.choke_epoch {
-            if self.fast {
-                for (r, _) in blocks {
-                    self.send(Message::RejectRequest(r));
-                }
-            }
-            return Ok(());
-        }
-        for (r, data) in blocks {
-            let header = piece_header(r.index, r.begin, r.length);
-            self.send_out(Out::Block { header, data }).await?;
-        }
-        self.last_send = Instant::now();
-        Ok(())
     }
 
     /// Bitfield (or HaveAll/HaveNone) and the extension handshake.
@@ -577,171 +518,6 @@ impl Peer {
             } else {
                 Message::NotInterested
             });
-        }
-    }
-
-    fn on_request(&mut self, r: BlockRef) -> Result<(), PeerError> {
-        let size = self.shared.meta.info.piece_size(r.index);
-        let valid = r.length > 0
-            && r.length <= MAX_REQUEST_LEN
-            && u64::from(r.begin) + u64::from(r.length) <= size;
-        if !valid {
-            return Err(PeerError::Protocol(format!(
-                "bad request: piece {} offset {} length {}",
-                r.index, r.begin, r.length
-            )));
-        }
-        let ok = !self.am_choking
-            && self.upload_queue.len() < MAX_UPLOAD_QUEUE
-            && self.shared.have_piece(r.index);
-        if ok {
-            self.upload_queue.push_back(r);
-        } else if self.fast {
-            self.send(Message::RejectRequest(r));
-        }
-        Ok(())
-    }
-
-    fn start_disk_read(&mut self, done: &mpsc::Sender<DiskBlocks>) {
-        let n = self.upload_queue.len().min(UPLOAD_READ_BATCH);
-        let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
-        self.reading = true;
-        let storage = self.shared.storage();
-        let done = done.clone();
-        let addr = self.addr;
-        let epoch = self.choke_epoch;
-        self.shared.tasks.spawn(async move {
-            let read = tokio::task::spawn_blocking(move || {
-                let storage = storage?;
-                let mut out = Vec::with_capacity(batch.len());
-                if let Err(e) = read_blocks(&storage, &batch, &mut out) {
-                    tracing::warn!(%addr, "cannot serve data: {e}");
-                }
-                Some(out)
-            })
-            .await;
-            let blocks = read.ok().flatten().unwrap_or_default();
-            let _ = done.send((epoch, blocks)).await;
-        });
-    }
-
-    /// A fast peer will not send a block: give it back to the picker. Rejecting what
-    /// we never asked for breaks BEP 6.
-    fn on_reject(&mut self, r: BlockRef) -> Result<(), PeerError> {
-        let b = Block {
-            piece: r.index,
-            begin: r.begin,
-            length: r.length,
-        };
-        if let Some(pos) = self.inflight.iter().position(|x| *x == b) {
-            self.inflight.swap_remove(pos);
-            self.shared.request_dropped(self.key, b);
-        } else if !self.take_recent(b) {
-            return Err(PeerError::Protocol(format!(
-                "reject for a request we never sent: piece {} offset {} length {}",
-                r.index, r.begin, r.length
-            )));
-        }
-        Ok(())
-    }
-
-    /// Removes `b` from the requests we gave up on; false if it is not there.
-    fn take_recent(&mut self, b: Block) -> bool {
-        match self.recent.iter().position(|x| *x == b) {
-            Some(pos) => {
-                self.recent.remove(pos);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Remembers requests we gave up on, so that their late answers are taken.
-    fn remember_dropped(&mut self, blocks: impl IntoIterator<Item = Block>) {
-        for b in blocks {
-            if self.recent.len() >= MAX_RECENT {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(b);
-        }
-    }
-
-    fn on_piece(&mut self, index: u32, begin: u32, data: Bytes) -> Result<(), PeerError> {
-        let block = Block {
-            piece: index,
-            begin,
-            length: data.len() as u32,
-        };
-        if let Some(p) = self.inflight.iter().position(|b| *b == block) {
-            self.inflight.swap_remove(p);
-        } else if !self.take_recent(block) {
-            // Never asked for (or too long ago): not ours to place, nor progress.
-            self.unsolicited += 1;
-            debug!(addr = %self.addr, index, begin, "discarding a block we did not request");
-            if self.unsolicited > MAX_UNSOLICITED {
-                return Err(PeerError::Protocol(format!(
-                    "{} blocks we did not request",
-                    self.unsolicited
-                )));
-            }
-            return Ok(());
-        }
-        let now = Instant::now();
-        self.last_block = now;
-        self.stats.snubbed.store(false, Ordering::Relaxed);
-        self.received_unmetered += data.len() as u64;
-        self.rate.add(data.len() as u64, now);
-        self.stats
-            .downloaded
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.shared.block_received(self.key, self.addr, block, data);
-        Ok(())
-    }
-
-    /// Keeps enough requests outstanding to cover the peer's rate.
-    fn fill_requests(&mut self) {
-        if self.peer_choking || !self.am_interested || self.shared.backlogged() {
-            return;
-        }
-        let rate = self.rate.rate(Instant::now());
-        // About half a second of data at the current rate, within the peer's queue.
-        let depth = ((rate / 2) / u64::from(wire::BLOCK_LEN)) as usize;
-        self.max_inflight = depth.clamp(16, self.their_reqq.clamp(16, 500));
-        let room = self.max_inflight.saturating_sub(self.inflight.len());
-        if room == 0 || (room < 4 && !self.inflight.is_empty()) {
-            return;
-        }
-        self.scratch.clear();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.shared.pick(
-            self.key,
-            &self.their_pieces,
-            room,
-            &mut self.rng,
-            &mut scratch,
-        );
-        for b in &scratch {
-            self.inflight.push(*b);
-            self.send(Message::Request(BlockRef {
-                index: b.piece,
-                begin: b.begin,
-                length: b.length,
-            }));
-        }
-        if scratch.is_empty() && self.inflight.is_empty() {
-            self.update_interest();
-        }
-        self.scratch = scratch;
-    }
-
-    /// Gives every outstanding request back to the picker; their late answers are
-    /// still taken (see `recent`).
-    fn release_requests(&mut self) {
-        if !self.inflight.is_empty() {
-            self.shared.requests_dropped(self.key, &self.inflight);
-            let mut dropped = std::mem::take(&mut self.inflight);
-            self.remember_dropped(dropped.drain(..));
-            self.inflight = dropped;
         }
     }
 

@@ -235,6 +235,9 @@ impl Node {
             }
             if let Some(p) = priority {
                 e.priorities[index] = p;
+                if let Some(r) = &e.run {
+                    r.handle.set_file_priority(index, p.into());
+                }
             }
             (e.wanted.clone(), e.priorities.clone())
         };
@@ -395,7 +398,7 @@ fn start(node: &Node, hash: InfoHash) -> futures_util::future::BoxFuture<'_, ()>
 }
 
 async fn start_inner(node: &Node, hash: InfoHash) {
-    let (meta, save_dir, resume, complete, wanted) = {
+    let (meta, save_dir, resume, complete, wanted, priorities) = {
         let mut map = node.torrents();
         let Some(e) = map.get_mut(&hash) else { return };
         e.starting = true;
@@ -405,6 +408,7 @@ async fn start_inner(node: &Node, hash: InfoHash) {
             e.resume.clone(),
             e.completed_at.is_some() && e.have.is_full(),
             e.wanted.clone(),
+            e.priorities.iter().map(|&p| p.into()).collect(),
         )
     };
     let m = meta.clone();
@@ -427,6 +431,7 @@ async fn start_inner(node: &Node, hash: InfoHash) {
         trackers: tiers(&node.settings().trackers, &meta),
         verified,
         wanted_files: Some(wanted),
+        file_priorities: Some(priorities),
     };
     let handle = match node.session().add_torrent((*meta).clone(), opts) {
         Ok(h) => h,

@@ -40,7 +40,7 @@ impl Intent {
     }
 }
 
-/// Per-file priority (kept and reported; the picker does not weigh it yet).
+/// Per-file priority: new pieces are started from the highest priority first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
@@ -51,6 +51,16 @@ pub enum Priority {
     Normal,
     /// Fetched first.
     High,
+}
+
+impl From<Priority> for shoal_engine::picker::Priority {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::Low => shoal_engine::picker::Priority::Low,
+            Priority::Normal => shoal_engine::picker::Priority::Normal,
+            Priority::High => shoal_engine::picker::Priority::High,
+        }
+    }
 }
 
 /// One row of `torrents`.

@@ -11,7 +11,8 @@
 //! 1. missing blocks of pieces this peer started (whole pieces per peer keep
 //!    [`PiecePicker::piece_failed`]'s blame precise);
 //! 2. started pieces that nobody owns any more (their owner left or was choked);
-//! 3. new pieces, rarest first, random among equally rare ones;
+//! 3. new pieces, highest [`Priority`] first, then rarest first, random among equally
+//!    rare ones;
 //! 4. missing blocks of pieces another peer is still fetching (helping a slow peer
 //!    beats idling, but only when no new piece is left for this peer);
 //! 5. endgame (every missing wanted block is requested): blocks already requested
@@ -38,10 +39,23 @@ use thiserror::Error;
 
 use active::{ActivePiece, BlockState};
 pub use active::{PeerList, MAX_REQUESTERS};
-use rarity::{Rarity, NONE};
+use rarity::{Tiered, NONE};
 
 /// Size of a request: 16 KiB, the de facto limit of every client.
 pub const BLOCK_SIZE: u32 = 16384;
+
+/// Download priority of a piece: new pieces are started from the highest priority
+/// the peer has, rarest first within it (pieces already started are finished first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// After every other wanted piece.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Before every other new piece.
+    High,
+}
 
 /// Caller-chosen identity of a connected peer, unique while it is connected.
 /// (A plain `u64` so the torrent's own peer key is usable as is.)
@@ -133,8 +147,8 @@ pub struct PiecePicker {
     avail: Vec<u32>,
     /// Peers that have every piece (BEP 6 have all).
     seeds: u32,
-    /// Idle, wanted, missing pieces by availability.
-    rarity: Rarity,
+    /// Idle, wanted, missing pieces by priority and availability.
+    rarity: Tiered,
     /// Index into `active` per piece, or `NONE`.
     slot: Vec<u32>,
     active: Vec<ActivePiece>,
@@ -179,7 +193,7 @@ impl PiecePicker {
 
     /// `num_pieces` must be `total_length.div_ceil(piece_length)`.
     fn build(piece_length: u64, total_length: u64, num_pieces: u32) -> Self {
-        let mut rarity = Rarity::new(num_pieces);
+        let mut rarity = Tiered::new(num_pieces);
         for p in 0..num_pieces {
             rarity.insert(p, 0);
         }
@@ -326,6 +340,18 @@ impl PiecePicker {
             self.wanted_missing -= 1;
             self.wanted_missing_bytes -= size;
         }
+    }
+
+    /// Sets `piece`'s [`Priority`].
+    pub fn set_priority(&mut self, piece: u32, priority: Priority) {
+        if let Some(&avail) = self.avail.get(piece as usize) {
+            self.rarity.set_priority(piece, priority, avail);
+        }
+    }
+
+    /// The [`Priority`] of `piece`.
+    pub fn priority(&self, piece: u32) -> Priority {
+        self.rarity.priority(piece)
     }
 
     /// Selects or deselects `piece`. Unwanted pieces are never picked; blocks already

@@ -37,7 +37,7 @@ use tracing::info;
 
 use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
-use crate::picker::PiecePicker;
+use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
 use crate::storage::Storage;
 
@@ -100,6 +100,8 @@ pub struct TorrentOptions {
     pub verified: Option<Vec<bool>>,
     /// Which files to download (by index); `None` means all.
     pub wanted_files: Option<Vec<bool>>,
+    /// Download priority per file (by index); `None` means all normal.
+    pub file_priorities: Option<Vec<Priority>>,
 }
 
 pub(crate) struct PeerEntry {
@@ -140,6 +142,8 @@ pub(crate) struct State {
     pub hash_failures: u64,
     /// Per file: download it.
     pub wanted_files: Vec<bool>,
+    /// Per file: its download priority.
+    pub file_priorities: Vec<Priority>,
     /// Peer that sent the first block of each piece being received.
     pub piece_source: HashMap<u32, SocketAddr>,
 }
@@ -213,6 +217,7 @@ impl Shared {
                 trackers: Vec::new(),
                 hash_failures: 0,
                 wanted_files: vec![true; info.files.len()],
+                file_priorities: vec![Priority::Normal; info.files.len()],
                 piece_source: HashMap::new(),
             }),
             hash_slots: Semaphore::new(threads + 1),
@@ -259,15 +264,35 @@ impl Shared {
 
     /// Marks a file wanted or not; a piece is wanted while any file it overlaps is.
     pub(crate) fn set_file_wanted(self: &Arc<Self>, index: usize, wanted: bool) {
-        let info = &self.meta.info;
-        let Some(file) = info.files.get(index) else {
-            return;
-        };
         let mut st = self.lock();
         let Some(slot) = st.wanted_files.get_mut(index) else {
             return;
         };
         *slot = wanted;
+        self.update_file_pieces(&mut st, index);
+        let done = st.picker.is_complete_wanted();
+        drop(st);
+        self.update_completion(done);
+    }
+
+    /// Sets a file's download priority; a piece gets the highest priority of the
+    /// wanted files it overlaps.
+    pub(crate) fn set_file_priority(&self, index: usize, priority: Priority) {
+        let mut st = self.lock();
+        let Some(slot) = st.file_priorities.get_mut(index) else {
+            return;
+        };
+        *slot = priority;
+        self.update_file_pieces(&mut st, index);
+    }
+
+    /// Recomputes whether the pieces of file `index` are wanted, and their priority,
+    /// from every file each of them overlaps.
+    fn update_file_pieces(&self, st: &mut State, index: usize) {
+        let info = &self.meta.info;
+        let Some(file) = info.files.get(index) else {
+            return;
+        };
         if file.length == 0 {
             return;
         }
@@ -279,15 +304,23 @@ impl Shared {
                 u64::from(piece) * pl,
                 u64::from(piece) * pl + info.piece_size(piece),
             );
-            let any =
-                info.files.iter().zip(&st.wanted_files).any(|(f, w)| {
-                    *w && f.length > 0 && f.offset < end && start < f.offset + f.length
-                });
-            st.picker.set_wanted(piece, any);
+            let overlapping = info
+                .files
+                .iter()
+                .zip(st.wanted_files.iter().zip(&st.file_priorities))
+                .filter(|(f, _)| f.length > 0 && f.offset < end && start < f.offset + f.length);
+            let mut wanted = false;
+            let mut priority = Priority::Low;
+            for (_, (&w, &p)) in overlapping {
+                if w {
+                    wanted = true;
+                    priority = priority.max(p);
+                }
+            }
+            st.picker.set_wanted(piece, wanted);
+            st.picker
+                .set_priority(piece, if wanted { priority } else { Priority::Normal });
         }
-        let done = st.picker.is_complete_wanted();
-        drop(st);
-        self.update_completion(done);
     }
 
     /// Switches between downloading and seeding as the wanted set is (in)complete.

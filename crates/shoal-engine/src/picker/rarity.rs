@@ -6,10 +6,13 @@
 //! never scan. Picking walks buckets from rarest and, inside a bucket, scans from a
 //! random start for the first piece the peer has: ties are broken at random and
 //! the cost is paid once per new piece, not per block.
+//!
+//! [`Tiered`] keeps one such set per [`Priority`]: a new piece comes from the highest
+//! priority that the peer has any piece of, rarest first within it.
 
 use rand::Rng;
 
-use super::PieceSet;
+use super::{PieceSet, Priority};
 
 /// Marker for "not in any bucket".
 pub(crate) const NONE: u32 = u32::MAX;
@@ -104,6 +107,113 @@ impl Rarity {
     }
 }
 
+/// Rarest-first sets per priority, highest first (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Tiered {
+    tiers: [Rarity; 3],
+    /// Priority of each piece, as an index into `tiers`.
+    tier: Vec<u8>,
+}
+
+impl Tiered {
+    /// Every piece at [`Priority::Normal`], none present.
+    pub fn new(num_pieces: u32) -> Self {
+        Tiered {
+            tiers: [
+                Rarity::new(num_pieces),
+                Rarity::new(num_pieces),
+                Rarity::new(num_pieces),
+            ],
+            tier: vec![tier_of(Priority::Normal); num_pieces as usize],
+        }
+    }
+
+    fn of(&mut self, piece: u32) -> Option<&mut Rarity> {
+        let t = *self.tier.get(piece as usize)?;
+        self.tiers.get_mut(usize::from(t))
+    }
+
+    /// Pieces present at any priority.
+    pub fn len(&self) -> usize {
+        self.tiers.iter().map(Rarity::len).sum()
+    }
+
+    /// True if `piece` is present (at its priority).
+    #[cfg(test)]
+    pub fn contains(&self, piece: u32) -> bool {
+        let t = self.tier.get(piece as usize).copied().unwrap_or(0);
+        self.tiers
+            .get(usize::from(t))
+            .is_some_and(|r| r.contains(piece))
+    }
+
+    /// Adds `piece` (not present) with availability `avail` at its priority.
+    pub fn insert(&mut self, piece: u32, avail: u32) {
+        if let Some(r) = self.of(piece) {
+            r.insert(piece, avail);
+        }
+    }
+
+    /// Removes `piece`, present with availability `avail` (or absent: no-op).
+    pub fn remove(&mut self, piece: u32, avail: u32) {
+        if let Some(r) = self.of(piece) {
+            r.remove(piece, avail);
+        }
+    }
+
+    /// Moves a present `piece` from availability `from` to `to`.
+    pub fn update(&mut self, piece: u32, from: u32, to: u32) {
+        if let Some(r) = self.of(piece) {
+            r.update(piece, from, to);
+        }
+    }
+
+    /// Sets `piece`'s priority; a present piece (availability `avail`) moves tiers.
+    pub fn set_priority(&mut self, piece: u32, priority: Priority, avail: u32) {
+        let Some(&old) = self.tier.get(piece as usize) else {
+            return;
+        };
+        let new = tier_of(priority);
+        if old == new {
+            return;
+        }
+        let present = self.tiers[usize::from(old)].contains(piece);
+        if present {
+            self.tiers[usize::from(old)].remove(piece, avail);
+        }
+        self.tier[piece as usize] = new;
+        if present {
+            self.tiers[usize::from(new)].insert(piece, avail);
+        }
+    }
+
+    /// The priority of `piece` (Normal past the end).
+    pub fn priority(&self, piece: u32) -> Priority {
+        match self.tier.get(piece as usize) {
+            Some(0) => Priority::High,
+            Some(2) => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
+
+    /// The rarest piece `has` contains at the highest priority that has one.
+    pub fn pick<S, R>(&self, has: &S, rng: &mut R) -> Option<u32>
+    where
+        S: PieceSet + ?Sized,
+        R: Rng + ?Sized,
+    {
+        self.tiers.iter().find_map(|r| r.pick(has, rng))
+    }
+}
+
+fn tier_of(p: Priority) -> u8 {
+    match p {
+        Priority::High => 0,
+        Priority::Normal => 1,
+        Priority::Low => 2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +249,35 @@ mod tests {
         assert_eq!(r.pick(&|_: u32| false, &mut rng), None);
         r.remove(0, 0); // wrong bucket: ignored
         assert!(r.contains(0));
+    }
+
+    #[test]
+    fn higher_priority_first_then_rarest() {
+        let mut t = Tiered::new(6);
+        for p in 0..6 {
+            t.insert(p, u32::from(p == 4));
+        }
+        t.set_priority(4, Priority::High, 1);
+        t.set_priority(5, Priority::Low, 0);
+        assert_eq!(t.len(), 6);
+        assert_eq!(t.priority(4), Priority::High);
+        let mut rng = StdRng::seed_from_u64(7);
+        // 4 is the most common piece but the only high one.
+        assert_eq!(t.pick(&|_: u32| true, &mut rng), Some(4));
+        t.remove(4, 1);
+        // Normal before low, whatever the rarity.
+        let only = |set: &'static [u32]| move |p: u32| set.contains(&p);
+        assert_eq!(t.pick(&only(&[5, 2]), &mut rng), Some(2));
+        assert_eq!(t.pick(&only(&[5]), &mut rng), Some(5));
+        // Moving back to normal keeps the piece present exactly once.
+        t.set_priority(5, Priority::Normal, 0);
+        assert_eq!(t.len(), 5);
+        t.remove(5, 0);
+        assert_eq!(t.pick(&only(&[5]), &mut rng), None);
+        // An absent piece only changes its recorded priority.
+        t.set_priority(4, Priority::Low, 1);
+        assert_eq!(t.len(), 4);
+        t.insert(4, 1);
+        assert_eq!(t.pick(&only(&[4, 0]), &mut rng), Some(0));
     }
 }

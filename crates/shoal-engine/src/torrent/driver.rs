@@ -22,6 +22,7 @@ use tracing::info;
 use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvents, TorrentOptions, TrackerInfo};
 use crate::choker::PeerSnapshot;
 use crate::peer::PeerCmd;
+use crate::picker::Priority;
 use crate::rate::RateEstimator;
 use crate::storage::{OpenMode, Storage};
 
@@ -177,6 +178,12 @@ impl TorrentHandle {
     /// Downloads file `index` or skips it.
     pub fn set_file_wanted(&self, index: usize, wanted: bool) {
         self.shared.set_file_wanted(index, wanted);
+    }
+
+    /// Sets the download priority of file `index`: new pieces are started from the
+    /// highest priority first.
+    pub fn set_file_priority(&self, index: usize, priority: Priority) {
+        self.shared.set_file_priority(index, priority);
     }
 
     /// Verified bytes per file.
@@ -372,6 +379,13 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
         ));
     }
     shared.set_storage(Arc::new(storage));
+    if let Some(priorities) = &opts.file_priorities {
+        for (i, p) in priorities.iter().enumerate() {
+            if *p != Priority::Normal {
+                shared.set_file_priority(i, *p);
+            }
+        }
+    }
     if let Some(wanted) = &opts.wanted_files {
         for (i, w) in wanted.iter().enumerate() {
             if !*w {

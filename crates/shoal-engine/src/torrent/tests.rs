@@ -17,11 +17,15 @@ fn shared() -> Arc<Shared> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f.bin");
     std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    shared_for(&file)
+}
+
+fn shared_for(path: &std::path::Path) -> Arc<Shared> {
     let opts = CreateOptions {
         piece_length: Some(16 * 1024),
         ..CreateOptions::default()
     };
-    let meta = create_torrent(&file, &opts, &|_, _| {}).unwrap();
+    let meta = create_torrent(path, &opts, &|_, _| {}).unwrap();
     Shared::new(
         Arc::new(meta),
         PeerId(*b"-SH0000-testtesttest"),
@@ -124,4 +128,38 @@ fn strikes_survive_a_reconnect() {
     let mut st = sh.lock();
     Shared::strike(&mut st, 3, BAN_STRIKES);
     assert_eq!(st.banned_ids.len(), 2);
+}
+
+#[test]
+fn file_priorities_and_selection_set_their_pieces_priority() {
+    use crate::picker::Priority;
+    // Files a (pieces 0-1), b (pieces 1-3: shares piece 1 with a), c (pieces 3-4).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("t");
+    std::fs::create_dir(&root).unwrap();
+    for (name, len) in [("a", 20_000), ("b", 40_000), ("c", 20_000)] {
+        std::fs::write(root.join(name), vec![1u8; len]).unwrap();
+    }
+    let sh = shared_for(&root);
+    let prio = |sh: &Shared| -> Vec<Priority> {
+        let st = sh.lock();
+        (0..5).map(|p| st.picker.priority(p)).collect()
+    };
+    use Priority::{High, Low, Normal};
+    assert_eq!(prio(&sh), [Normal; 5]);
+    sh.set_file_priority(1, High);
+    assert_eq!(prio(&sh), [Normal, High, High, High, Normal]);
+    sh.set_file_priority(2, Low);
+    sh.set_file_priority(0, Low);
+    // A shared piece takes the highest priority of its files.
+    assert_eq!(prio(&sh), [Low, High, High, High, Low]);
+    // A skipped file no longer raises the pieces it shares.
+    sh.set_file_wanted(1, false);
+    assert_eq!(prio(&sh), [Low, Low, Normal, Low, Low]);
+    assert!(!sh.lock().picker.wants(2));
+    sh.set_file_wanted(1, true);
+    sh.set_file_priority(1, Normal);
+    assert_eq!(prio(&sh), [Low, Normal, Normal, Normal, Low]);
+    // Out-of-range indices are ignored.
+    sh.set_file_priority(9, High);
 }

@@ -34,8 +34,11 @@
 //! - Swarms live in a map sharded 64 ways by info-hash (`registry` module), each shard
 //!   a `std::sync::Mutex` held for one announce and never across `.await`, so every
 //!   runtime worker serves announces in parallel without a channel hop. Within a swarm,
-//!   seeders and leechers are separate vectors indexed by (peer id, IP), making random
-//!   peer selection O(numwant).
+//!   seeders and leechers are separate lists per address family, compact (an IPv4
+//!   peer is 30 bytes in parallel vectors of addresses and of ids and times, no
+//!   allocation per peer), indexed by (peer id, IP) through a table of positions, so a
+//!   stored peer costs about 50-75 bytes and random peer selection is O(numwant),
+//!   reading the address vector front to back.
 //! - Peers are keyed by (peer id, IP), so a forger who learns a peer id cannot move or
 //!   stop that peer, and each swarm stores at most
 //!   [`TrackerConfig::max_peers_per_swarm`] peers. The announced address is the

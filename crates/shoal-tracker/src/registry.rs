@@ -20,7 +20,7 @@ use rand::Rng;
 use shoal_proto::tracker::{AnnounceEvent, ScrapeStats};
 use shoal_proto::InfoHash;
 
-use crate::swarm::{PeerAnnounce, Swarm};
+use crate::swarm::{PeerAnnounce, Swarm, Tick};
 
 /// Number of shards; a power of two well above any core count we run on.
 const SHARDS: usize = 64;
@@ -45,6 +45,8 @@ pub(crate) struct Registry {
     swarms: AtomicUsize,
     max_swarms: usize,
     max_peers: usize,
+    /// Tick 0 of the swarms' clocks.
+    epoch: Instant,
 }
 
 impl Registry {
@@ -55,7 +57,15 @@ impl Registry {
             swarms: AtomicUsize::new(0),
             max_swarms,
             max_peers,
+            epoch: Instant::now(),
         }
+    }
+
+    /// `t` as a swarm [`Tick`] (1/16 s since the registry was made; saturates after
+    /// 8.5 years, from when on peers stop expiring but stay bounded per swarm).
+    fn tick(&self, t: Instant) -> Tick {
+        let ms = t.saturating_duration_since(self.epoch).as_millis();
+        Tick::try_from(ms * 16 / 1000).unwrap_or(Tick::MAX)
     }
 
     fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Shard> {
@@ -94,7 +104,7 @@ impl Registry {
                     .or_insert_with(|| Swarm::new(self.max_peers))
             }
         };
-        swarm.announce(a, now, numwant, rng, out);
+        swarm.announce(a, self.tick(now), numwant, rng, out);
         Ok(swarm.stats())
     }
 
@@ -124,6 +134,7 @@ impl Registry {
     /// `(peers, swarms)` removed. Locks one shard at a time.
     pub fn expire(&self, cutoff: Instant) -> (usize, usize) {
         let (mut peers, mut swarms) = (0, 0);
+        let cutoff = self.tick(cutoff);
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.retain(|_, swarm| {

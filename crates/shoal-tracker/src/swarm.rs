@@ -14,18 +14,30 @@
 //! answered (with peers and counts) but not stored, so one torrent cannot take the
 //! tracker's memory.
 //!
-//! Invariants: every (peer id, IP) is in exactly one of `seeders`/`leechers`, and
-//! `index[key]` names that list and the position in it. Removal is `swap_remove`
-//! plus one index fix-up, so announce, stop and random selection are O(1) per peer
-//! touched and selection never walks the whole swarm.
+//! Storage (`lists` module): IPv4 and IPv6 peers are kept apart, each family as a
+//! seeder and a leecher list of parallel vectors (addresses: 6 bytes for IPv4, 18 for
+//! IPv6; peer id and announce time: 24 bytes; no allocation per peer), with an index
+//! of 4-byte positions hashed by (peer id, IP) with a per-swarm random key. Announce
+//! times are [`Tick`]s (1/16 s). About 50 bytes per IPv4 peer in all, against about
+//! 200 with a `HashMap` of full keys. Replies pick one peer in each of `numwant`
+//! strata of the candidates after a random rotation ([`sample_distinct`]).
+//!
+//! Invariants: every stored (peer id, IP) is in exactly one list of its family and
+//! the index holds exactly one slot naming that list and position. Removal is
+//! `swap_remove` plus one index fix-up, so announce, stop and random selection are
+//! O(1) per peer touched and selection never walks the whole swarm.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::collections::hash_map::RandomState;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rand::Rng;
 use shoal_proto::tracker::{AnnounceEvent, ScrapeStats};
 use shoal_proto::PeerId;
+
+mod lists;
+
+pub(crate) use lists::Tick;
+use lists::{Addr, Applied, Ip, Lists, MAX_POS};
 
 /// What one announce tells the swarm.
 #[derive(Debug, Clone, Copy)]
@@ -36,183 +48,143 @@ pub(crate) struct PeerAnnounce {
     pub event: AnnounceEvent,
 }
 
-/// What identifies a peer in a swarm.
-type PeerKey = (PeerId, IpAddr);
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    id: PeerId,
-    addr: SocketAddr,
-    last_seen: Instant,
-}
-
-impl Entry {
-    fn key(&self) -> PeerKey {
-        (self.id, self.addr.ip())
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    seeder: bool,
-    pos: usize,
-}
-
 /// A torrent's peers, keyed by (peer id, IP).
 #[derive(Debug)]
 pub(crate) struct Swarm {
-    seeders: Vec<Entry>,
-    leechers: Vec<Entry>,
-    index: HashMap<PeerKey, Slot>,
+    v4: Lists<Ipv4Addr>,
+    v6: Lists<Ipv6Addr>,
+    hasher: RandomState,
     downloaded: u32,
     max_peers: usize,
+}
+
+/// Where the announcer sits among the candidates of [`Swarm::select`].
+#[derive(Debug, Clone, Copy)]
+struct Me {
+    v6: bool,
+    at: Option<(bool, usize)>,
 }
 
 impl Swarm {
     /// An empty swarm storing at most `max_peers` peers.
     pub fn new(max_peers: usize) -> Self {
         Swarm {
-            seeders: Vec::new(),
-            leechers: Vec::new(),
-            index: HashMap::new(),
+            v4: Lists::new(),
+            v6: Lists::new(),
+            hasher: RandomState::new(),
             downloaded: 0,
-            max_peers,
+            max_peers: max_peers.min(MAX_POS),
         }
     }
 
-    /// Applies an announce and appends up to `numwant` other peers to `out`
-    /// (leechers only when the announcer is a seeder). `stopped` removes the peer with
-    /// this peer id and IP; a new peer is not stored when the swarm is full.
+    /// Applies an announce made at `now` and appends up to `numwant` other peers to
+    /// `out` (leechers only when the announcer is a seeder). `stopped` removes the peer
+    /// with this peer id and IP; a new peer is not stored when the swarm is full.
     pub fn announce(
         &mut self,
         a: &PeerAnnounce,
-        now: Instant,
+        now: Tick,
         numwant: usize,
         rng: &mut impl Rng,
         out: &mut Vec<SocketAddr>,
     ) {
-        let key = (a.peer_id, a.addr.ip());
-        if a.event == AnnounceEvent::Stopped {
-            self.remove(&key);
-            return;
-        }
-        let entry = Entry {
-            id: a.peer_id,
-            addr: a.addr,
-            last_seen: now,
+        let room = self.len() < self.max_peers;
+        let id = a.peer_id;
+        let port = a.addr.port();
+        let stop = a.event == AnnounceEvent::Stopped;
+        let (v6, applied) = match a.addr {
+            SocketAddr::V4(s) if stop => {
+                self.v4.remove(&self.hasher, &id, s.ip());
+                return;
+            }
+            SocketAddr::V6(s) if stop => {
+                self.v6.remove(&self.hasher, &id, s.ip());
+                return;
+            }
+            SocketAddr::V4(s) => (
+                false,
+                self.v4
+                    .apply(&self.hasher, id, *s.ip(), port, a.seeder, now, room),
+            ),
+            SocketAddr::V6(s) => (
+                true,
+                self.v6
+                    .apply(&self.hasher, id, *s.ip(), port, a.seeder, now, room),
+            ),
         };
-        let was_seeder = match self.index.get(&key).copied() {
-            Some(slot) if slot.seeder == a.seeder => {
-                self.list_mut(slot.seeder)[slot.pos] = entry;
-                Some(slot.seeder)
-            }
-            Some(slot) => {
-                self.remove(&key);
-                self.insert(entry, a.seeder);
-                Some(slot.seeder)
-            }
-            None if self.index.len() >= self.max_peers => None,
-            None => {
-                self.insert(entry, a.seeder);
-                None
-            }
-        };
+        let Applied { was_seeder, now_at } = applied;
         if a.event == AnnounceEvent::Completed && was_seeder != Some(true) {
             self.downloaded = self.downloaded.saturating_add(1);
         }
-        self.select(&key, a.seeder, numwant, rng, out);
+        self.select(Me { v6, at: now_at }, a.seeder, numwant, rng, out);
     }
 
     /// Seeders, completions and leechers.
     pub fn stats(&self) -> ScrapeStats {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         ScrapeStats {
-            complete: u32::try_from(self.seeders.len()).unwrap_or(u32::MAX),
+            complete: count(self.v4.seeders.len() + self.v6.seeders.len()),
             downloaded: self.downloaded,
-            incomplete: u32::try_from(self.leechers.len()).unwrap_or(u32::MAX),
+            incomplete: count(self.v4.leechers.len() + self.v6.leechers.len()),
         }
     }
 
     /// Number of peers.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.v4.len() + self.v6.len()
     }
 
-    /// Drops peers not seen since `cutoff`; returns how many.
-    pub fn expire(&mut self, cutoff: Instant) -> usize {
-        let before = self.index.len();
-        for seeder in [true, false] {
-            let list = self.list_mut(seeder);
-            list.retain(|e| e.last_seen >= cutoff);
-        }
-        if self.seeders.len() + self.leechers.len() != before {
-            self.reindex();
-        }
-        before - self.index.len()
+    /// Drops peers last seen before `cutoff`; returns how many.
+    pub fn expire(&mut self, cutoff: Tick) -> usize {
+        self.v4.expire(&self.hasher, cutoff) + self.v6.expire(&self.hasher, cutoff)
     }
 
-    fn reindex(&mut self) {
-        self.index.clear();
-        for (seeder, list) in [(true, &self.seeders), (false, &self.leechers)] {
-            for (pos, e) in list.iter().enumerate() {
-                self.index.insert(e.key(), Slot { seeder, pos });
-            }
-        }
-    }
-
-    fn list_mut(&mut self, seeder: bool) -> &mut Vec<Entry> {
-        if seeder {
-            &mut self.seeders
-        } else {
-            &mut self.leechers
-        }
-    }
-
-    fn insert(&mut self, entry: Entry, seeder: bool) {
-        let list = self.list_mut(seeder);
-        list.push(entry);
-        let pos = list.len() - 1;
-        self.index.insert(entry.key(), Slot { seeder, pos });
-    }
-
-    fn remove(&mut self, key: &PeerKey) {
-        let Some(slot) = self.index.remove(key) else {
-            return;
-        };
-        let list = self.list_mut(slot.seeder);
-        list.swap_remove(slot.pos);
-        if let Some(moved) = list.get(slot.pos).map(Entry::key) {
-            if let Some(s) = self.index.get_mut(&moved) {
-                s.pos = slot.pos;
-            }
-        }
-    }
-
-    /// Random distinct peers from the candidate lists, skipping `me`.
+    /// Random distinct peers from the candidates, skipping the announcer.
     fn select(
         &self,
-        me: &PeerKey,
+        me: Me,
         me_seeder: bool,
         numwant: usize,
         rng: &mut impl Rng,
         out: &mut Vec<SocketAddr>,
     ) {
-        // Candidates are `seeders ++ leechers`, or just leechers for a seeder.
-        let seeds: &[Entry] = if me_seeder { &[] } else { &self.seeders };
-        let leechers = &self.leechers[..];
-        let at = |i: usize| match seeds.get(i) {
-            Some(e) => Some(e),
-            None => leechers.get(i - seeds.len()),
+        // Candidates are `seeders4 ++ seeders6 ++ leechers4 ++ leechers6`, without the
+        // seeders for a seeder.
+        let no: &[Addr<Ipv4Addr>] = &[];
+        let no6: &[Addr<Ipv6Addr>] = &[];
+        let (s4, s6) = if me_seeder {
+            (no, no6)
+        } else {
+            (&self.v4.seeders.addrs[..], &self.v6.seeders.addrs[..])
         };
-        let total = seeds.len() + leechers.len();
-        // The announcer's own position in the candidates, if it is one.
-        let me_at = self
-            .index
-            .get(me)
-            .and_then(|s| match (s.seeder, me_seeder) {
-                (true, false) => Some(s.pos),
-                (false, _) => Some(seeds.len() + s.pos),
-                (true, true) => None,
-            });
+        let (l4, l6) = (&self.v4.leechers.addrs[..], &self.v6.leechers.addrs[..]);
+        let bounds = [s4.len(), s6.len(), l4.len(), l6.len()];
+        let at = |i: usize| -> Option<SocketAddr> {
+            let mut i = i;
+            if i < bounds[0] {
+                return Some(s4[i].0.socket(s4[i].1));
+            }
+            i -= bounds[0];
+            if i < bounds[1] {
+                return Some(s6[i].0.socket(s6[i].1));
+            }
+            i -= bounds[1];
+            if i < bounds[2] {
+                return Some(l4[i].0.socket(l4[i].1));
+            }
+            l6.get(i - bounds[2]).map(|(ip, port)| ip.socket(*port))
+        };
+        let total: usize = bounds.iter().sum();
+        // The announcer's own position among the candidates, if it is one.
+        let me_at = match me.at {
+            Some((true, _)) if me_seeder => None,
+            Some((true, pos)) => Some(if me.v6 { bounds[0] + pos } else { pos }),
+            Some((false, pos)) => {
+                let l = bounds[0] + bounds[1];
+                Some(if me.v6 { l + bounds[2] + pos } else { l + pos })
+            }
+            None => None,
+        };
         let n = total - usize::from(me_at.is_some());
         let k = numwant.min(n);
         let skip_me = |i: usize| match me_at {
@@ -220,11 +192,38 @@ impl Swarm {
             _ => i,
         };
         if k == n {
-            out.extend((0..n).filter_map(|i| at(skip_me(i))).map(|e| e.addr));
+            out.extend((0..n).filter_map(|i| at(skip_me(i))));
         } else {
-            let picks = rand::seq::index::sample(rng, n, k);
-            out.extend(picks.iter().filter_map(|i| at(skip_me(i))).map(|e| e.addr));
+            out.reserve(k);
+            sample_distinct(rng, n, k, |i| out.extend(at(skip_me(i))));
         }
+    }
+
+    /// Checks the index of both families (tests).
+    #[cfg(test)]
+    fn check(&self) {
+        self.v4.check(&self.hasher);
+        self.v6.check(&self.hasher);
+    }
+}
+
+/// Calls `pick` with `k` distinct indices of `0..n` (`k < n`), in increasing order
+/// after a random rotation: one index drawn uniformly from each of `k` equal strata
+/// of the rotated range (as opentracker does). Every index has the same chance
+/// (`k / n`), the picks are distinct by construction, and the swarm vectors are read
+/// front to back, which the prefetcher follows, instead of at `k` random places; O(k),
+/// no allocation.
+fn sample_distinct(rng: &mut impl Rng, n: usize, k: usize, mut pick: impl FnMut(usize)) {
+    if k == 0 {
+        return;
+    }
+    let rotate = rng.gen_range(0..n);
+    for j in 0..k {
+        // Strata [j n / k, (j + 1) n / k) are non-empty since k < n (u64: no overflow).
+        let lo = (j as u64 * n as u64 / k as u64) as usize;
+        let hi = ((j as u64 + 1) * n as u64 / k as u64) as usize;
+        let i = lo + rng.gen_range(0..hi - lo) + rotate;
+        pick(if i >= n { i - n } else { i });
     }
 }
 
@@ -232,7 +231,7 @@ impl Swarm {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::time::Duration;
+    use std::net::IpAddr;
 
     fn peer(n: u8, seeder: bool, event: AnnounceEvent) -> PeerAnnounce {
         PeerAnnounce {
@@ -245,13 +244,7 @@ mod tests {
 
     fn announce(s: &mut Swarm, a: PeerAnnounce, numwant: usize) -> Vec<SocketAddr> {
         let mut out = Vec::new();
-        s.announce(
-            &a,
-            Instant::now(),
-            numwant,
-            &mut rand::thread_rng(),
-            &mut out,
-        );
+        s.announce(&a, 0, numwant, &mut rand::thread_rng(), &mut out);
         out
     }
 
@@ -342,17 +335,14 @@ mod tests {
         for n in [1, 5, 10, 2] {
             announce(&mut s, peer(n, false, AnnounceEvent::Stopped), 0);
         }
-        for (id, slot) in &s.index {
-            let list = if slot.seeder { &s.seeders } else { &s.leechers };
-            assert_eq!(list[slot.pos].key(), *id);
-        }
+        s.check();
         assert_eq!(s.len(), 6);
     }
 
     #[test]
     fn expiry_drops_silent_peers() {
         let mut s = Swarm::new(usize::MAX);
-        let t0 = Instant::now();
+        let t0: Tick = 100;
         let mut out = Vec::new();
         let mut rng = rand::thread_rng();
         s.announce(
@@ -369,7 +359,7 @@ mod tests {
             &mut rng,
             &mut out,
         );
-        let later = t0 + Duration::from_secs(10);
+        let later = t0 + 160;
         s.announce(
             &peer(3, false, AnnounceEvent::None),
             later,
@@ -377,7 +367,7 @@ mod tests {
             &mut rng,
             &mut out,
         );
-        assert_eq!(s.expire(t0 + Duration::from_secs(5)), 2);
+        assert_eq!(s.expire(t0 + 80), 2);
         assert_eq!(s.len(), 1);
         let seen = announce(&mut s, peer(4, false, AnnounceEvent::None), 10);
         assert_eq!(seen, vec![peer(3, false, AnnounceEvent::None).addr]);
@@ -431,5 +421,154 @@ mod tests {
         assert_eq!(s.len(), 3);
         let seen = announce(&mut s, peer(1, true, AnnounceEvent::None), 50);
         assert_eq!(seen, vec![peer(4, false, AnnounceEvent::None).addr]);
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_peers_share_a_swarm() {
+        let mut s = Swarm::new(usize::MAX);
+        let v6 = |n: u8, seeder: bool, event| PeerAnnounce {
+            peer_id: PeerId([n; 20]),
+            addr: SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(n)], 2000)),
+            seeder,
+            event,
+        };
+        announce(&mut s, peer(1, true, AnnounceEvent::Started), 0);
+        announce(&mut s, v6(2, true, AnnounceEvent::Started), 0);
+        announce(&mut s, peer(3, false, AnnounceEvent::Started), 0);
+        announce(&mut s, v6(4, false, AnnounceEvent::Started), 0);
+        // The same peer id on another family is another peer.
+        announce(&mut s, v6(1, false, AnnounceEvent::Started), 0);
+        s.check();
+        assert_eq!((s.stats().complete, s.stats().incomplete), (2, 3));
+        let seen: HashSet<_> = announce(&mut s, v6(4, false, AnnounceEvent::None), 50)
+            .into_iter()
+            .collect();
+        let want: HashSet<_> = [
+            peer(1, true, AnnounceEvent::None).addr,
+            v6(2, true, AnnounceEvent::None).addr,
+            peer(3, false, AnnounceEvent::None).addr,
+            v6(1, false, AnnounceEvent::None).addr,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(seen, want);
+        // A seeder sees only leechers, of both families.
+        let seen: HashSet<_> = announce(&mut s, v6(2, true, AnnounceEvent::None), 50)
+            .into_iter()
+            .collect();
+        assert_eq!(seen.len(), 3);
+        assert!(!seen.contains(&peer(1, true, AnnounceEvent::None).addr));
+        // An IPv6 leecher completes, then leaves.
+        announce(&mut s, v6(4, true, AnnounceEvent::Completed), 0);
+        assert_eq!((s.stats().complete, s.stats().downloaded), (3, 1));
+        announce(&mut s, v6(4, true, AnnounceEvent::Stopped), 0);
+        s.check();
+        assert_eq!((s.stats().complete, s.stats().incomplete), (2, 2));
+    }
+
+    /// Random announces against a plain model: counts, index and replies stay right.
+    #[test]
+    fn random_announces_match_a_model() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::HashMap;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut s = Swarm::new(40);
+        // (id, ip) -> (port, seeder, last tick)
+        let mut model: HashMap<(u8, IpAddr), (u16, bool, Tick)> = HashMap::new();
+        let mut downloaded = 0u32;
+        for step in 0..20_000u32 {
+            let now: Tick = step / 10;
+            let id = rng.gen_range(0..30u8);
+            let ip: IpAddr = if rng.gen_bool(0.3) {
+                IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, u16::from(rng.gen_range(0..3u8))])
+            } else {
+                IpAddr::from([10, 0, 0, rng.gen_range(0..3u8)])
+            };
+            // Ports differ between ids, so an address names one peer.
+            let port = u16::from(id) * 10 + rng.gen_range(1..5u16);
+            let seeder = rng.gen_bool(0.4);
+            let event = match rng.gen_range(0..10) {
+                0 | 1 => AnnounceEvent::Stopped,
+                2 => AnnounceEvent::Completed,
+                3 => AnnounceEvent::Started,
+                _ => AnnounceEvent::None,
+            };
+            if step % 997 == 0 {
+                let cutoff = now.saturating_sub(20);
+                let before = model.len();
+                model.retain(|_, v| v.2 >= cutoff);
+                assert_eq!(s.expire(cutoff), before - model.len());
+            }
+            let a = PeerAnnounce {
+                peer_id: PeerId([id; 20]),
+                addr: SocketAddr::new(ip, port),
+                seeder,
+                event,
+            };
+            let numwant = rng.gen_range(0..12usize);
+            let mut out = Vec::new();
+            s.announce(&a, now, numwant, &mut rng, &mut out);
+            let key = (id, ip);
+            let stored = if event == AnnounceEvent::Stopped {
+                model.remove(&key);
+                false
+            } else {
+                let prev = model.get(&key).map(|v| v.1);
+                if prev.is_some() || model.len() < 40 {
+                    model.insert(key, (port, seeder, now));
+                }
+                if event == AnnounceEvent::Completed && prev != Some(true) {
+                    downloaded += 1;
+                }
+                model.contains_key(&key)
+            };
+            s.check();
+            let seeds = model.values().filter(|v| v.1).count();
+            assert_eq!(s.len(), model.len());
+            assert_eq!(
+                s.stats(),
+                ScrapeStats {
+                    complete: seeds as u32,
+                    downloaded,
+                    incomplete: (model.len() - seeds) as u32,
+                }
+            );
+            if event != AnnounceEvent::Stopped {
+                let candidates: HashSet<SocketAddr> = model
+                    .iter()
+                    .filter(|(k, v)| **k != key && !(seeder && v.1))
+                    .map(|((_, ip), v)| SocketAddr::new(*ip, v.0))
+                    .collect();
+                let got: HashSet<SocketAddr> = out.iter().copied().collect();
+                assert_eq!(got.len(), out.len(), "distinct");
+                assert_eq!(
+                    out.len(),
+                    numwant.min(candidates.len()),
+                    "step {step} stored {stored}"
+                );
+                assert!(got.is_subset(&candidates));
+            }
+        }
+    }
+
+    #[test]
+    fn sampling_is_distinct_and_covers_every_index_evenly() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut hits = [0u32; 20];
+        for _ in 0..20_000 {
+            let mut got = Vec::new();
+            sample_distinct(&mut rng, 20, 5, |i| got.push(i));
+            let set: HashSet<_> = got.iter().copied().collect();
+            assert_eq!((got.len(), set.len()), (5, 5));
+            got.iter().for_each(|&i| hits[i] += 1);
+        }
+        // Each index is picked with probability 1/4: 5000 expected, sd ~61.
+        assert!(hits.iter().all(|&h| (4700..5300).contains(&h)), "{hits:?}");
+        for (n, k) in [(100_000, 3), (10_000, 9_999), (2, 1), (7, 0)] {
+            let mut got = HashSet::new();
+            sample_distinct(&mut rng, n, k, |i| assert!(i < n && got.insert(i)));
+            assert_eq!(got.len(), k);
+        }
     }
 }

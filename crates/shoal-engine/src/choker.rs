@@ -13,25 +13,27 @@
 //!
 //! A seeder is frugal, because its upload is not reciprocated and every byte it
 //! sends of a piece its peers already hold is one they could have traded:
-//! - it fills only `seeding_slots` (2) regular slots, so that fewer, faster
-//!   receivers fetch distinct pieces (rarest first) and pass them on;
+//! - it fills only `seeding_slots` (1) regular slot besides the optimistic one: one
+//!   fast receiver fetches distinct pieces (rarest first) and passes them on, where
+//!   two fed at once fetch some of the same pieces before their HAVEs meet;
 //! - once its connected peers hold every piece between them (the caller says so
 //!   through [`Choker::set_swarm_covered`], from the HAVEs peers send to seeds
 //!   too), it keeps `covered_seeding_slots` (0) regular slots: only the optimistic
-//!   unchoke stays, so a stalled swarm still gets data, and the full slots come
+//!   unchoke stays, so a stalled swarm still gets data, and the regular slot comes
 //!   back as soon as some piece is held by no connected peer again. The torrent
 //!   also counts a peer that left us holding every piece as a copy for a minute
 //!   (it completed and closed the seed-to-seed connection; it seeds on elsewhere).
-//!   A lone leecher never holds every piece before it is done, so it keeps a
-//!   regular slot and full speed.
 //!
-//! Bench scenario 3 (one seeder, 8 Shoal leechers started together, 256 MiB, 2
-//! cores): the seeder uploaded 2.25x the file (2.20-2.26, 3 runs; it had fed the
-//! first 4 interested leechers for the whole transfer, each fetching 60-69% of the
-//! file from it, because early unchokes used `unchoke_slots`); with both rules
-//! 1.22x (1.19-1.27), the last leecher done as soon (4.2 s against 4.9 s, same
-//! minutes). What is left is the overlap of the two fed leechers' picks before
-//! their HAVEs meet.
+//! A lone leecher never holds every piece before it is done, so it keeps the
+//! regular slot and full speed. Bench scenario 3 (one seeder, 8 Shoal leechers
+//! started together, 256 MiB, 2 shared cores, medians of 3 runs, binaries
+//! interleaved): the seeder uploaded 2.16x and 2.36x the file (runs up to 3.02x;
+//! the first 4 interested leechers were unchoked early, as early unchokes used
+//! `unchoke_slots`, and kept the seeder for the whole ~4 s transfer, each fetching
+//! 60-69% of the file from it); with 2 seeding slots and the covered rule 1.19x
+//! and 1.48x (runs up to 1.63x); with 1 seeding slot 1.01x and 1.01x (every run
+//! 1.00-1.18x). The last leecher finished as soon in all three (3.8-4.9 s; 3.8 s
+//! and 3.9 s for the last two).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -61,7 +63,7 @@ impl Default for ChokerConfig {
     fn default() -> Self {
         ChokerConfig {
             unchoke_slots: 4,
-            seeding_slots: 2,
+            seeding_slots: 1,
             covered_seeding_slots: 0,
             optimistic_interval: Duration::from_secs(30),
             recheck_interval: Duration::from_secs(10),

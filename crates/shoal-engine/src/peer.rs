@@ -282,6 +282,10 @@ async fn run_registered(
         }
     };
     peer.release_requests();
+    // What the last step queued goes out too: closing a seed-to-seed connection
+    // follows our final HAVE, which tells a seeder that we hold a copy (see
+    // `choker`).
+    let _ = peer.flush().await;
     let pieces = std::mem::replace(&mut peer.their_pieces, Bitfield::new(0));
     drop(peer);
     // The writer flushes what is queued, unless the peer does not read it.
@@ -524,7 +528,10 @@ impl Peer {
     fn on_command(&mut self, cmd: PeerCmd) -> Result<(), PeerError> {
         match cmd {
             PeerCmd::Have(i) => {
-                if !self.their_pieces.get(i) {
+                // Seeds get HAVEs too (libtorrent's `send_redundant_have`): a seeder
+                // sees from them when its peers hold a copy between them and then
+                // keeps fewer upload slots (see `choker`).
+                if !self.their_pieces.get(i) || self.their_pieces.is_full() {
                     self.send(Message::Have(i));
                 }
                 if self.am_interested && !self.shared.wants_any(&self.their_pieces) {
@@ -532,9 +539,9 @@ impl Peer {
                     self.stats.am_interested.store(false, Ordering::Relaxed);
                     self.send(Message::NotInterested);
                 }
-                if self.shared.is_seeding() && self.their_pieces.is_full() {
-                    return Err(PeerError::Closed("both sides are seeds"));
-                }
+                // Both sides seeds now: `on_tick` closes the connection. Not here: the
+                // HAVEs of pieces verified just before the last one may still be
+                // queued, and a seeder counts our copy only once it has them all.
                 // A verified piece may end a hashing backlog that stopped our requests
                 // (`Shared::backlogged`); without this the pipe stays empty until the
                 // next tick (up to 250 ms), the stall that made Shoal slow whenever

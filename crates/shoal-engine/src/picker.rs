@@ -147,6 +147,8 @@ pub struct PiecePicker {
     avail: Vec<u32>,
     /// Peers that have every piece (BEP 6 have all).
     seeds: u32,
+    /// Pieces with `avail` 0.
+    unavailable: u32,
     /// Idle, wanted, missing pieces by priority and availability.
     rarity: Tiered,
     /// Index into `active` per piece, or `NONE`.
@@ -205,6 +207,7 @@ impl PiecePicker {
             wanted: vec![true; num_pieces as usize],
             avail: vec![0; num_pieces as usize],
             seeds: 0,
+            unavailable: num_pieces,
             rarity,
             slot: vec![NONE; num_pieces as usize],
             active: Vec::new(),
@@ -397,6 +400,17 @@ impl PiecePicker {
         a.saturating_add(self.seeds)
     }
 
+    /// Pieces that no connected peer has (0 while a [`Self::peer_have_all`] seed is
+    /// counted). A seeder reads 0 as "its peers hold a distributed copy" (see
+    /// [`crate::choker`]).
+    pub fn pieces_unavailable(&self) -> u32 {
+        if self.seeds > 0 {
+            0
+        } else {
+            self.unavailable
+        }
+    }
+
     /// A peer announced a bitfield.
     pub fn peer_bitfield_added(&mut self, bitfield: &Bitfield) {
         self.peer_pieces_added(bitfield.iter_set());
@@ -447,6 +461,13 @@ impl PiecePicker {
             old.saturating_sub(1)
         };
         let new = *a;
+        if (old == 0) != (new == 0) {
+            if new == 0 {
+                self.unavailable += 1;
+            } else {
+                self.unavailable -= 1;
+            }
+        }
         self.rarity.update(piece, old, new);
     }
 

@@ -25,6 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::tracker::{AnnounceEvent, AnnounceRequest};
@@ -59,6 +60,9 @@ const BAN_STRIKES: u32 = 4;
 /// Departed peers whose identity is remembered, so a piece that fails after its
 /// contributor left still gives that contributor a strike.
 const MAX_DEPARTED: usize = 256;
+/// How long a peer that left us holding every piece counts as a copy in the swarm
+/// for the seeding choker (see `note_coverage`).
+const SEED_MEMORY: Duration = Duration::from_secs(60);
 
 /// Who gets strikes: address without port plus peer ID, so reconnecting (a new
 /// connection, a new port) does not clear them.
@@ -130,6 +134,9 @@ pub(crate) struct State {
     pub strikes: HashMap<StrikeKey, u32>,
     /// Recently disconnected peers (key, address, ID), newest last.
     pub departed: VecDeque<(PeerKey, SocketAddr, PeerId)>,
+    /// When a peer holding every piece last disconnected (it completed and left a
+    /// seed-to-seed connection, and likely seeds on elsewhere).
+    pub seed_left_at: Option<Instant>,
     /// Upload slots; peer tasks unchoke early through it, the driver ticks it.
     pub choker: Choker,
     /// Failed dials in a row per address.
@@ -171,6 +178,9 @@ pub struct Shared {
     events: EventHub,
     /// Wakes the idle driver: a peer registered or addresses to dial arrived.
     wake: Notify,
+    /// Makes the driver run the choker now (a seeder's peers now hold, or no longer
+    /// hold, every piece).
+    rechoke: Notify,
     /// Bumped by the driver on every tick while it is active (see `driver`).
     ticks: watch::Sender<u64>,
     /// Peer, dial, accept and piece-finishing tasks; `TorrentHandle::stop` waits for
@@ -210,6 +220,7 @@ impl Shared {
                 banned_ids: HashSet::new(),
                 strikes: HashMap::new(),
                 departed: VecDeque::new(),
+                seed_left_at: None,
                 choker: Choker::new(ChokerConfig::default()),
                 dial_failures: HashMap::new(),
                 partial: HashMap::new(),
@@ -230,6 +241,7 @@ impl Shared {
             pending_bytes: AtomicU64::new(0),
             events: EventHub::default(),
             wake: Notify::new(),
+            rechoke: Notify::new(),
             ticks: watch::Sender::new(0),
             tasks: TaskTracker::new(),
             meta,
@@ -501,15 +513,25 @@ impl Shared {
     pub(crate) fn unregister_peer(&self, key: PeerKey, peer_id: PeerId, pieces: &Bitfield) {
         let mut st = self.lock();
         if let Some(p) = st.peers.remove(&key) {
+            tracing::debug!(
+                addr = %p.addr,
+                uploaded = p.stats.uploaded.load(Ordering::Relaxed),
+                downloaded = p.stats.downloaded.load(Ordering::Relaxed),
+                "peer unregistered"
+            );
             st.peer_ids.remove(&peer_id);
             if st.departed.len() >= MAX_DEPARTED {
                 st.departed.pop_front();
             }
             st.departed.push_back((key, p.addr, peer_id));
         }
+        if pieces.is_full() {
+            st.seed_left_at = Some(Instant::now());
+        }
         st.picker.peer_gone(key);
         st.picker.peer_bitfield_removed(pieces);
         st.choker.peer_removed(key);
+        self.note_coverage(&mut st);
     }
 
     pub(crate) fn have_snapshot(&self) -> Bitfield {
@@ -521,13 +543,27 @@ impl Shared {
     }
 
     pub(crate) fn peer_have(&self, i: u32) {
-        self.lock().picker.peer_have(i);
+        let mut st = self.lock();
+        st.picker.peer_have(i);
+        self.note_coverage(&mut st);
     }
 
     pub(crate) fn peer_bitfield_replaced(&self, old: &Bitfield, new: &Bitfield) {
         let mut st = self.lock();
         st.picker.peer_bitfield_removed(old);
         st.picker.peer_bitfield_added(new);
+        self.note_coverage(&mut st);
+    }
+
+    /// Tells the choker whether the connected peers hold every piece between them;
+    /// a seeder's change of mind is applied at once (see [`crate::choker`]).
+    fn note_coverage(&self, st: &mut State) {
+        let covered = st.picker.pieces_unavailable() == 0
+            || st.seed_left_at.is_some_and(|t| t.elapsed() < SEED_MEMORY);
+        if st.choker.set_swarm_covered(covered, self.is_seeding()) {
+            tracing::debug!(covered, "seeding choker: peers hold every piece");
+            self.rechoke.notify_one();
+        }
     }
 
     /// Records the port a connected peer listens on (BEP 10 `p`), so that tracker
@@ -553,7 +589,7 @@ impl Shared {
     /// choker so that its next recheck may choke the peer again.
     pub(crate) fn peer_became_interested(&self, key: PeerKey) {
         let mut st = self.lock();
-        let slots = st.choker.config().unchoke_slots;
+        let slots = st.choker.regular_slots(self.is_seeding());
         if st.choker.unchoked().len() >= slots || st.choker.is_unchoked(key) {
             return;
         }

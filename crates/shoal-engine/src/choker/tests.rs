@@ -189,3 +189,48 @@ fn uninterested_peers_get_choked_and_decisions_are_deterministic() {
     let distinct: std::collections::HashSet<_> = (0..10).map(|s| sorted(run(s))).collect();
     assert!(distinct.len() > 1, "equal rates: random tie-breaking");
 }
+
+#[test]
+fn covered_seeder_keeps_only_the_optimistic_slot() {
+    let mut c = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::seed_from_u64(11);
+    let t0 = Instant::now();
+    let peers: Vec<_> = (1..=8).map(|k| peer(k, true, 0, k * 1000)).collect();
+    assert_eq!(c.regular_slots(true), 1);
+    assert_eq!(c.regular_slots(false), 4);
+    c.tick(t0, &peers, true, &mut rng);
+    assert!(c.is_unchoked(8), "the fastest receiver");
+    let opt = c.optimistic().expect("optimistic");
+    assert_eq!(c.unchoked().len(), 2);
+
+    // The peers now hold every piece between them: applied at the next tick, well
+    // before the recheck interval.
+    assert!(c.set_swarm_covered(true, true));
+    assert!(!c.set_swarm_covered(true, true), "no change, no recompute");
+    assert_eq!(c.regular_slots(true), 0);
+    assert_eq!(c.regular_slots(false), 4, "a leecher's slots do not change");
+    let d = c.tick(t0 + Duration::from_millis(100), &peers, true, &mut rng);
+    assert_eq!(d.choke, vec![8]);
+    assert!(d.unchoke.is_empty());
+    assert_eq!(c.unchoked(), &[opt][..], "the optimistic unchoke stays");
+
+    // A piece is held by no connected peer again: the regular slots come back.
+    assert!(c.set_swarm_covered(false, true));
+    let d = c.tick(t0 + Duration::from_millis(200), &peers, true, &mut rng);
+    assert_eq!(d.unchoke, vec![8]);
+    assert_eq!(c.unchoked().len(), 2);
+}
+
+#[test]
+fn coverage_changes_while_downloading_do_not_recompute() {
+    let mut c = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::seed_from_u64(12);
+    let t0 = Instant::now();
+    let peers: Vec<_> = (1..=8).map(|k| peer(k, true, k * 1000, 0)).collect();
+    c.tick(t0, &peers, false, &mut rng);
+    assert!(!c.set_swarm_covered(true, false));
+    assert!(c
+        .tick(t0 + Duration::from_secs(1), &peers, false, &mut rng)
+        .is_empty());
+    assert_eq!(c.unchoked().len(), 5);
+}

@@ -60,6 +60,8 @@ fn check_invariants(p: &PiecePicker) {
         }
     }
     assert_eq!(unrequested, p.unrequested);
+    let zero = p.avail.iter().filter(|&&a| a == 0).count();
+    assert_eq!(zero, p.unavailable as usize, "pieces nobody has");
     for (k, e) in &p.peers {
         assert_eq!(
             e.outstanding,
@@ -685,4 +687,36 @@ fn simulated_swarm_with_faults_completes() {
         cancels > 0 && failures > 0,
         "{cancels} cancels, {failures} hash failures"
     );
+}
+
+#[test]
+fn pieces_unavailable_counts_pieces_no_peer_has() {
+    let mut p = PiecePicker::new(16 * KIB, 4 * 16 * KIB);
+    assert_eq!(p.pieces_unavailable(), 4);
+    let mut a = Bitfield::new(4);
+    a.set(0);
+    a.set(1);
+    let mut b = Bitfield::new(4);
+    b.set(1);
+    b.set(2);
+    p.peer_bitfield_added(&a);
+    p.peer_bitfield_added(&b);
+    assert_eq!(p.pieces_unavailable(), 1, "piece 3 is nowhere");
+    p.peer_have(3);
+    assert_eq!(p.pieces_unavailable(), 0, "a copy between them");
+    check_invariants(&p);
+    p.peer_bitfield_removed(&a);
+    assert_eq!(
+        p.pieces_unavailable(),
+        1,
+        "piece 0 left with its only holder"
+    );
+    // Our own pieces do not count: the question is what the peers hold.
+    p.set_have(0);
+    assert_eq!(p.pieces_unavailable(), 1);
+    p.peer_have_all();
+    assert_eq!(p.pieces_unavailable(), 0);
+    p.peer_have_all_removed();
+    assert_eq!(p.pieces_unavailable(), 1);
+    check_invariants(&p);
 }

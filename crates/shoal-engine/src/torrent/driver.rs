@@ -1,6 +1,7 @@
 //! The torrent's driver task: opens and checks the data, starts the announce task,
-//! recomputes rates every second, runs the choker every ten seconds, and keeps the
-//! connection budget filled from known addresses.
+//! recomputes rates every second, runs the choker every ten seconds (and at once
+//! when a seeder's peers come to hold, or stop holding, every piece: `rechoke`),
+//! and keeps the connection budget filled from known addresses.
 //!
 //! It ticks only while there is something to do: peers connected, dials pending or
 //! queued, or bytes moved within the rate window. An idle torrent's driver sleeps
@@ -282,6 +283,7 @@ async fn drive(
         }
         tokio::select! {
             _ = tick.tick() => {}
+            _ = shared.rechoke.notified() => {}
             _ = shared.cancel.cancelled() => break,
         }
         n += 1;
@@ -309,6 +311,7 @@ async fn drive(
                 is_seed: p.stats.is_seed.load(Ordering::Relaxed),
             });
         }
+        shared.note_coverage(&mut st);
         let decision = st.choker.tick(now, &snaps, shared.is_seeding(), &mut rng);
         for k in decision.unchoke {
             if let Some(p) = st.peers.get(&k) {

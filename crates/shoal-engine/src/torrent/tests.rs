@@ -163,3 +163,49 @@ fn file_priorities_and_selection_set_their_pieces_priority() {
     // Out-of-range indices are ignored.
     sh.set_file_priority(9, High);
 }
+
+#[test]
+fn seeder_keeps_no_regular_slot_while_its_peers_hold_every_piece() {
+    use shoal_proto::wire::Bitfield;
+    let sh = shared();
+    sh.update_completion(true);
+    let n = sh.meta.info.num_pieces();
+    let half = |first: bool| {
+        let mut b = Bitfield::new(n);
+        for i in (0..n).filter(|i| (*i < n / 2) == first) {
+            b.set(i);
+        }
+        b
+    };
+    let none = Bitfield::new(n);
+    let mut rx1 = add_peer(&sh, 1, "10.0.0.1:1000", 1);
+    let mut rx2 = add_peer(&sh, 2, "10.0.0.2:1000", 2);
+    sh.peer_bitfield_replaced(&none, &half(true));
+    assert_eq!(sh.lock().choker.regular_slots(true), 1, "half the pieces");
+    sh.peer_became_interested(1);
+    assert!(matches!(rx1.try_recv(), Ok(PeerCmd::Unchoke)));
+
+    sh.peer_bitfield_replaced(&none, &half(false));
+    assert_eq!(
+        sh.lock().choker.regular_slots(true),
+        0,
+        "a copy between them"
+    );
+    sh.peer_became_interested(2);
+    assert!(rx2.try_recv().is_err(), "no early unchoke while covered");
+
+    // Peer 1 left with its half: pieces nobody has, the slot comes back.
+    let id = sh.lock().peers[&1].peer_id;
+    sh.unregister_peer(1, id, &half(true));
+    assert_eq!(sh.lock().choker.regular_slots(true), 1);
+    sh.peer_became_interested(2);
+    assert!(matches!(rx2.try_recv(), Ok(PeerCmd::Unchoke)));
+
+    // A peer that leaves holding every piece still counts as a copy.
+    let _rx3 = add_peer(&sh, 3, "10.0.0.3:1000", 3);
+    let full = Bitfield::full(n);
+    sh.peer_bitfield_replaced(&none, &full);
+    let id = sh.lock().peers[&3].peer_id;
+    sh.unregister_peer(3, id, &full);
+    assert_eq!(sh.lock().choker.regular_slots(true), 0);
+}

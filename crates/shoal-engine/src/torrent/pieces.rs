@@ -23,9 +23,10 @@ use crate::picker::Block;
 /// Complete pieces waiting to be hashed and written beyond which peers stop
 /// requesting more (backpressure from disk and CPU to the network). Blocks pin the
 /// receive buffers they were read into until written, so this bounds most of a
-/// leecher's memory: 16 MiB gave a peak of 34-39 MiB anonymous memory on a 1 GiB
-/// transfer on a loaded machine, 12 MiB 25-31 MiB (3 runs each).
-const MAX_PENDING_BYTES: u64 = 12 << 20;
+/// leecher's memory. Bench scenario 1 (1 GiB, quiet machine, 3 runs): 12 MiB gave a
+/// peak of 31.7-37.5 MiB anonymous memory, 8 MiB 20.9-27.9 MiB at the same speed
+/// (757 and 808 MB/s medians).
+const MAX_PENDING_BYTES: u64 = 8 << 20;
 /// Pieces in progress (each holding up to a piece of received blocks) beyond which no new piece
 /// is started; requests go only to pieces already started until some complete.
 const MAX_PARTIAL_BYTES: u64 = 64 << 20;

@@ -137,8 +137,8 @@ impl Storage {
         self.hashes.get(piece as usize).copied()
     }
 
-    /// Writes `data` at offset `begin` of `piece`. Fails for blocks that do not fit in
-    /// the piece.
+    /// Writes `data` at offset `begin` of `piece`. Fails in [`OpenMode::Seed`], and for
+    /// blocks that do not fit in the piece.
     pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
         self.write_parts(piece, begin, &[data])
     }

@@ -274,6 +274,28 @@ impl Shared {
         self.events.subscribe()
     }
 
+    /// Applies the files' selection and priorities a torrent starts with (lists of
+    /// the wrong length are ignored).
+    pub(crate) fn init_file_choices(
+        &self,
+        wanted: Option<&[bool]>,
+        priorities: Option<&[Priority]>,
+    ) {
+        let mut st = self.lock();
+        let n = st.wanted_files.len();
+        if let Some(w) = wanted.filter(|w| w.len() == n) {
+            st.wanted_files.copy_from_slice(w);
+        }
+        if let Some(p) = priorities.filter(|p| p.len() == n) {
+            st.file_priorities.copy_from_slice(p);
+        }
+        for i in 0..n {
+            if !st.wanted_files[i] || st.file_priorities[i] != Priority::Normal {
+                self.update_file_pieces(&mut st, i);
+            }
+        }
+    }
+
     /// Marks a file wanted or not; a piece is wanted while any file it overlaps is.
     pub(crate) fn set_file_wanted(self: &Arc<Self>, index: usize, wanted: bool) {
         let mut st = self.lock();
@@ -316,11 +338,15 @@ impl Shared {
                 u64::from(piece) * pl,
                 u64::from(piece) * pl + info.piece_size(piece),
             );
+            // Files are in offset order: skip those that end before the piece.
+            let from = info.files.partition_point(|f| f.offset + f.length <= start);
             let overlapping = info
                 .files
                 .iter()
                 .zip(st.wanted_files.iter().zip(&st.file_priorities))
-                .filter(|(f, _)| f.length > 0 && f.offset < end && start < f.offset + f.length);
+                .skip(from)
+                .take_while(|(f, _)| f.offset < end)
+                .filter(|(f, _)| f.length > 0);
             let mut wanted = false;
             let mut priority = Priority::Low;
             for (_, (&w, &p)) in overlapping {
@@ -338,6 +364,12 @@ impl Shared {
     /// Switches between downloading and seeding as the wanted set is (in)complete.
     fn update_completion(&self, done: bool) {
         let was = self.seeding.swap(done, Ordering::Relaxed);
+        if done != was {
+            // Slots differ between downloading and seeding: recompute now, not at the
+            // next recheck (up to 10 s away).
+            self.lock().choker.invalidate();
+            self.rechoke.notify_one();
+        }
         if done && !was {
             self.set_phase(Phase::Seeding);
             self.completed.notify_one();

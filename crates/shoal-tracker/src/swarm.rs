@@ -18,7 +18,8 @@
 //! seeder and a leecher list of parallel vectors (addresses: 6 bytes for IPv4, 18 for
 //! IPv6; peer id and announce time: 24 bytes; no allocation per peer), with an index
 //! of 4-byte positions hashed by (peer id, IP) with a per-swarm random key. Announce
-//! times are [`Tick`]s (1/16 s). About 50 bytes per IPv4 peer in all, against about
+//! times are [`Tick`]s (1/16 s). About 65 bytes per IPv4 peer in all as measured (30 in
+//! the vectors, the rest index slots and spare capacity), against about
 //! 200 with a `HashMap` of full keys. Replies pick one peer in each of `numwant`
 //! strata of the candidates after a random rotation ([`sample_distinct`]).
 //!

@@ -61,10 +61,17 @@ impl Window {
         let page = PAGE_SIZE.load(Ordering::Relaxed);
         let skip = (offset % page as u64) as usize;
         let map_offset = offset - skip as u64;
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty window"));
+        }
+        debug_assert_eq!(
+            ACTIVE_START.with(|s| s.load(Ordering::Relaxed)),
+            0,
+            "one window per thread at a time"
+        );
         let map_len = len
             .checked_add(skip)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty window"))?;
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "window too long"))?;
         let file_offset = libc::off_t::try_from(map_offset)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset out of range"))?;
         // SAFETY: a fresh shared read-only mapping chosen by the kernel (no MAP_FIXED), of
@@ -99,8 +106,10 @@ impl Window {
     /// [`Self::faulted`] after use.
     pub(super) fn bytes(&self) -> &[u8] {
         // SAFETY: `base..base + map_len` is mapped readable until drop, `skip + len ==
-        // map_len`. The bytes may change if another process writes the file, as with
-        // reads (see the module docs); the slice is only hashed.
+        // map_len`. Strictly, a `&[u8]` must not change while it lives, and a shared
+        // mapping changes if another process writes the file (or the SIGBUS handler
+        // patches a page): the same caveat as memmap2's. The slice is only read by
+        // SHA-1, whose result is then checked (see the module docs).
         unsafe { std::slice::from_raw_parts((self.base as *const u8).add(self.skip), self.len) }
     }
 
@@ -162,17 +171,30 @@ fn install_handler() -> io::Result<()> {
 }
 
 /// The `SIGBUS` handler: see the module docs. Async-signal-safe: thread-local atomics
-/// (const-initialized, no destructor), `mmap` and `sigaction`.
+/// (const-initialized, no destructor), `mmap`, `sigaction` and `raise`; errno is kept.
+/// A chained handler is called directly: the previous action's `sa_mask` and
+/// `SA_RESETHAND`/`SA_NODEFER` flags are not re-applied (Rust's stack-overflow
+/// handler, the one expected here, needs none of them).
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; the interrupted code must find it unchanged.
+    let errno = unsafe { *libc::__errno_location() };
+    on_sigbus_inner(sig, info, ctx);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn on_sigbus_inner(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // Only a fault the kernel raised (si_code > 0) has an address; a SIGBUS sent with
+    // kill() or tgkill() (si_code <= 0) is not ours to absorb.
     let start = ACTIVE_START
         .try_with(|s| s.load(Ordering::Relaxed))
         .unwrap_or(0);
     let len = ACTIVE_LEN
         .try_with(|l| l.load(Ordering::Relaxed))
         .unwrap_or(0);
-    if start != 0 && addr >= start && addr - start < len {
+    if code > 0 && start != 0 && addr >= start && addr - start < len {
         let page = PAGE_SIZE.load(Ordering::Relaxed);
         let at = addr & !(page - 1);
         // SAFETY: replaces one page inside this thread's own window with zeros; the
@@ -216,5 +238,10 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(libc::SIGBUS, &dfl, ptr::null_mut());
+        if code <= 0 {
+            // A sent signal does not come back by itself: send it again (delivered,
+            // with the default action, once this handler returns).
+            libc::raise(sig);
+        }
     }
 }

@@ -13,6 +13,14 @@ pub(super) fn write_all_vectored_at(
     mut parts: &[&[u8]],
     mut offset: u64,
 ) -> io::Result<()> {
+    parts = {
+        // Empty parts write nothing; without any others there is nothing to do.
+        let first = parts
+            .iter()
+            .position(|p| !p.is_empty())
+            .unwrap_or(parts.len());
+        &parts[first..]
+    };
     // Bytes of `parts[0]` already written by a short write.
     let mut skip = 0usize;
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len().min(IOV_MAX));

@@ -85,6 +85,12 @@ pub struct TorrentHandle {
 
 impl TorrentHandle {
     pub(crate) fn start(shared: Arc<Shared>, opts: TorrentOptions) -> TorrentHandle {
+        // Before the check, which may take minutes: changes made through the handle
+        // meanwhile then apply on top of these, not the other way round.
+        shared.init_file_choices(
+            opts.wanted_files.as_deref(),
+            opts.file_priorities.as_deref(),
+        );
         let rates = Arc::new(std::sync::Mutex::new((0, 0)));
         let task = tokio::spawn(drive(shared.clone(), opts, rates.clone()));
         TorrentHandle {
@@ -382,20 +388,6 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
         ));
     }
     shared.set_storage(Arc::new(storage));
-    if let Some(priorities) = &opts.file_priorities {
-        for (i, p) in priorities.iter().enumerate() {
-            if *p != Priority::Normal {
-                shared.set_file_priority(i, *p);
-            }
-        }
-    }
-    if let Some(wanted) = &opts.wanted_files {
-        for (i, w) in wanted.iter().enumerate() {
-            if !*w {
-                shared.set_file_wanted(i, false);
-            }
-        }
-    }
     shared.load_pieces(&have);
     info!(name = %shared.meta.info.name, good, total = have.len(), "data checked");
     shared.set_phase(if shared.is_seeding() {

@@ -128,7 +128,8 @@ impl Shared {
         let job = tokio::task::spawn_blocking(move || {
             blocks.sort_unstable_by_key(|(begin, _)| *begin);
             // The picker accepts each requested block once, so they tile the piece; a
-            // gap or overlap would be a bug, and is treated as a failed hash, not stored.
+            // gap or overlap would be our bug: the piece is fetched again, not stored,
+            // and no peer is blamed.
             let mut at = 0usize;
             let tiled = blocks.iter().all(|(begin, b)| {
                 let ok = *begin as usize == at;
@@ -146,12 +147,22 @@ impl Shared {
             } else {
                 Ok(())
             };
-            (ok, written)
+            (tiled, ok, written)
         });
-        let Ok((ok, written)) = job.await else {
+        let Ok((tiled, ok, written)) = job.await else {
             return;
         };
         let mut st = self.lock();
+        if !tiled {
+            st.piece_source.remove(&piece);
+            st.picker.piece_failed(piece);
+            drop(st);
+            tracing::error!(
+                piece,
+                "received blocks do not tile the piece; fetching it again"
+            );
+            return;
+        }
         match (ok, written) {
             (true, Ok(())) => {
                 st.picker.piece_verified(piece);

@@ -287,12 +287,14 @@ async fn drive(
             }
             tick.reset_immediately();
         }
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shared.rechoke.notified() => {}
+        // A rechoke wake-up runs the choker now but is not a tick: the dial cadence
+        // and the `ticks` counter follow the clock only.
+        let ticked = tokio::select! {
+            _ = tick.tick() => true,
+            _ = shared.rechoke.notified() => false,
             _ = shared.cancel.cancelled() => break,
-        }
-        n += 1;
+        };
+        n += u64::from(ticked);
         let now = Instant::now();
         down.add_total(shared.downloaded.load(Ordering::Relaxed), now);
         up.add_total(shared.uploaded.load(Ordering::Relaxed), now);
@@ -330,10 +332,12 @@ async fn drive(
             }
         }
         drop(st);
-        if n % 5 == 0 {
-            shared.dial_candidates();
+        if ticked {
+            if n % 5 == 0 {
+                shared.dial_candidates();
+            }
+            shared.ticks.send_replace(n);
         }
-        shared.ticks.send_replace(n);
     }
     let _ = announce.await;
 }

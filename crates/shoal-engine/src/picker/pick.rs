@@ -37,7 +37,7 @@ impl PiecePicker {
     }
 
     /// Like [`Self::pick`] without starting new pieces: for when too many pieces are
-    /// in progress (each holding a buffer) and the started ones must finish first.
+    /// in progress (each holding received blocks) and the started ones must finish first.
     pub fn pick_started_only<S, R>(
         &mut self,
         peer: PeerKey,

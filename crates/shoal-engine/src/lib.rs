@@ -26,6 +26,7 @@ pub mod announce;
 mod buf;
 pub mod catalog;
 pub mod choker;
+mod conn;
 pub mod create;
 pub mod peer;
 pub mod picker;

@@ -17,6 +17,7 @@ mod dial;
 mod driver;
 mod events;
 mod pieces;
+mod swarm;
 mod types;
 
 use bytes::Bytes;

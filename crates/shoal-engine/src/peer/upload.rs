@@ -1,17 +1,19 @@
-//! The upload side of a peer: checking its requests, reading the blocks from disk in
-//! batches off the runtime, and sending them unless we choked the peer meanwhile.
+//! Serving a peer's requests from storage: the driver's side of
+//! [`crate::conn::Connection::poll_disk_read`]. Each batch is read off the runtime,
+//! one positional read per run of adjacent blocks, into pooled page-aligned buffers.
 
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use shoal_proto::wire::{piece_header, BlockRef, Message};
+use shoal_proto::wire::BlockRef;
 use tokio::sync::mpsc;
 
-use super::writer::Out;
-use super::{DiskBlocks, Peer, PeerError, MAX_REQUEST_LEN, MAX_UPLOAD_QUEUE};
+use crate::conn::DiskRead;
+use crate::torrent::Shared;
 
-/// Requests read from disk in one blocking job.
-const UPLOAD_READ_BATCH: usize = 32;
+/// Blocks read for a peer, tagged with the choke epoch of their [`DiskRead`].
+pub(super) type DiskBlocks = (u64, Vec<(BlockRef, Bytes)>);
 
 /// Largest single read when coalescing adjacent requests.
 const MAX_COALESCED_READ: usize = 1 << 20;
@@ -49,73 +51,27 @@ fn read_blocks(
     Ok(())
 }
 
-impl Peer {
-    /// Sends blocks read from disk, unless we choked the peer since the read started:
-    /// a fast peer then gets a reject per block, another peer has already forgotten
-    /// its requests (BEP 3).
-    pub(super) async fn send_blocks(
-        &mut self,
-        epoch: u64,
-        blocks: Vec<(BlockRef, Bytes)>,
-    ) -> Result<(), PeerError> {
-        if epoch != self.choke_epoch {
-            if self.fast {
-                for (r, _) in blocks {
-                    self.send(Message::RejectRequest(r));
-                }
+/// Reads `read` off the runtime and sends what could be read to `done`.
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    read: DiskRead,
+    done: &mpsc::Sender<DiskBlocks>,
+    addr: SocketAddr,
+) {
+    let storage = shared.storage();
+    let done = done.clone();
+    shared.tasks.spawn(async move {
+        let DiskRead { epoch, blocks } = read;
+        let read = tokio::task::spawn_blocking(move || {
+            let storage = storage?;
+            let mut out = Vec::with_capacity(blocks.len());
+            if let Err(e) = read_blocks(&storage, &blocks, &mut out) {
+                tracing::warn!(%addr, "cannot serve data: {e}");
             }
-            return Ok(());
-        }
-        for (r, data) in blocks {
-            let header = piece_header(r.index, r.begin, r.length);
-            self.send_out(Out::Block { header, data }).await?;
-        }
-        self.last_send = Instant::now();
-        Ok(())
-    }
-
-    pub(super) fn on_request(&mut self, r: BlockRef) -> Result<(), PeerError> {
-        let size = self.shared.meta.info.piece_size(r.index);
-        let valid = r.length > 0
-            && r.length <= MAX_REQUEST_LEN
-            && u64::from(r.begin) + u64::from(r.length) <= size;
-        if !valid {
-            return Err(PeerError::Protocol(format!(
-                "bad request: piece {} offset {} length {}",
-                r.index, r.begin, r.length
-            )));
-        }
-        let ok = !self.am_choking
-            && self.upload_queue.len() < MAX_UPLOAD_QUEUE
-            && self.shared.have_piece(r.index);
-        if ok {
-            self.upload_queue.push_back(r);
-        } else if self.fast {
-            self.send(Message::RejectRequest(r));
-        }
-        Ok(())
-    }
-
-    pub(super) fn start_disk_read(&mut self, done: &mpsc::Sender<DiskBlocks>) {
-        let n = self.upload_queue.len().min(UPLOAD_READ_BATCH);
-        let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
-        self.reading = true;
-        let storage = self.shared.storage();
-        let done = done.clone();
-        let addr = self.addr;
-        let epoch = self.choke_epoch;
-        self.shared.tasks.spawn(async move {
-            let read = tokio::task::spawn_blocking(move || {
-                let storage = storage?;
-                let mut out = Vec::with_capacity(batch.len());
-                if let Err(e) = read_blocks(&storage, &batch, &mut out) {
-                    tracing::warn!(%addr, "cannot serve data: {e}");
-                }
-                Some(out)
-            })
-            .await;
-            let blocks = read.ok().flatten().unwrap_or_default();
-            let _ = done.send((epoch, blocks)).await;
-        });
-    }
+            Some(out)
+        })
+        .await;
+        let blocks = read.ok().flatten().unwrap_or_default();
+        let _ = done.send((epoch, blocks)).await;
+    });
 }

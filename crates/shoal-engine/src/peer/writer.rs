@@ -9,35 +9,26 @@ use std::io::{ErrorKind, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::PeerStats;
 use crate::torrent::{Shared, TorrentEvent};
 
 /// Something to send to the peer.
-pub(crate) enum Out {
-    /// Already-framed control messages (possibly several).
-    Msgs(Vec<u8>),
-    /// A `piece` message: header plus the block's bytes (sent without another copy of
-    /// the block when it is large).
-    Block { header: [u8; 13], data: Bytes },
-}
+pub(crate) use crate::conn::Transmit as Out;
 
 /// Bytes gathered before a write is issued.
 const BATCH: usize = 128 * 1024;
 /// Slices per `writev` (Linux refuses more than 1024; tiny requested blocks could make
 /// a batch of more).
 const MAX_SLICES: usize = 512;
-/// A write that makes no progress for this long means the peer stopped reading.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::conn::WRITE_TIMEOUT;
 
-pub(crate) async fn run(
-    mut w: OwnedWriteHalf,
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
+    mut w: W,
     mut rx: mpsc::Receiver<Out>,
     shared: Arc<Shared>,
     stats: Arc<PeerStats>,
@@ -132,7 +123,7 @@ impl Batch {
     }
 
     /// Writes the whole batch (each write bounded by [`WRITE_TIMEOUT`]) and empties it.
-    async fn write_all(&mut self, w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    async fn write_all<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
         // (part, offset in it) of the first byte not yet written.
         let (mut part, mut offset) = (0, 0);
         while part < self.parts.len() {

@@ -1,21 +1,19 @@
-//! The download side of a peer: keeping the request pipeline full, taking the blocks
-//! it sends (only those we asked for), and giving requests back to the picker when
-//! they are rejected, cancelled or the peer goes away.
+//! The download side of a connection: keeping the request pipeline full, taking the
+//! blocks the peer sends (only those we asked for), and giving requests back to the
+//! picker when they are rejected, cancelled or the peer goes away.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 use shoal_proto::wire::{self, BlockRef, Message};
-use tracing::debug;
 
-use super::{Peer, PeerError, MAX_RECENT, MAX_UNSOLICITED};
+use super::{Connection, PeerError, Swarm, MAX_RECENT, MAX_UNSOLICITED};
 use crate::picker::Block;
 
-impl Peer {
+impl Connection {
     /// A fast peer will not send a block: give it back to the picker. Rejecting what
     /// we never asked for breaks BEP 6.
-    pub(super) fn on_reject(&mut self, r: BlockRef) -> Result<(), PeerError> {
+    pub(super) fn on_reject(&mut self, r: BlockRef, swarm: &impl Swarm) -> Result<(), PeerError> {
         let b = Block {
             piece: r.index,
             begin: r.begin,
@@ -23,7 +21,7 @@ impl Peer {
         };
         if let Some(pos) = self.inflight.iter().position(|x| *x == b) {
             self.inflight.swap_remove(pos);
-            self.shared.request_dropped(self.key, b);
+            swarm.request_dropped(self.key, b);
         } else if !self.take_recent(b) {
             return Err(PeerError::Protocol(format!(
                 "reject for a request we never sent: piece {} offset {} length {}",
@@ -33,8 +31,21 @@ impl Peer {
         Ok(())
     }
 
+    /// Our cancel of a request another peer answered first (endgame).
+    pub(super) fn cancel_request(&mut self, b: Block) {
+        if let Some(p) = self.inflight.iter().position(|x| *x == b) {
+            self.inflight.swap_remove(p);
+            self.remember_dropped([b]);
+            self.send(Message::Cancel(BlockRef {
+                index: b.piece,
+                begin: b.begin,
+                length: b.length,
+            }));
+        }
+    }
+
     /// Removes `b` from the requests we gave up on; false if it is not there.
-    pub(super) fn take_recent(&mut self, b: Block) -> bool {
+    fn take_recent(&mut self, b: Block) -> bool {
         match self.recent.iter().position(|x| *x == b) {
             Some(pos) => {
                 self.recent.remove(pos);
@@ -45,7 +56,7 @@ impl Peer {
     }
 
     /// Remembers requests we gave up on, so that their late answers are taken.
-    pub(super) fn remember_dropped(&mut self, blocks: impl IntoIterator<Item = Block>) {
+    fn remember_dropped(&mut self, blocks: impl IntoIterator<Item = Block>) {
         for b in blocks {
             if self.recent.len() >= MAX_RECENT {
                 self.recent.pop_front();
@@ -59,6 +70,7 @@ impl Peer {
         index: u32,
         begin: u32,
         data: Bytes,
+        swarm: &impl Swarm,
     ) -> Result<(), PeerError> {
         let block = Block {
             piece: index,
@@ -70,7 +82,7 @@ impl Peer {
         } else if !self.take_recent(block) {
             // Never asked for (or too long ago): not ours to place, nor progress.
             self.unsolicited += 1;
-            debug!(addr = %self.addr, index, begin, "discarding a block we did not request");
+            tracing::debug!(index, begin, "discarding a block we did not request");
             if self.unsolicited > MAX_UNSOLICITED {
                 return Err(PeerError::Protocol(format!(
                     "{} blocks we did not request",
@@ -79,34 +91,34 @@ impl Peer {
             }
             return Ok(());
         }
-        let now = Instant::now();
-        self.last_block = now;
+        self.last_block = self.now;
         self.stats.snubbed.store(false, Ordering::Relaxed);
         self.received_unmetered += data.len() as u64;
-        self.rate.add(data.len() as u64, now);
+        self.rate.add(data.len() as u64, self.now);
         self.stats
             .downloaded
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.shared.block_received(self.key, self.addr, block, data);
+        swarm.block_received(self.key, self.addr, block, data);
         Ok(())
     }
 
     /// Keeps enough requests outstanding to cover the peer's rate.
-    pub(super) fn fill_requests(&mut self) {
-        if self.peer_choking || !self.am_interested || self.shared.backlogged() {
+    pub(super) fn fill_requests(&mut self, swarm: &impl Swarm) {
+        if self.peer_choking || !self.am_interested || swarm.backlogged() {
             return;
         }
-        let rate = self.rate.rate(Instant::now());
+        let rate = self.rate.rate(self.now);
         // About half a second of data at the current rate, within the peer's queue.
         let depth = ((rate / 2) / u64::from(wire::BLOCK_LEN)) as usize;
-        self.max_inflight = depth.clamp(16, self.their_reqq.clamp(16, 500));
+        let their_reqq = self.extensions.their_reqq();
+        self.max_inflight = depth.clamp(16, their_reqq.clamp(16, 500));
         let room = self.max_inflight.saturating_sub(self.inflight.len());
         if room == 0 || (room < 4 && !self.inflight.is_empty()) {
             return;
         }
-        self.scratch.clear();
         let mut scratch = std::mem::take(&mut self.scratch);
-        self.shared.pick(
+        scratch.clear();
+        swarm.pick(
             self.key,
             &self.their_pieces,
             room,
@@ -122,16 +134,16 @@ impl Peer {
             }));
         }
         if scratch.is_empty() && self.inflight.is_empty() {
-            self.update_interest();
+            self.update_interest(swarm);
         }
         self.scratch = scratch;
     }
 
     /// Gives every outstanding request back to the picker; their late answers are
     /// still taken (see `recent`).
-    pub(super) fn release_requests(&mut self) {
+    pub(super) fn release_requests(&mut self, swarm: &impl Swarm) {
         if !self.inflight.is_empty() {
-            self.shared.requests_dropped(self.key, &self.inflight);
+            swarm.requests_dropped(self.key, &self.inflight);
             let mut dropped = std::mem::take(&mut self.inflight);
             self.remember_dropped(dropped.drain(..));
             self.inflight = dropped;

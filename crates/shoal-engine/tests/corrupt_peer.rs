@@ -135,7 +135,10 @@ async fn corrupt_peer_is_dropped_and_download_completes() {
                 },
             )
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The honest seeder joins once the bad peer has been asked for data.
+        while served.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         leech.add_peers(&[honest]);
         let mut phase = leech.phase();
         loop {

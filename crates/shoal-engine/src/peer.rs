@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tracing::debug;
+use tracing::{debug, Instrument, Span};
 
 pub(crate) use crate::conn::PeerCmd;
 use crate::conn::{ConnConfig, Connection, Transmit};
@@ -97,10 +97,11 @@ async fn drive<T: Transport>(
 ) -> (Result<(), PeerError>, Bitfield) {
     let (mut rd, wr) = stream.split();
     let (out_tx, out_rx) = mpsc::channel(WRITER_QUEUE);
-    let mut writer =
-        shared
-            .tasks
-            .spawn(writer::run(wr, out_rx, shared.clone(), stats.clone(), addr));
+    // The writer and disk reads log under the peer's span (set where the peer task is
+    // spawned), so one peer's story can be filtered out of a busy log.
+    let mut writer = shared.tasks.spawn(
+        writer::run(wr, out_rx, shared.clone(), stats.clone(), addr).instrument(Span::current()),
+    );
     let num_pieces = shared.meta.info.num_pieces();
     let cfg = ConnConfig {
         key,

@@ -60,18 +60,22 @@ pub(super) fn start(
 ) {
     let storage = shared.storage();
     let done = done.clone();
-    shared.tasks.spawn(async move {
-        let DiskRead { epoch, blocks } = read;
-        let read = tokio::task::spawn_blocking(move || {
-            let storage = storage?;
-            let mut out = Vec::with_capacity(blocks.len());
-            if let Err(e) = read_blocks(&storage, &blocks, &mut out) {
-                tracing::warn!(%addr, "cannot serve data: {e}");
-            }
-            Some(out)
-        })
-        .await;
-        let blocks = read.ok().flatten().unwrap_or_default();
-        let _ = done.send((epoch, blocks)).await;
-    });
+    let span = tracing::Span::current();
+    shared.tasks.spawn(tracing::Instrument::instrument(
+        async move {
+            let DiskRead { epoch, blocks } = read;
+            let read = tokio::task::spawn_blocking(move || {
+                let storage = storage?;
+                let mut out = Vec::with_capacity(blocks.len());
+                if let Err(e) = read_blocks(&storage, &blocks, &mut out) {
+                    tracing::warn!(%addr, "cannot serve data: {e}");
+                }
+                Some(out)
+            })
+            .await;
+            let blocks = read.ok().flatten().unwrap_or_default();
+            let _ = done.send((epoch, blocks)).await;
+        },
+        span,
+    ));
 }

@@ -18,10 +18,10 @@ GiB = 1 << 30
 MiB = 1 << 20
 
 # Runs per case of a full run (`--runs N` overrides them all; --quick: 1, repeat 3). The
-# transfer pairs of S1, S2 and S4 (and S3) get 7 interleaved runs so the median and the
+# pairs of S1, S2 and S4 (and S3, S5, hashing) get 7 interleaved runs so the median and the
 # slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
 # 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
-DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 5, "node": 3,
+DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
                 "hash": 7, "repeat": 20}
 QUICK_RUNS = {"repeat": 3}
 
@@ -116,8 +116,13 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
     rec = {"scenario": scenario, "client": seeder_name if seeder_name == leecher_name else
            f"{seeder_name}->{leecher_name}", "seeder": seeder_name, "leecher": leecher_name,
            "run": run, "bytes": ds.size, "files": ds.files or 1, "leechers": n_leechers,
-           "tracker": sess.tracker_kind, "ok": False, "error": None,
-           "state": machine_state()}
+           "tracker": sess.tracker_kind, "ok": False, "error": None}
+    # Flush dirty pages before the run too, not only after the previous one: the first run of
+    # a scenario would otherwise compete with the writeback of a data set just generated (up
+    # to 1 GiB dirty) or of other processes' writes. The state is taken after this sync, so it
+    # shows what the run really starts with.
+    os.sync()
+    rec["state"] = machine_state()
     tracker = seeder = None
     leechers = []
     dirs = []

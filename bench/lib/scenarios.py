@@ -201,10 +201,12 @@ def round_robin(sess, scenario, pairs, ds, **kw):
     """Runs 1..N of every pair interleaved (Shoal, reference, ..., Shoal, reference, ...), so
     load changes hit every client alike. Round r starts (r-1) places further along the list,
     so every client takes every position in a round in turn (no client always runs first,
-    or always right after the same other client) and no client runs twice in a row."""
+    or always right after the same other client) and no client runs twice in a row. With
+    two pairs a rotation would run one of them twice in a row at every round's end, so the
+    order stays A, B, A, B."""
     n = sess.runs(scenario)
     for run in range(1, n + 1):
-        k = (run - 1) % len(pairs) if pairs else 0
+        k = (run - 1) % len(pairs) if len(pairs) >= 3 else 0
         for s, l in pairs[k:] + pairs[:k]:
             print(f"[{scenario}] {s}->{l} run {run}/{n}", flush=True)
             sess.emit(transfer(sess, scenario, ds, s, l, run, **kw))

@@ -197,3 +197,23 @@ def free_port():
             return port
         except OSError:
             continue
+
+
+def machine_state():
+    """The machine's state right now, recorded just before each run starts: load average
+    (1, 5, 15 min), MemFree, MemAvailable, Dirty and Writeback from /proc/meminfo (MiB).
+    Dirty + writeback pages left by an earlier run (or by other processes) compete with the
+    next run's writes, so a skeptic wants them beside every figure."""
+    out = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "load": [round(x, 2) for x in os.getloadavg()]}
+    keys = {"MemFree": "mem_free_mib", "MemAvailable": "mem_available_mib",
+            "Dirty": "dirty_mib", "Writeback": "writeback_mib"}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, _, rest = line.partition(":")
+                if k in keys:
+                    out[keys[k]] = round(int(rest.split()[0]) / 1024, 1)
+    except OSError:
+        pass
+    return out

@@ -1,7 +1,10 @@
 """Markdown summary of a bench/run JSON-lines file (used by bench/run and bench/summarize).
 
-Medians with min-max over the successful runs; every ratio is against reference clients
-measured in the same file, never against remembered figures.
+Every figure is "median (min-max)" over the successful runs; every ratio is against
+reference clients measured in the same file, never against remembered figures. Targets are
+judged on the median and on Shoal's slowest run against the reference's median (see
+`Target`). Older results files (before per-run machine state, HEAD and command line were
+recorded) still summarize: missing fields show as "-" or "not recorded".
 """
 
 import json
@@ -72,6 +75,82 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def vals_of(rows, key):
+    return [r[key] for r in rows if r.get(key) is not None]
+
+
+def lo(rows, key):
+    v = vals_of(rows, key)
+    return min(v) if v else None
+
+
+def hi(rows, key):
+    v = vals_of(rows, key)
+    return max(v) if v else None
+
+
+def dirty_wb(st):
+    """Dirty + writeback MiB of a machine state dict, or None."""
+    if not st or st.get("dirty_mib") is None:
+        return None
+    return st.get("dirty_mib", 0) + st.get("writeback_mib", 0)
+
+
+def state_brief(st):
+    """'load 1.2/1.5/2.0, avail 20.1 GiB, free 3.2 GiB, dirty+wb 0.4 MiB' of a state dict."""
+    if not st:
+        return "not recorded"
+    parts = []
+    if st.get("load"):
+        parts.append("load " + "/".join(f"{x:.2f}" for x in st["load"]))
+    if st.get("mem_available_mib") is not None:
+        parts.append(f"available {st['mem_available_mib'] / 1024:.1f} GiB")
+    if st.get("mem_free_mib") is not None:
+        parts.append(f"free {st['mem_free_mib'] / 1024:.1f} GiB")
+    if dirty_wb(st) is not None:
+        parts.append(f"dirty {st['dirty_mib']:.1f} + writeback {st.get('writeback_mib', 0):.1f} MiB")
+    return ", ".join(parts)
+
+
+def state_column(rows):
+    """Compact machine state over ROWS at run start: load1 median (min-max), max dirty+wb."""
+    sts = [r.get("state") for r in rows if r.get("state")]
+    if not sts:
+        loads = [r["load1"] for r in rows if r.get("load1") is not None]
+        return f"load1 after run {fmt(float(med(loads)), 2)}" if loads else "-"
+    l1 = [{"v": st["load"][0]} for st in sts if st.get("load")]
+    dw = [d for d in (dirty_wb(st) for st in sts) if d is not None]
+    return (f"load1 {mm(l1, 'v', 2)}; dirty+wb max {max(dw):.0f} MiB" if dw
+            else f"load1 {mm(l1, 'v', 2)}")
+
+
+class Target:
+    """A target judged on the median and on the slowest run.
+
+    median: the figure at the median (str); slowest: the same figure for Shoal's slowest run
+    against the reference's median (str, or None when the target has no such form); ok_med
+    and ok_slow: whether each holds (ok_slow None: judged on the median only, the slowest
+    run shown for information); judged False: not judged (e.g. data size is not the
+    issue's), with `why`."""
+
+    def __init__(self, name, median, ok_med, slowest=None, ok_slow=None, judged=True, why=""):
+        self.name, self.median, self.ok_med = name, median, ok_med
+        self.slowest, self.ok_slow = slowest, ok_slow
+        self.judged, self.why = judged, why
+
+    def met(self):
+        if not self.judged:
+            return f"not judged ({self.why})"
+        ok = self.ok_med and (self.ok_slow is None or self.ok_slow)
+        return "yes" if ok else "**no**"
+
+
+def runs_text(runs):
+    if isinstance(runs, dict):
+        return ", ".join(f"{k} {v}" for k, v in runs.items()) + " run(s) per case"
+    return f"{runs} run(s) per case"
+
+
 def transfer_table(runs, scenario, lines):
     g = group(runs, scenario)
     if not g:
@@ -81,8 +160,8 @@ def transfer_table(runs, scenario, lines):
     best = max(refs.items(), key=lambda kv: kv[1]) if refs else None
     lines.append("| client | ok/runs | MB/s | wall s | leecher CPU s | leecher CPU s/GiB | "
                  "leecher peak RSS MiB | leecher peak anon MiB | seeder CPU s | "
-                 "seeder peak anon MiB | seeder cache | vs best ref |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "seeder peak anon MiB | seeder cache | vs best ref | machine at run start |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     order = sorted(g, key=lambda c: (c != "shoal", -(med_mbs.get(c) or 0)))
     for c in order:
         rs = g[c]
@@ -96,7 +175,7 @@ def transfer_table(runs, scenario, lines):
             f"{mm(ok, 'leecher_peak_rss_mib')} | {mm(ok, 'leecher_peak_anon_mib')} | "
             f"{mm(ok, 'seeder_cpu_s', 2)} | {mm(ok, 'seeder_peak_anon_mib')} | "
             f"{'-' if cache is None else f'{cache:.0%}'} | "
-            f"{ratio(med_mbs.get(c), best[1]) if best else '-'} |")
+            f"{ratio(med_mbs.get(c), best[1]) if best else '-'} | {state_column(rs)} |")
     if best:
         lines.append(f"\nBest reference client: {best[0]} ({best[1]:.1f} MB/s median).")
     return med_mbs
@@ -126,6 +205,89 @@ def errors(runs, lines):
                          f"run {r.get('run')}: {r.get('error')}")
 
 
+def repeat_section(runs, L):
+    """Scenario `repeat`: N back-to-back Shoal transfers, every run with its machine state;
+    returns the stability Target (slowest within 1.5x of the fastest) or None."""
+    rs = [r for r in runs if r.get("scenario") == "repeat"]
+    if not rs:
+        return None
+    ok = ok_rows(rs)
+    L.append(f"\n## R. Repeatability: {len(rs)} back-to-back `shoal seed` -> `shoal download` "
+             f"transfers ({size_of(runs, 'repeat')}, 256 KiB pieces)\n")
+    L.append("| run | started | ok | wall s | MB/s | leecher CPU s | leecher peak anon MiB | "
+             "load 1/5/15 at start | MemAvailable MiB | dirty + writeback MiB at start | "
+             "dirty + writeback MiB when the clock starts |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rs, key=lambda r: r.get("run", 0)):
+        st = r.get("state") or {}
+        L.append(f"| {r.get('run')} | {st.get('at', '-')} | {'yes' if r.get('ok') else 'no'} | "
+                 f"{fmt(r.get('wall_s'), 3)} | {fmt(r.get('mb_s'))} | {fmt(r.get('leecher_cpu_s'), 2)} | "
+                 f"{fmt(r.get('leecher_peak_anon_mib'))} | "
+                 f"{'/'.join(f'{x:.2f}' for x in st['load']) if st.get('load') else '-'} | "
+                 f"{fmt(st.get('mem_available_mib'), 0)} | {fmt(dirty_wb(st), 1)} | "
+                 f"{fmt(r.get('dirty_wb_at_clock_mib'), 1)} |")
+    walls = vals_of(ok, "wall_s")
+    if not walls:
+        return None
+    fast, slow = min(walls), max(walls)
+    L.append(f"\nWall time over {len(walls)} successful run(s): min {fast:.3f} s, median "
+             f"{med(walls):.3f} s, max {slow:.3f} s; MB/s min {lo(ok, 'mb_s')}, median "
+             f"{fmt(float(med(vals_of(ok, 'mb_s'))))}, max {hi(ok, 'mb_s')}. Slowest / fastest = "
+             f"{slow / fast:.2f}: the slowest run is {'within' if slow <= 1.5 * fast else '**not** within'} "
+             "1.5x of the fastest.")
+    size = ok[0].get("bytes")
+    return Target(f"Repeat: slowest of {len(walls)} back-to-back 512 MiB Shoal transfers within "
+                  "1.5x of the fastest", f"median {med(walls):.3f} s (fastest {fast:.3f} s)",
+                  slow <= 1.5 * fast, f"{slow:.3f} s = {slow / fast:.2f}x the fastest",
+                  slow <= 1.5 * fast, judged=size == 512 * (1 << 20) and len(walls) >= 20,
+                  why="needs 20 runs of 512 MiB")
+
+
+def headline(r):
+    """The main figure of a run record, for the per-run table."""
+    sc = r.get("scenario")
+    if sc == "tracker-http":
+        return f"{fmt(r.get('req_s'), 0)} announces/s ({r.get('mode')})"
+    if sc == "tracker-udp":
+        return f"{fmt(r.get('resp_s'), 0)} responses/s"
+    if sc == "node":
+        return f"all seeding after restart {fmt(r.get('startup_all_active_s'), 3)} s"
+    if sc == "hash":
+        return f"{fmt(r.get('mb_s'))} MB/s ({r.get('cores')} core(s))"
+    if r.get("mb_s") is not None:
+        return f"{fmt(r.get('mb_s'))} MB/s, {fmt(r.get('wall_s'), 3)} s"
+    return "-"
+
+
+def every_run(runs, L):
+    """Every run with the machine's state just before it started (older results files
+    have only the 1-minute load average taken after the run)."""
+    if not runs:
+        return
+    L.append("\n## Every run, with the machine's state at its start\n")
+    L.append("State taken just before each run: load average (1/5/15 min) and MemAvailable, "
+             "MemFree, Dirty + Writeback from /proc/meminfo. Transfers also give dirty + "
+             "writeback when the clock starts. Runs are listed in the order they ran.\n")
+    L.append("| # | started | scenario | client | run | ok | figure | load 1/5/15 | "
+             "MemAvailable MiB | MemFree MiB | dirty + writeback MiB (at clock) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for i, r in enumerate(runs, 1):
+        st = r.get("state")
+        if st:
+            load = "/".join(f"{x:.2f}" for x in st.get("load", []))
+            dw = fmt(dirty_wb(st), 1) + (f" ({fmt(r['dirty_wb_at_clock_mib'], 1)})"
+                                         if r.get("dirty_wb_at_clock_mib") is not None else "")
+            avail, free = fmt(st.get("mem_available_mib"), 0), fmt(st.get("mem_free_mib"), 0)
+        else:
+            load = (f"{r['load1']:.2f} (1 min, after the run)" if r.get("load1") is not None
+                    else "-")
+            dw = avail = free = "not recorded"
+        when = st.get("at") if st and st.get("at") else f"ended {r.get('time', '-')}"
+        L.append(f"| {i} | {when} | {r.get('scenario')} | {r.get('client')} | "
+                 f"{r.get('run')} | {'yes' if r.get('ok') else 'no'} | {headline(r)} | {load} | "
+                 f"{avail} | {free} | {dw} |")
+
+
 def summarize(paths):
     """Summary of one results file, or of several (the first gives the machine section;
     the others are runs of more scenarios, listed with their own start and load)."""
@@ -148,11 +310,26 @@ def summarize(paths):
     L.append("## Machine and run\n")
     m = meta.get("machine", {})
     end = meta.get("end", {})
-    L.append(f"- started {meta.get('started')}, mode {'quick' if meta.get('quick') else 'full'}, "
-             f"{meta.get('runs')} run(s) per case, Shoal build profile `{meta.get('profile')}`, "
-             f"Shoal commit {meta.get('git_commit')}"
-             + (f" (working tree with uncommitted changes in {len(meta['uncommitted_files'])} "
-                "files by other engineers, built as found)" if meta.get("uncommitted_files") else ""))
+    if meta.get("git_head"):
+        changed = meta.get("changed_files") or []
+        L.append(f"- commit `{meta['git_head']}` ({meta.get('git_commit')}), working tree "
+                 + ("clean" if not meta.get("git_dirty") else
+                    f"**dirty** ({len(changed)} changed files: {', '.join(changed[:8])}"
+                    + (", ..." if len(changed) > 8 else "") + ")")
+                 + f"; Shoal binary: {meta.get('binary', '?')}")
+    else:
+        L.append(f"- commit {meta.get('git_commit')} (full HEAD and dirty flag not recorded by "
+                 "this older harness)"
+                 + (f"; working tree with uncommitted changes in {len(meta['uncommitted_files'])} "
+                    "files by other engineers, built as found" if meta.get("uncommitted_files")
+                    else "") + f"; Shoal binary: {meta.get('binary', 'built by that run')}")
+    L.append(f"- date: started {meta.get('started')}; command: "
+             + (f"`{meta['command']}`" if meta.get("command") else "not recorded"))
+    L.append(f"- mode {'quick' if meta.get('quick') else 'full'}, {runs_text(meta.get('runs'))}, "
+             f"Shoal build profile `{meta.get('profile')}`"
+             + (f", data size override {meta['size_mib']} MiB (targets not judged)"
+                if meta.get("size_mib") else ""))
+    L.append(f"- machine state before the first run: {state_brief(meta.get('state_start'))}")
     L.append(f"- {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('mem_gib')} GiB, kernel "
              f"{m.get('kernel')}, {m.get('os')}")
     L.append(f"- load average at start: {meta.get('loadavg_start')}; at end: "
@@ -162,8 +339,10 @@ def summarize(paths):
     for m2 in extra:
         e2 = m2.get("end", {})
         L.append(f"- also merged: `{m2.get('results_file')}` (scenarios {', '.join(m2.get('only', []))}; "
-                 f"started {m2.get('started')}; {m2.get('runs')} run(s); Shoal binary "
-                 f"{m2.get('binary', 'built by that run')}, commit {m2.get('git_commit')}; load "
+                 f"started {m2.get('started')}; {runs_text(m2.get('runs'))}; command "
+                 f"`{m2.get('command', 'not recorded')}`; Shoal binary "
+                 f"{m2.get('binary', 'built by that run')}, commit {m2.get('git_head') or m2.get('git_commit')}"
+                 + (" (dirty tree)" if m2.get("git_dirty") else "") + "; load "
                  f"average at start {m2.get('loadavg_start')}, at end {e2.get('loadavg_end', '-')}; "
                  f"{m2.get('concurrent_note', '')})")
     L.append(f"- tracker for transfers: {meta.get('tracker')} on 127.0.0.1; all traffic on "
@@ -173,7 +352,10 @@ def summarize(paths):
              "rqbit, Web API poll every 50 ms for qBittorrent). CPU: user+system seconds of the "
              "leecher (whole process; qBittorrent from the add call) and of the seeder during "
              "the transfer. Peak RSS: VmHWM; peak anon: RssAnon sampled every 50 ms. Seeder "
-             "data read once before each run (warm page cache, fraction from fincore).")
+             "data read once before each run (warm page cache, fraction from fincore). Every "
+             "figure is the median (min-max) over the successful runs; pairs run interleaved. "
+             "Machine at run start: load average and /proc/meminfo taken just before each run "
+             "(per run under \"Every run\").")
     vers = meta.get("versions", {})
     if vers:
         L.append("- versions: " + "; ".join(f"{k}: {v}" for k, v in sorted(vers.items())))
@@ -187,34 +369,51 @@ def summarize(paths):
                 L.append(f"- {s.get('scenario')} / {s.get('client')}: {s.get('reason')}")
 
     targets = []
-    L.append(f"\n## 1. Single file ({size_of(runs, 'single')}, 256 KiB pieces), one seeder, one leecher\n")
+    if group(runs, "single"):
+        L.append(f"\n## 1. Single file ({size_of(runs, 'single')}, 256 KiB pieces), one seeder, "
+                 "one leecher\n")
     s1 = transfer_table(runs, "single", L) or {}
+    g1 = group(runs, "single")
+    # The issue defines S1 on 1 GiB: on other sizes (--size-mib) the targets are not judged.
+    size1 = next((r["bytes"] for r in runs if r.get("scenario") == "single" and r.get("bytes")), 0)
+    full1 = dict(judged=size1 == GiB, why=f"{size_of(runs, 'single')} data, target on 1 GiB")
     if s1.get("shoal"):
-        refs = {c: v for c, v in s1.items() if c in REFS and v}
-        if refs:
-            b = max(refs.items(), key=lambda kv: kv[1])
-            targets.append(("S1: Shoal >= 1.3x best reference", f"{s1['shoal'] / b[1]:.2f}x vs {b[0]}",
-                            s1["shoal"] / b[1] >= 1.3))
-        ok = ok_rows(group(runs, "single").get("shoal", []))
-        cg = med([r["leecher_cpu_s"] / (r["bytes"] / GiB) for r in ok])
+        ok = ok_rows(g1.get("shoal", []))
+        lt = s1.get("libtorrent")
+        if lt:
+            slow = lo(ok, "mb_s")
+            targets.append(Target(
+                "S1: Shoal's median >= 1.5x libtorrent's median; Shoal's slowest run >= 1.2x "
+                "libtorrent's median", f"{s1['shoal'] / lt:.2f}x", s1["shoal"] / lt >= 1.5,
+                f"{slow / lt:.2f}x", slow / lt >= 1.2, **full1))
+        cgs = [r["leecher_cpu_s"] / (r["bytes"] / GiB) for r in ok if r.get("leecher_cpu_s")]
         an = med([r.get("leecher_peak_anon_mib") for r in ok])
-        if cg is not None:
-            targets.append(("S1: leecher <= 2 CPU-s per GiB", f"{cg:.2f} CPU-s/GiB", cg <= 2))
+        if cgs:
+            cg = med(cgs)
+            targets.append(Target("S1: leecher <= 2.0 CPU-s per GiB at the median",
+                                  f"{cg:.2f} CPU-s/GiB", cg <= 2.0,
+                                  f"(dearest run {max(cgs):.2f})", None, **full1))
         if an is not None:
-            targets.append(("S1: leecher peak anon <= 32 MiB", f"{an:.1f} MiB", an <= 32))
-    L.append(f"\n## 2. {files_of(runs, 'tree')} files of 64 KiB in a deep folder tree, 256 KiB pieces\n")
+            targets.append(Target("S1: leecher peak anon <= 32 MiB (median)", f"{an:.1f} MiB",
+                                  an <= 32, f"(largest run {hi(ok, 'leecher_peak_anon_mib'):.1f} MiB)",
+                                  None, **full1))
+    if group(runs, "tree"):
+        L.append(f"\n## 2. {files_of(runs, 'tree')} files of 64 KiB in a deep folder tree, "
+                 "256 KiB pieces\n")
     s2 = transfer_table(runs, "tree", L) or {}
     if s2.get("shoal") and s2.get("rqbit"):
-        targets.append(("S2: Shoal >= 1.5x rqbit", f"{s2['shoal'] / s2['rqbit']:.2f}x",
-                        s2["shoal"] / s2["rqbit"] >= 1.5))
+        slow = lo(ok_rows(group(runs, "tree").get("shoal", [])), "mb_s")
+        targets.append(Target("S2: Shoal >= 1.5x rqbit's median (median and slowest run)",
+                              f"{s2['shoal'] / s2['rqbit']:.2f}x", s2["shoal"] / s2["rqbit"] >= 1.5,
+                              f"{slow / s2['rqbit']:.2f}x", slow / s2["rqbit"] >= 1.5))
 
     g3 = group(runs, "crowd")
     if g3:
         L.append(f"\n## 3. Flash crowd: one seeder, leechers started together ({size_of(runs, 'crowd')})\n")
         L.append("| client | ok/runs | leechers | last finish s | MB/s (size / last finish) | "
                  "mean leecher CPU s | leecher peak anon MiB | seeder uploaded (x size) | "
-                 "seeder CPU s | vs libtorrent (last finish) |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+                 "seeder CPU s | vs libtorrent (last finish) | machine at run start |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         lt = med([r.get("wall_s") for r in ok_rows(g3.get("libtorrent", []))])
         for c in sorted(g3, key=lambda c: c != "shoal"):
             ok = ok_rows(g3[c])
@@ -224,25 +423,29 @@ def summarize(paths):
                      f"{mm(ok, 'mb_s')} | {mm(ok, 'leecher_cpu_s', 2)} | "
                      f"{mm(ok, 'leecher_peak_anon_mib')} | {mm(ok, 'seeder_uploaded_x', 2)} | "
                      f"{mm(ok, 'seeder_cpu_s', 2)} | "
-                     f"{(f'{w / lt:.2f}x time' if w and lt else '-')} |")
+                     f"{(f'{w / lt:.2f}x time' if w and lt else '-')} | {state_column(g3[c])} |")
         sh = ok_rows(g3.get("shoal", []))
         if sh and lt:
             w = med([r["wall_s"] for r in sh])
-            targets.append(("S3: last Shoal leecher no later than libtorrent's",
-                            f"{w:.2f} s vs {lt:.2f} s", w <= lt))
+            wmax = hi(sh, "wall_s")
+            targets.append(Target("S3: last Shoal leecher no later than libtorrent's median "
+                                  "(median and slowest run)", f"{w:.2f} s vs {lt:.2f} s", w <= lt,
+                                  f"{wmax:.2f} s vs {lt:.2f} s", wmax <= lt))
         up = med([r.get("seeder_uploaded_x") for r in sh])
         if up is not None:
-            targets.append(("S3: Shoal seeder uploads < 2x the file", f"{up:.2f}x", up < 2))
+            upmax = hi(sh, "seeder_uploaded_x")
+            targets.append(Target("S3: Shoal seeder uploads < 2x the file (median and largest run)",
+                                  f"{up:.2f}x", up < 2, f"{upmax:.2f}x", upmax < 2))
         L.append("\nSeeder uploaded: payload bytes the seeder sent (Shoal: its `uploaded:` line; "
                  "libtorrent: total_payload_upload), over the file size; lower means the "
                  "leechers traded among themselves.")
 
     g4 = group(runs, "mixed")
     if g4:
-        L.append("\n## 4. Mixed: Shoal with other clients (1 GiB)\n")
+        L.append(f"\n## 4. Mixed: Shoal with other clients ({size_of(runs, 'mixed')})\n")
         L.append("| seeder -> leecher | ok/runs | MB/s | same-client pair MB/s (scenario 1) | "
-                 "ratio | leecher CPU s | leecher peak anon MiB |")
-        L.append("|---|---|---|---|---|---|---|")
+                 "ratio | leecher CPU s | leecher peak anon MiB | machine at run start |")
+        L.append("|---|---|---|---|---|---|---|---|")
         for c in sorted(g4):
             ok = ok_rows(g4[c])
             s, l = g4[c][0]["seeder"], g4[c][0]["leecher"]
@@ -251,10 +454,15 @@ def summarize(paths):
             basename = f"{s}->{s}" if l == "shoal" else f"{l}->{l}"
             L.append(f"| {c} | {len(ok)}/{len(g4[c])} | {mm(ok, 'mb_s')} | "
                      f"{basename}: {fmt(base)} | {ratio(v, base)} | {mm(ok, 'leecher_cpu_s', 2)} | "
-                     f"{mm(ok, 'leecher_peak_anon_mib')} |")
+                     f"{mm(ok, 'leecher_peak_anon_mib')} | {state_column(g4[c])} |")
             if l == "shoal" and v and base:
-                targets.append((f"S4: Shoal leecher from {s} >= 90% of {s}->{s}",
-                                f"{v / base:.0%}", v / base >= 0.9))
+                slow = lo(ok, "mb_s")
+                size4 = g4[c][0].get("bytes")
+                targets.append(Target(
+                    f"S4: Shoal leecher from {s} >= 90% of {s}->{s}'s median (median and "
+                    "slowest run)", f"{v / base:.0%}", v / base >= 0.9, f"{slow / base:.0%}",
+                    slow / base >= 0.9, judged=size4 == GiB,
+                    why=f"{size_of(runs, 'mixed')} data, target on 1 GiB"))
 
     gh = [r for r in runs if r.get("scenario") == "tracker-http"]
     if gh:
@@ -276,8 +484,12 @@ def summarize(paths):
                      f"{mm(ok, 'tracker_peak_rss_mib')} | {mm(rs, 'failures', 0)} | "
                      f"{ratio(v, ref) if c != 'opentracker' else '-'} |")
             if c == "shoal" and v and ref:
-                targets.append((f"S5: HTTP ({mode}) >= 1.5x opentracker", f"{v / ref:.2f}x",
-                                v / ref >= 1.5))
+                slow = lo(ok, "req_s")
+                what = ("a new connection per request" if mode == "close" else
+                        "keep-alive" if mode == "keepalive" else mode)
+                targets.append(Target(f"S5: HTTP ({what}) >= 1.5x opentracker's median (median)",
+                                      f"{v / ref:.2f}x", v / ref >= 1.5,
+                                      f"({slow / ref:.2f}x)", None))
     gu = [r for r in runs if r.get("scenario") == "tracker-udp"]
     if gu:
         L.append("\n## 5b. Tracker: UDP announces per second (aquatic_udp_load_test)\n")
@@ -296,30 +508,40 @@ def summarize(paths):
                      f"{mm(ok, 'tracker_peak_rss_mib')} | "
                      f"{ratio(v, ref) if c != 'aquatic_udp' else '-'} |")
             if c == "shoal" and v and ref:
-                targets.append(("S5: UDP >= aquatic_udp", f"{v / ref:.2f}x", v / ref >= 1.0))
+                slow = lo(ok, "resp_s")
+                targets.append(Target("S5: UDP >= aquatic_udp's median (median)", f"{v / ref:.2f}x",
+                                      v / ref >= 1.0, f"({slow / ref:.2f}x)", None))
 
     gn = ok_rows([r for r in runs if r.get("scenario") == "node"])
     gn_all = [r for r in runs if r.get("scenario") == "node"]
     if gn_all:
         L.append("\n## 6. One node, many torrents (`shoal up`)\n")
+        L.append(f"{len(gn)}/{len(gn_all)} run(s) ok; figures are median (min-max).\n")
         L.append("| figure | value | target |")
         L.append("|---|---|---|")
-        for r in gn:
+        if gn:
+            r = gn[0]
             L.append(f"| torrents shared through `POST /api/share` | {r['torrents']} "
-                     f"(all seeding after {r.get('share_all_s')} s) | |")
-            L.append(f"| restart: API answering | {r.get('api_up_s')} s | |")
-            L.append(f"| restart: all torrents seeding | {r.get('startup_all_active_s')} s | < 2 s |")
-            L.append(f"| CPU used by the restart until all seeding | {r.get('startup_cpu_s')} s | |")
-            L.append(f"| idle CPU over {r.get('idle_window_s')} s | {r.get('idle_cpu_pct')} % "
+                     f"(all seeding after {mm(gn, 'share_all_s', 2)} s) | |")
+            L.append(f"| restart: API answering | {mm(gn, 'api_up_s', 3)} s | |")
+            L.append(f"| restart: all torrents seeding | {mm(gn, 'startup_all_active_s', 3)} s | < 2 s |")
+            L.append(f"| CPU used by the restart until all seeding | {mm(gn, 'startup_cpu_s', 2)} s | |")
+            L.append(f"| idle CPU over {r.get('idle_window_s')} s | {mm(gn, 'idle_cpu_pct', 2)} % "
                      "of a core | < 1 % |")
-            L.append(f"| resident memory after idle (RSS / anon / peak RSS) | {r.get('rss_mib')} / "
-                     f"{r.get('anon_mib')} / {r.get('node_peak_rss_mib')} MiB | < 150 MiB |")
+            L.append(f"| resident memory after idle: RSS | {mm(gn, 'rss_mib')} MiB | < 150 MiB |")
+            L.append(f"| resident memory after idle: anon / peak RSS | {mm(gn, 'anon_mib')} / "
+                     f"{mm(gn, 'node_peak_rss_mib')} MiB | |")
+            L.append(f"| machine at run start | {state_column(gn_all)} | |")
             if r["torrents"] >= 1000:
-                targets.append(("S6: start-up with 1000 torrents < 2 s",
-                                f"{r['startup_all_active_s']} s", r["startup_all_active_s"] < 2))
-                targets.append(("S6: idle CPU < 1% of a core", f"{r['idle_cpu_pct']} %",
-                                r["idle_cpu_pct"] < 1))
-                targets.append(("S6: RSS < 150 MiB", f"{r['rss_mib']} MiB", r["rss_mib"] < 150))
+                for key, name, unit, lim in (
+                        ("startup_all_active_s", "S6: start-up with 1000 torrents < 2 s", " s", 2),
+                        ("idle_cpu_pct", "S6: idle CPU < 1% of a core", " %", 1),
+                        ("rss_mib", "S6: RSS < 150 MiB", " MiB", 150)):
+                    v, worst = med(vals_of(gn, key)), hi(gn, key)
+                    if v is None:
+                        continue
+                    targets.append(Target(name + " (median and worst run)", f"{v}{unit}", v < lim,
+                                          f"{worst}{unit}", worst < lim))
         for r in gn_all:
             if not r.get("ok"):
                 L.append(f"| failed | {r.get('error')} | |")
@@ -340,23 +562,37 @@ def summarize(paths):
                      f"{mm(ok, 'mb_s')} | {mm(ok, 'cpu_s', 2)} | {mm(ok, '_mb_cpu')} | {fmt(sha)} | "
                      f"{ratio(v, sha)} | {ratio(vc, sha)} |")
             if c == "1" and v and sha and ok[0]["bytes"] >= (1 << 30):
-                targets.append(("S6: create on one core >= 80% of openssl SHA-1",
-                                f"{v / sha:.0%} by wall time, {vc / sha:.0%} per CPU-second",
-                                v / sha >= 0.8))
+                slow = lo(ok, "mb_s")
+                targets.append(Target("S6: create on one core >= 80% of openssl SHA-1 (median "
+                                      "and slowest run, by wall time)",
+                                      f"{v / sha:.0%} by wall time, {vc / sha:.0%} per CPU-second",
+                                      v / sha >= 0.8, f"{slow / sha:.0%}", slow / sha >= 0.8))
             if c == "all" and v and sha and ok[0]["bytes"] >= (1 << 30):
-                targets.append(("S6: create on all cores faster than one core's SHA-1",
-                                f"{v / sha:.2f}x", v > sha))
+                slow = lo(ok, "mb_s")
+                targets.append(Target("S6: create on all cores faster than one core's SHA-1 "
+                                      "(median and slowest run)", f"{v / sha:.2f}x", v > sha,
+                                      f"{slow / sha:.2f}x", slow > sha))
         L.append("\n`openssl speed` rates by CPU time, so under concurrent load the per-CPU-second "
                  "column is the fair comparison; wall-time rates suffer from other processes.")
 
+    rep_target = repeat_section(runs, L)
+    if rep_target:
+        targets.append(rep_target)
+
     errors(runs, L)
+    every_run(runs, L)
     if meta.get("quick"):
         targets = []  # tiny data on a debug build: no figures worth judging
         L.insert(1, "**Quick run (tiny data, debug build): a smoke test of the harness, not figures.**\n")
     if targets:
-        head = ["\n## Targets of issue 7 (medians of this run)\n", "| target | measured | met |",
-                "|---|---|---|"]
-        head += [f"| {t} | {v} | {'yes' if ok else '**no**'} |" for t, v, ok in targets]
+        head = ["\n## Targets of issue 7\n",
+                "Judged on the median of this run and on Shoal's slowest run against the "
+                "reference's median: a target is met only if both hold where the issue defines "
+                "both (S1's throughput with its two thresholds; S2, S3, S4 and S6 with the same "
+                "threshold for both). A figure in parentheses is shown for information only "
+                "(S1 CPU and memory are defined at the median, S5 on the median).\n",
+                "| target | median | slowest run | met |", "|---|---|---|---|"]
+        head += [f"| {t.name} | {t.median} | {t.slowest or '-'} | {t.met()} |" for t in targets]
         # Put the targets right after the machine section.
         idx = next(i for i, l in enumerate(L) if l.startswith("\n## 1.") or l.startswith("\n## "))
         L[idx:idx] = head

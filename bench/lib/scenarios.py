@@ -12,10 +12,18 @@ import urllib.parse
 import data
 from clients import (CLIENTS, OpenTracker, ShoalTracker, http, info_hash, wait_port,
                      wait_seeding_on_tracker)
-from proc import Proc, free_port
+from proc import Proc, free_port, machine_state
 
 GiB = 1 << 30
 MiB = 1 << 20
+
+# Runs per case of a full run (`--runs N` overrides them all; --quick: 1, repeat 3). The
+# pairs of S1, S2 and S4 (and S3, S5, hashing) get 7 interleaved runs so the median and the
+# slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
+# 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
+DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
+                "hash": 7, "repeat": 20}
+QUICK_RUNS = {"repeat": 3}
 
 
 class Session:
@@ -36,6 +44,20 @@ class Session:
         # Download folders of many-file runs, deleted at the end of the scenario.
         self.trash = []
 
+    def runs(self, scenario):
+        """Runs per case of SCENARIO: --runs when given, else the scenario's default."""
+        if self.cfg.runs:
+            return self.cfg.runs
+        if self.cfg.quick:
+            return QUICK_RUNS.get(scenario, 1)
+        return DEFAULT_RUNS[scenario]
+
+    def size(self, default):
+        """Size of a single-file data set: --size-mib when given (checks only), else DEFAULT."""
+        if getattr(self.cfg, "size_mib", None):
+            return self.cfg.size_mib * MiB
+        return default
+
     def emit(self, rec):
         rec.setdefault("type", "run")
         rec["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -51,13 +73,13 @@ class Session:
 
     def torrent(self, ds):
         """Create (once per session) the .torrent of data set DS: 256 KiB pieces."""
-        if ds.name in self.torrents:
-            return self.torrents[ds.name]
-        out = os.path.join(self.ctx.tmp, ds.name + ".torrent")
+        if ds.root in self.torrents:
+            return self.torrents[ds.root]
+        out = os.path.join(self.ctx.tmp, os.path.basename(ds.root) + ".torrent")
         subprocess.run([self.ctx.shoal, "create", ds.path, "--tracker", self.ctx.tracker_url,
                         "--piece-size", str(256 * 1024), "-o", out], check=True,
                        stdout=subprocess.DEVNULL)
-        self.torrents[ds.name] = out
+        self.torrents[ds.root] = out
         self.hashes.append(info_hash(self.ctx, out))
         return out
 
@@ -95,6 +117,12 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
            f"{seeder_name}->{leecher_name}", "seeder": seeder_name, "leecher": leecher_name,
            "run": run, "bytes": ds.size, "files": ds.files or 1, "leechers": n_leechers,
            "tracker": sess.tracker_kind, "ok": False, "error": None}
+    # Flush dirty pages before the run too, not only after the previous one: the first run of
+    # a scenario would otherwise compete with the writeback of a data set just generated (up
+    # to 1 GiB dirty) or of other processes' writes. The state is taken after this sync, so it
+    # shows what the run really starts with.
+    os.sync()
+    rec["state"] = machine_state()
     tracker = seeder = None
     leechers = []
     dirs = []
@@ -109,6 +137,8 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
         rec["seeder_cache"] = data.cached_fraction(paths)
         rec["seeder_cache_state"] = "warm (read before the run)"
         s_cpu0 = seeder.proc.cpu_s()
+        st = machine_state()
+        rec["dirty_wb_at_clock_mib"] = round(st.get("dirty_mib", 0) + st.get("writeback_mib", 0), 1)
         for i in range(n_leechers):
             d = ctx.tmpdir(f"leech{i}")
             dirs.append(d)
@@ -168,10 +198,17 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
 
 
 def round_robin(sess, scenario, pairs, ds, **kw):
-    """Runs 1..N of every pair interleaved, so load changes hit every client alike."""
-    for run in range(1, sess.cfg.runs + 1):
-        for s, l in pairs:
-            print(f"[{scenario}] {s}->{l} run {run}/{sess.cfg.runs}", flush=True)
+    """Runs 1..N of every pair interleaved (Shoal, reference, ..., Shoal, reference, ...), so
+    load changes hit every client alike. Round r starts (r-1) places further along the list,
+    so every client takes every position in a round in turn (no client always runs first,
+    or always right after the same other client) and no client runs twice in a row. With
+    two pairs a rotation would run one of them twice in a row at every round's end, so the
+    order stays A, B, A, B."""
+    n = sess.runs(scenario)
+    for run in range(1, n + 1):
+        k = (run - 1) % len(pairs) if len(pairs) >= 3 else 0
+        for s, l in pairs[k:] + pairs[:k]:
+            print(f"[{scenario}] {s}->{l} run {run}/{n}", flush=True)
             sess.emit(transfer(sess, scenario, ds, s, l, run, **kw))
     for d in sess.trash:
         shutil.rmtree(d, ignore_errors=True)
@@ -181,7 +218,7 @@ def round_robin(sess, scenario, pairs, ds, **kw):
 
 def s1_single(sess):
     cfg = sess.cfg
-    size = 16 * MiB if cfg.quick else GiB
+    size = sess.size(16 * MiB if cfg.quick else GiB)
     ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
     names = usable(sess, "single", ["shoal", "qbittorrent", "libtorrent", "rqbit", "aria2"])
     round_robin(sess, "single", [(n, n) for n in names], ds)
@@ -206,10 +243,24 @@ def s3_crowd(sess):
 
 def s4_mixed(sess):
     cfg = sess.cfg
-    ds = data.DataSet(cfg.cache, "single", "file", size=16 * MiB if cfg.quick else GiB).ensure()
+    ds = data.DataSet(cfg.cache, "single", "file",
+                      size=sess.size(16 * MiB if cfg.quick else GiB)).ensure()
     others = usable(sess, "mixed", ["qbittorrent", "libtorrent"])
     pairs = [(o, "shoal") for o in others] + [("shoal", o) for o in others]
     round_robin(sess, "mixed", pairs, ds)
+
+
+def s_repeat(sess):
+    """20 back-to-back `shoal seed` -> `shoal download` transfers of 512 MiB (the same
+    transfer() as S1: fresh tracker and seeder each time, warm seeder data, sync between
+    runs). The summary gives every run, min/median/max and whether the slowest run is
+    within 1.5x of the fastest: a stability check, not a comparison."""
+    cfg = sess.cfg
+    size = sess.size(8 * MiB if cfg.quick else 512 * MiB)
+    ds = data.DataSet(cfg.cache, "repeat", "file", size=size).ensure()
+    if not usable(sess, "repeat", ["shoal"]):
+        return
+    round_robin(sess, "repeat", [("shoal", "shoal")], ds)
 
 
 # --- scenario 5: trackers ------------------------------------------------------------------
@@ -225,7 +276,7 @@ def s5_tracker(sess):
     if shutil.which("wrk") is None:
         sess.skip("tracker-http", "*", "wrk not installed")
     else:
-        for run in range(1, cfg.runs + 1):
+        for run in range(1, sess.runs("tracker") + 1):
             for kind in trackers:
                 if kind == "opentracker" and not OpenTracker.available():
                     if run == 1:
@@ -246,7 +297,7 @@ def _start_tracker(sess, kind, port, hashes):
 def http_bench(sess, kind, mode, hashes, hfile, run):
     cfg = sess.cfg
     rec = {"scenario": "tracker-http", "client": kind, "mode": mode, "run": run, "ok": False,
-           "error": None, "torrents": len(hashes)}
+           "error": None, "torrents": len(hashes), "state": machine_state()}
     port = free_port()
     t = None
     try:
@@ -300,7 +351,7 @@ def udp_bench_all(sess, hashes):
     kinds = ["shoal"] + ([] if cfg.quick or server_bin is None else ["aquatic_udp"])
     if server_bin is None and not cfg.quick:
         sess.skip("tracker-udp", "aquatic_udp", why)
-    for run in range(1, cfg.runs + 1):
+    for run in range(1, sess.runs("tracker") + 1):
         for kind in kinds:
             print(f"[tracker-udp] {kind} run {run}", flush=True)
             sess.emit(udp_bench(sess, kind, run, load_bin, server_bin))
@@ -347,12 +398,19 @@ def wait_all_seeding(base, n, timeout, proc):
 
 def s6_node(sess):
     cfg = sess.cfg
-    ctx = sess.ctx
     n = 20 if cfg.quick else 1000
-    idle = 3 if cfg.quick else 60
     ds = data.DataSet(cfg.cache, "node", "tree", files=n, file_size=16 * 1024).ensure()
-    rec = {"scenario": "node", "client": "shoal", "run": 1, "torrents": n, "ok": False,
-           "error": None, "idle_window_s": idle}
+    for run in range(1, sess.runs("node") + 1):
+        print(f"[node] shoal run {run}", flush=True)
+        node_run(sess, ds, n, run)
+
+
+def node_run(sess, ds, n, run):
+    cfg = sess.cfg
+    ctx = sess.ctx
+    idle = 3 if cfg.quick else 60
+    rec = {"scenario": "node", "client": "shoal", "run": run, "torrents": n, "ok": False,
+           "error": None, "idle_window_s": idle, "state": machine_state()}
     tracker = node = None
     tport = free_port()
     try:
@@ -415,11 +473,12 @@ def hashing(sess):
     size = 16 * MiB if cfg.quick else GiB
     ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
     sha = openssl_sha1(1 if cfg.quick else 3)
-    for run in range(1, cfg.runs + 1):
+    for run in range(1, sess.runs("hash") + 1):
         for cores, prefix in (("1", ["taskset", "-c", "0"]), ("all", [])):
             if prefix and shutil.which("taskset") is None:
                 continue
             data.warm(ds.file_paths())
+            state = machine_state()
             out = os.path.join(ctx.tmp, f"hash-{run}-{cores}.torrent")
             p = Proc(prefix + [ctx.shoal, "create", ds.path, "--tracker", ctx.tracker_url,
                                "--piece-size", str(256 * 1024), "-o", out], name="shoal-create",
@@ -430,7 +489,7 @@ def hashing(sess):
                    "bytes": size, "ok": code == 0, "error": None if code == 0 else
                    f"exit {code}: {p.tail()}", "wall_s": round(wall, 3),
                    "mb_s": round(size / 1e6 / wall, 1), "cpu_s": round(p.cpu_s(), 3),
-                   "openssl_sha1_mb_s": sha}
+                   "openssl_sha1_mb_s": sha, "state": state}
             rec.update(mem_of(p, "create"))
             if sha:
                 rec["vs_openssl"] = round(rec["mb_s"] / sha, 2)
@@ -439,7 +498,7 @@ def hashing(sess):
 
 SCENARIOS = {
     "single": s1_single, "tree": s2_tree, "crowd": s3_crowd, "mixed": s4_mixed,
-    "tracker": s5_tracker, "node": s6_node, "hash": hashing,
+    "tracker": s5_tracker, "node": s6_node, "hash": hashing, "repeat": s_repeat,
 }
 ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],
            "6": ["node", "hash"], "s1": ["single"], "s2": ["tree"], "s3": ["crowd"],

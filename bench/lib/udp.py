@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from clients import ShoalTracker
-from proc import Proc, free_port
+from proc import Proc, free_port, machine_state
 
 
 def aquatic_bins(cfg):
@@ -48,7 +48,7 @@ def udp_bench(sess, kind, run, load_bin, server_bin):
     cfg = sess.cfg
     ctx = sess.ctx
     rec = {"scenario": "tracker-udp", "client": kind, "run": run, "ok": False, "error": None,
-           "torrents": 1000}
+           "torrents": 1000, "state": machine_state()}
     port = free_port()
     t = None
     try:

@@ -20,7 +20,7 @@ const MAX_COALESCED_READ: usize = 1 << 20;
 /// requests in the same piece (peers ask for a piece's blocks in order), sharing the
 /// buffer between the blocks of a run. Stops at the first error.
 fn read_blocks(
-    storage: &crate::storage::Storage,
+    storage: &dyn crate::storage::Storage,
     batch: &[BlockRef],
     out: &mut Vec<(BlockRef, Bytes)>,
 ) -> Result<(), crate::storage::StorageError> {
@@ -101,6 +101,7 @@ impl Peer {
         let batch: Vec<BlockRef> = self.upload_queue.drain(..n).collect();
         self.reading = true;
         let storage = self.shared.storage();
+        let shared = self.shared.clone();
         let done = done.clone();
         let addr = self.addr;
         let epoch = self.choke_epoch;
@@ -108,8 +109,8 @@ impl Peer {
             let read = tokio::task::spawn_blocking(move || {
                 let storage = storage?;
                 let mut out = Vec::with_capacity(batch.len());
-                if let Err(e) = read_blocks(&storage, &batch, &mut out) {
-                    tracing::warn!(%addr, "cannot serve data: {e}");
+                if let Err(e) = read_blocks(&*storage, &batch, &mut out) {
+                    shared.serve_failed(addr, e);
                 }
                 Some(out)
             })

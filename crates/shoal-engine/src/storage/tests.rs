@@ -1,6 +1,9 @@
 use super::*;
+use sha1::{Digest, Sha1};
 use shoal_proto::bencode;
+use shoal_proto::metainfo::Info;
 use shoal_proto::metainfo::InfoBuilder;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,7 +51,7 @@ fn torrent(files: &[(&[&str], u64)], single_file: bool) -> (Info, Vec<u8>) {
     (info, bytes)
 }
 
-fn write_all(s: &Storage, bytes: &[u8], only: impl Fn(u32) -> bool) {
+fn write_all(s: &FileStorage, bytes: &[u8], only: impl Fn(u32) -> bool) {
     for (piece, chunk) in bytes.chunks(PL as usize).enumerate() {
         let piece = piece as u32;
         if !only(piece) {
@@ -69,7 +72,7 @@ fn path_of(dir: &Path, rel: &str) -> PathBuf {
 fn download_creates_files_on_first_write_with_their_size() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     assert_eq!(s.num_pieces(), 4);
     // At open: the torrent's folder and its empty file, nothing else yet.
     assert!(path_of(dir.path(), "empty").is_file());
@@ -106,7 +109,7 @@ fn unwritable_save_folder_fails_at_open() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"x").unwrap();
     let (info, _) = torrent(FILES, false);
-    let err = Storage::open(&blocker, &info, OpenMode::Download).unwrap_err();
+    let err = FileStorage::open(&blocker, &info, OpenMode::Download).unwrap_err();
     assert!(matches!(err, StorageError::CreateDir { .. }), "{err}");
 }
 
@@ -114,7 +117,7 @@ fn unwritable_save_folder_fails_at_open() {
 fn write_read_verify_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     write_all(&s, &bytes, |_| true);
     s.sync().unwrap();
     let mut buf = Vec::new();
@@ -148,7 +151,7 @@ fn write_read_verify_round_trip() {
 fn last_piece_is_short_and_out_of_range_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     let last = (TOTAL - 3 * PL) as u32;
     assert_eq!(s.piece_size(3), Some(last));
     assert_eq!(s.piece_size(4), None);
@@ -185,7 +188,7 @@ fn last_piece_is_short_and_out_of_range_is_rejected() {
 fn check_all_on_half_written_data() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     write_all(&s, &bytes, |p| p % 2 == 0);
     assert_eq!(
         s.check_all(4, &|_| {}).unwrap(),
@@ -194,7 +197,7 @@ fn check_all_on_half_written_data() {
 
     // Reopening keeps the data (no truncation) and finds the same pieces.
     drop(s);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     assert_eq!(
         s.check_all(1, &|_| {}).unwrap(),
         vec![true, false, true, false]
@@ -222,11 +225,11 @@ fn check_all_on_half_written_data() {
 fn seed_requires_every_file() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     write_all(&s, &bytes, |_| true);
     drop(s);
 
-    let s = Storage::open(dir.path(), &info, OpenMode::Seed).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Seed).unwrap();
     assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![true; 4]);
     assert!(matches!(
         s.write(0, 0, b"x"),
@@ -237,7 +240,7 @@ fn seed_requires_every_file() {
 
     let empty = path_of(dir.path(), "empty");
     std::fs::remove_file(&empty).unwrap();
-    let err = Storage::open(dir.path(), &info, OpenMode::Seed).unwrap_err();
+    let err = FileStorage::open(dir.path(), &info, OpenMode::Seed).unwrap_err();
     assert!(
         matches!(&err, StorageError::Missing { path } if *path == empty),
         "{err}"
@@ -249,7 +252,7 @@ fn seed_requires_every_file() {
     );
 
     std::fs::write(&empty, b"not empty").unwrap();
-    let err = Storage::open(dir.path(), &info, OpenMode::Seed).unwrap_err();
+    let err = FileStorage::open(dir.path(), &info, OpenMode::Seed).unwrap_err();
     assert!(
         matches!(
             err,
@@ -270,7 +273,7 @@ fn download_never_truncates_a_larger_file() {
     let a = path_of(dir.path(), "a.bin");
     std::fs::create_dir_all(a.parent().unwrap()).unwrap();
     std::fs::write(&a, vec![1u8; 50_000]).unwrap();
-    let err = Storage::open(dir.path(), &info, OpenMode::Download).unwrap_err();
+    let err = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap_err();
     assert!(
         matches!(
             err,
@@ -288,7 +291,7 @@ fn download_never_truncates_a_larger_file() {
     std::fs::remove_file(&a).unwrap();
     std::fs::create_dir(&a).unwrap();
     for mode in [OpenMode::Download, OpenMode::Seed] {
-        let err = Storage::open(dir.path(), &info, mode).unwrap_err();
+        let err = FileStorage::open(dir.path(), &info, mode).unwrap_err();
         assert!(matches!(err, StorageError::NotAFile { .. }), "{err}");
     }
 }
@@ -297,7 +300,7 @@ fn download_never_truncates_a_larger_file() {
 fn single_file_lives_at_save_dir_name() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(&[(&["root"], 3 * PL)], true);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     write_all(&s, &bytes, |_| true);
     assert_eq!(std::fs::read(dir.path().join("root")).unwrap(), bytes);
     assert_eq!(s.piece_size(2), Some(PL as u32));
@@ -308,7 +311,7 @@ fn single_file_lives_at_save_dir_name() {
 fn shared_across_threads_without_locks() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Arc::new(Storage::open(dir.path(), &info, OpenMode::Download).unwrap());
+    let s = Arc::new(FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap());
     let bytes = Arc::new(bytes);
     let writers: Vec<_> = (0..4u32)
         .map(|p| {
@@ -347,14 +350,14 @@ fn disk_full_is_reported_with_piece_and_path() {
 #[test]
 fn storage_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Storage>();
+    assert_send_sync::<FileStorage>();
 }
 
 #[test]
 fn pieces_written_as_parts_across_files() {
     let dir = tempfile::tempdir().unwrap();
     let (info, bytes) = torrent(FILES, false);
-    let s = Storage::open(dir.path(), &info, OpenMode::Download).unwrap();
+    let s = FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap();
     // Uneven parts, some crossing a.bin -> empty -> sub/b.bin (piece 2 starts at
     // 32768; a.bin ends at 40000), one empty part, and the short last piece.
     for (piece, chunk) in bytes.chunks(PL as usize).enumerate() {

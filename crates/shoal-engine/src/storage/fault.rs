@@ -304,21 +304,21 @@ impl Storage for FaultyStorage {
     }
 
     fn sync(&self) -> Result<(), StorageError> {
-        // A sync touches every file: faults match on their file alone.
-        let mut faults = self.lock();
-        let hit = faults
+        // A sync touches every file: any sync fault matches it.
+        let mut hit = None;
+        for a in self
+            .lock()
             .iter_mut()
             .filter(|a| a.fault.op == FaultOp::Sync)
-            .find_map(|a| {
-                a.seen += 1;
-                let spent = a.fault.times.is_some_and(|t| a.fired >= t);
-                if a.seen <= a.fault.after || spent {
-                    return None;
-                }
-                a.fired += 1;
-                Some((a.fault.file.unwrap_or(0), a.fault.kind))
-            });
-        drop(faults);
+        {
+            a.seen += 1;
+            let spent = a.fault.times.is_some_and(|t| a.fired >= t);
+            if hit.is_some() || a.seen <= a.fault.after || spent {
+                continue;
+            }
+            a.fired += 1;
+            hit = Some((a.fault.file.unwrap_or(0), a.fault.kind));
+        }
         match hit {
             Some((file, kind)) => {
                 self.injected.fetch_add(1, Ordering::Relaxed);

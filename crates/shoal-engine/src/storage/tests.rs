@@ -380,3 +380,209 @@ fn pieces_written_as_parts_across_files() {
     let big = vec![0u8; PL as usize];
     assert!(s.write_parts(3, 0, &[&big[..10], &big[..]]).is_err());
 }
+
+/// Writes every piece of `bytes` to `s` as uneven parts.
+fn write_pieces(s: &dyn Storage, bytes: &[u8]) {
+    for (piece, chunk) in bytes.chunks(PL as usize).enumerate() {
+        let mid = chunk.len() / 3;
+        s.write_parts(piece as u32, 0, &[&chunk[..mid], &chunk[mid..]])
+            .unwrap();
+    }
+}
+
+#[test]
+fn memory_storage_round_trip_missing_and_truncated_files() {
+    let (info, bytes) = torrent(FILES, false);
+    let s = MemoryStorage::new(&info).unwrap();
+    // Nothing written: every piece is missing, reads are `Truncated`, not zeros.
+    assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![false; 4]);
+    let mut block = vec![0u8; 10];
+    assert!(matches!(
+        s.read(0, 0, &mut block),
+        Err(StorageError::Truncated { piece: 0, .. })
+    ));
+    assert_eq!(s.file_data(1), Some(Vec::new()), "empty file exists");
+    assert_eq!(s.file_data(0), None);
+    assert_eq!(s.data(), None);
+
+    write_pieces(&s, &bytes);
+    assert_eq!(s.data().unwrap(), bytes);
+    assert_eq!(s.file_data(2).unwrap(), bytes[40_000..60_000]);
+    let mut block = vec![0u8; 2000];
+    s.read(2, 7000, &mut block).unwrap();
+    assert_eq!(block, bytes[39_768..41_768]);
+    assert_eq!(s.check_all(3, &|_| {}).unwrap(), vec![true; 4]);
+    assert!(s.read(4, 0, &mut block).is_err());
+    assert!(s.write(3, 0, &bytes[..PL as usize]).is_err());
+
+    // sub/b.bin (pieces 2 and 3) cut to 100 bytes under the storage.
+    s.truncate_file(2, 100);
+    assert_eq!(
+        s.check_all(2, &|_| {}).unwrap(),
+        vec![true, true, false, false]
+    );
+    let err = s.read(3, 0, &mut block).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Truncated { path, piece: 3, .. } if path == Path::new("root/sub/b.bin")),
+        "{err}"
+    );
+    // Writing the pieces again repairs it, as with a real file.
+    write_pieces(&s, &bytes);
+    assert_eq!(s.data().unwrap(), bytes);
+}
+
+#[test]
+fn memory_storage_with_data_is_complete() {
+    let (info, bytes) = torrent(FILES, false);
+    let s = MemoryStorage::with_data(&info, &bytes).unwrap();
+    assert_eq!(s.check_all(1, &|_| {}).unwrap(), vec![true; 4]);
+    assert!(matches!(
+        MemoryStorage::with_data(&info, &bytes[1..]),
+        Err(StorageError::BadLayout(_))
+    ));
+    let (single, bytes) = torrent(&[(&["root"], 3 * PL)], true);
+    let s = MemoryStorage::with_data(&single, &bytes).unwrap();
+    assert_eq!(s.check_all(8, &|_| {}).unwrap(), vec![true; 3]);
+}
+
+/// A fault-injecting storage over memory storage, and the memory storage.
+fn faulty(info: &Info) -> (FaultyStorage, Arc<MemoryStorage>) {
+    let inner = Arc::new(MemoryStorage::new(info).unwrap());
+    let s = FaultyStorage::new(inner.clone(), Path::new("/save"), info).unwrap();
+    (s, inner)
+}
+
+#[test]
+fn fault_disk_full_after_n_writes_then_times_out() {
+    let (info, bytes) = torrent(FILES, false);
+    let (s, inner) = faulty(&info);
+    s.add(
+        Fault::new(FaultOp::Write, FaultKind::NoSpace)
+            .after(2)
+            .times(1),
+    );
+    let piece = |p: usize| &bytes[p * PL as usize..((p + 1) * PL as usize).min(bytes.len())];
+    s.write(0, 0, piece(0)).unwrap();
+    s.write(1, 0, piece(1)).unwrap();
+    let err = s.write(2, 0, piece(2)).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::DiskFull { path, piece: 2, offset: 32_768 } if path == Path::new("/save/root/a.bin")),
+        "{err}"
+    );
+    assert_eq!(s.injected(), 1);
+    // It fired once; later writes pass again.
+    s.write(3, 0, piece(3)).unwrap();
+    assert_eq!(
+        inner.check_all(2, &|_| {}).unwrap(),
+        vec![true, true, false, true]
+    );
+    // Reads were never faulted.
+    assert_eq!(
+        s.check_all(2, &|_| {}).unwrap(),
+        vec![true, true, false, true]
+    );
+}
+
+#[test]
+fn fault_write_stores_the_bytes_before_the_fault_point_only() {
+    let (info, bytes) = torrent(FILES, false);
+    let (s, inner) = faulty(&info);
+    write_pieces(&s, &bytes[..32_768]);
+    // EIO 100 bytes into sub/b.bin: piece 2 covers a.bin 32768..40000, then b.bin.
+    s.add(
+        Fault::new(FaultOp::Write, FaultKind::Io)
+            .in_file(2)
+            .at(100..u64::MAX),
+    );
+    let p2 = &bytes[32_768..49_152];
+    let err = s
+        .write_parts(2, 0, &[&p2[..7000], &p2[7000..]])
+        .unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Write { piece: 2, offset: 100, source, .. } if source.raw_os_error() == Some(5)),
+        "{err}"
+    );
+    let a = inner.file_data(0).unwrap();
+    assert_eq!(a, bytes[..40_000], "a.bin: written up to the fault");
+    let b = inner.file_data(2).unwrap();
+    assert_eq!(b[..100], bytes[40_000..40_100]);
+    assert!(
+        b[100..].iter().all(|&x| x == 0),
+        "nothing after the fault point"
+    );
+    // Verified pieces around it are intact; the failed one is not there.
+    assert_eq!(
+        inner.check_all(2, &|_| {}).unwrap(),
+        vec![true, true, false, false]
+    );
+}
+
+#[test]
+fn fault_reads_fail_with_junk_after_the_prefix() {
+    let (info, bytes) = torrent(FILES, false);
+    let (s, _inner) = faulty(&info);
+    write_pieces(&s, &bytes);
+    s.add(
+        Fault::new(FaultOp::Read, FaultKind::ShortRead)
+            .in_file(0)
+            .at(1000..2000)
+            .times(1),
+    );
+    let mut buf = vec![0u8; 4096];
+    let err = s.read(0, 0, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Truncated {
+                piece: 0,
+                offset: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(buf[..1000], bytes[..1000]);
+    assert!(buf[1000..].iter().all(|&x| x == 0xEE));
+    // Spent: the same read now succeeds; reads elsewhere never matched.
+    s.read(0, 0, &mut buf).unwrap();
+    assert_eq!(buf, bytes[..4096]);
+
+    s.add(Fault::new(FaultOp::Read, FaultKind::Io).after(1));
+    s.read(1, 0, &mut buf).unwrap();
+    let err = s.read(1, 0, &mut buf).unwrap_err();
+    assert!(matches!(err, StorageError::Read { piece: 1, .. }), "{err}");
+    assert_eq!(s.injected(), 2);
+    s.clear();
+
+    // A file cut short underneath: its pieces check as missing, others are fine.
+    s.add(Fault::truncated(2, 100));
+    assert_eq!(
+        s.check_all(2, &|_| {}).unwrap(),
+        vec![true, true, false, false]
+    );
+}
+
+#[test]
+fn fault_sync_and_wrapping_file_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (info, bytes) = torrent(FILES, false);
+    let file = Arc::new(FileStorage::open(dir.path(), &info, OpenMode::Download).unwrap());
+    let s = FaultyStorage::new(file, dir.path(), &info).unwrap();
+    s.add(
+        Fault::new(FaultOp::Sync, FaultKind::NoSpace)
+            .in_file(3)
+            .times(1),
+    );
+    write_pieces(&s, &bytes);
+    let err = s.sync().unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Sync { path, .. } if path.ends_with("sub/deeper/c")),
+        "{err}"
+    );
+    s.sync().unwrap();
+    assert_eq!(s.check_all(2, &|_| {}).unwrap(), vec![true; 4]);
+    assert_eq!(
+        std::fs::read(path_of(dir.path(), "a.bin")).unwrap(),
+        bytes[..40_000]
+    );
+}

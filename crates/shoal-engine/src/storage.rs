@@ -104,13 +104,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     }
 }
 
-/// Builds a torrent's [`Storage`] from its save folder, its `info` and the
-/// [`OpenMode`] when the torrent starts. Called once per start, from a blocking
-/// thread (it may open thousands of files). The default opens a [`FileStorage`].
+/// What a [`StorageFactory`] calls: save folder, `info` and mode to storage.
 type OpenFn =
     dyn Fn(&Path, &Info, OpenMode) -> Result<Arc<dyn Storage>, StorageError> + Send + Sync;
 
-/// Chooses where a torrent's pieces live; see [`OpenFn`](StorageFactory::new).
+/// Builds a torrent's [`Storage`] from its save folder, its `info` and the
+/// [`OpenMode`] each time the torrent starts, from a blocking thread (opening may
+/// touch thousands of files). The default opens a [`FileStorage`]; tests pass their
+/// own through [`TorrentOptions::storage`](crate::TorrentOptions::storage).
 #[derive(Clone)]
 pub struct StorageFactory(Arc<OpenFn>);
 

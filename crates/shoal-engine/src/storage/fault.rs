@@ -98,7 +98,8 @@ impl Fault {
             .at(len..u64::MAX)
     }
 
-    /// Only in file `index` (its place in the torrent's file list).
+    /// Only in file `index` (its place in the torrent's file list). A sync fault
+    /// fails every sync; the file only names the error's path.
     pub fn in_file(mut self, index: usize) -> Fault {
         self.file = Some(index);
         self

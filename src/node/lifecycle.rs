@@ -432,6 +432,7 @@ async fn start_inner(node: &Node, hash: InfoHash) {
         verified,
         wanted_files: Some(wanted),
         file_priorities: Some(priorities),
+        ..TorrentOptions::default()
     };
     let handle = match node.session().add_torrent((*meta).clone(), opts) {
         Ok(h) => h,

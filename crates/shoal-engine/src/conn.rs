@@ -137,7 +137,7 @@ impl Transmit {
 }
 
 /// Blocks to read from storage for the peer (see [`Connection::poll_disk_read`]).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct DiskRead {
     /// How often we had choked the peer when the read was asked for; blocks read
     /// before a later choke are not sent.

@@ -144,8 +144,8 @@ async fn drive<T: Transport>(
                 Err(_) => Err(PeerError::Closed("writer stopped")),
             },
             Some(cmd) = cmd_rx.recv() => conn.handle_command(Instant::now(), cmd, shared),
-            Some((epoch, blocks)) = disk_rx.recv() => {
-                conn.handle_disk_read(Instant::now(), epoch, blocks);
+            Some((read, blocks)) = disk_rx.recv() => {
+                conn.handle_disk_read(Instant::now(), read, blocks);
                 Ok(())
             }
             _ = tokio::time::sleep_until(deadline) => conn.handle_timeout(Instant::now(), shared),

@@ -1,49 +1,69 @@
-//! Piece storage on the file system: maps pieces and blocks of a torrent onto its files
-//! with positional I/O, and verifies pieces against their SHA-1.
+//! Where a torrent's pieces live: the [`Storage`] trait, which maps pieces and blocks
+//! onto bytes somewhere, and its implementations.
 //!
-//! [`Storage`] opens each file once and keeps it open; reads and writes use
-//! `pread`/`pwrite` (`FileExt::read_exact_at`/`write_all_at`), which take `&self`, so one
-//! `Storage` is shared through an `Arc` by any number of threads. Writes to one file take
-//! a per-file lock: concurrent buffered writes to one inode otherwise spin on its
-//! `i_rwsem` in the kernel, burning the CPU that the other hashing thread needs. Blocks
-//! may span file boundaries and zero-length files. Every request is bounds checked
-//! against its piece: bad indices are errors, never panics.
+//! - [`FileStorage`]: the torrent's files under its save folder, with positional I/O
+//!   (`pread`, one `pwritev` per file span of a piece). What every torrent uses unless
+//!   told otherwise.
+//! - [`MemoryStorage`]: the files as buffers in memory, for tests that need no disk.
+//! - [`FaultyStorage`]: wraps another storage and injects disk faults (a full disk,
+//!   `EIO`, short reads, a file shortened underneath) where a test asks for them.
 //!
-//! **All methods block** (file I/O, SHA-1, fsync). Call them from `spawn_blocking` or
-//! the engine's disk pool, never on the async runtime.
+//! A torrent gets its storage from the [`StorageFactory`] in its
+//! [`TorrentOptions`](crate::TorrentOptions); the default opens a [`FileStorage`].
 //!
-//! Modes: [`OpenMode::Seed`] opens read-only and insists every file exists with its exact
-//! size. [`OpenMode::Download`] opens the files that exist, extends short ones to their
-//! final size (sparse) and refuses files larger than expected rather than truncating them;
-//! missing files (and their folders) are created on their first write, so a torrent of
-//! thousands of files starts transferring at once instead of first creating every inode,
-//! and files never written (a stopped download) are never created. The torrent's own
-//! folder and its zero-length files are created at open, which also reports an
-//! unwritable save folder straight away. Download mode is also right for complete data: a torrent that
-//! finishes downloading keeps its storage and seeds from it; there is no upgrade step.
+//! # Contract
 //!
-//! Files stay open for the torrent's lifetime, so a torrent needs one descriptor per
-//! non-empty file; very large multi-file torrents may need a higher `ulimit -n`.
+//! Every method **blocks** (file I/O, SHA-1, fsync): call them from `spawn_blocking`
+//! or a disk pool, never on the async runtime. A storage is shared through an
+//! `Arc<dyn Storage>` by any number of threads at once; implementations serialize
+//! what needs it themselves (the file implementation takes a per-file write lock).
+//! The engine writes only pieces whose hash matched, writes each piece at most once
+//! per verification, and reads only verified pieces, so a piece is never read and
+//! written at the same time.
+//!
+//! - [`Storage::read`] fills the whole buffer or fails. On failure the buffer's
+//!   contents are unspecified (partly read, partly stale) and must not be used: no
+//!   byte of it may reach a peer.
+//! - [`Storage::write_parts`] writes the whole range or fails. It is **not** atomic: a
+//!   failed write may have stored any part of its range, so the piece counts as
+//!   missing until it is written again. It never touches bytes outside its range, so
+//!   a failed write cannot damage another (verified) piece.
+//! - [`Storage::check_all`] reports each piece as present and matching its hash or
+//!   not; data that is missing (never written, or cut off) is `false`, not an error.
+//! - [`Storage::sync`]: after it returns `Ok`, every write that returned `Ok` before
+//!   it was called is durable.
+//!
+//! What the errors ([`StorageError`]) mean to the engine: [`StorageError::Truncated`]
+//! is data that should be there and is not (a file shortened or removed outside
+//! Shoal): pieces we announced are gone, so a seeding torrent stops and asks for a
+//! recheck. [`StorageError::DiskFull`], [`StorageError::Write`] and
+//! [`StorageError::Sync`] stop the torrent (it can resume once the disk is fixed).
+//! [`StorageError::Read`] (e.g. `EIO`) fails that read only: the peer asking gets
+//! nothing. Range errors (`PieceOutOfRange`, `BlockOutOfRange`) are caller bugs or
+//! bad input and change nothing.
 
+mod check;
 mod error;
+mod fault;
+mod file;
 mod layout;
+mod memory;
 mod open;
 #[cfg(test)]
 mod tests;
 mod vectored;
 
 pub use error::StorageError;
+pub use fault::{Fault, FaultKind, FaultOp, FaultyStorage};
+pub use file::FileStorage;
+pub use memory::MemoryStorage;
 
-use layout::Layout;
-use sha1::{Digest, Sha1};
 use shoal_proto::metainfo::Info;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
-/// How [`Storage::open`] treats the files on disk.
+/// How a storage treats data that is already there when it is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// Read-only; every file must exist with exactly the torrent's size.
@@ -53,314 +73,89 @@ pub enum OpenMode {
     Download,
 }
 
-/// A torrent's files, open for positional I/O. `Send + Sync`: share it via `Arc`.
-#[derive(Debug)]
-pub struct Storage {
-    layout: Layout,
-    /// Parallel to `layout.files`: the open file, once it exists (never for zero-length
-    /// files; in download mode, missing files are created on their first write).
-    handles: Vec<OnceLock<File>>,
-    /// Parallel to `layout.files`: held while writing to that file (see the module doc).
-    write_locks: Vec<Mutex<()>>,
-    /// Held while creating a missing file, so two writers never race to create it.
-    create_lock: Mutex<()>,
-    /// Parallel to `layout.files`: bytes each file held before we opened it. Pieces
-    /// lying wholly beyond these are known to be missing and need no hashing.
-    existing: Vec<u64>,
-    /// Parallel to `layout.files`: written through this `Storage`.
-    written: Vec<AtomicBool>,
-    hashes: Vec<[u8; 20]>,
-    mode: OpenMode,
-}
-
-impl Storage {
-    /// Opens (and in [`OpenMode::Download`], creates) the files of `info` below
-    /// `save_dir`: `save_dir/name` for a single-file torrent, `save_dir/name/...` for a
-    /// multi-file one. Blocking; may take a while for torrents with many files.
-    pub fn open(save_dir: &Path, info: &Info, mode: OpenMode) -> Result<Storage, StorageError> {
-        let layout = Layout::new(save_dir, info)?;
-        if mode == OpenMode::Download {
-            open::create_root(save_dir, info)?;
-        }
-        let (handles, existing): (Vec<_>, _) = layout
-            .files
-            .iter()
-            .map(|f| open::open_file(&f.path, f.length, mode))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .unzip();
-        let handles = handles
-            .into_iter()
-            .map(|h| match h {
-                Some(file) => OnceLock::from(file),
-                None => OnceLock::new(),
-            })
-            .collect();
-        let written = layout
-            .files
-            .iter()
-            .map(|_| AtomicBool::new(false))
-            .collect();
-        let write_locks = layout.files.iter().map(|_| Mutex::new(())).collect();
-        Ok(Storage {
-            layout,
-            handles,
-            write_locks,
-            create_lock: Mutex::new(()),
-            existing,
-            written,
-            hashes: info.pieces.clone(),
-            mode,
-        })
-    }
-
-    /// The mode the files were opened in.
-    pub fn mode(&self) -> OpenMode {
-        self.mode
-    }
-
-    /// Number of pieces.
-    pub fn num_pieces(&self) -> u32 {
-        self.layout.num_pieces
-    }
-
-    /// Size of `piece` in bytes (the last piece may be shorter), or `None` past the end.
-    pub fn piece_size(&self, piece: u32) -> Option<u32> {
-        // Piece lengths are capped at 64 MiB by `Layout::new`, so this always fits.
-        self.layout
-            .piece_size(piece)
-            .and_then(|s| u32::try_from(s).ok())
-    }
-
-    /// The expected SHA-1 of `piece`, for verifying a piece held in memory.
-    pub fn expected_hash(&self, piece: u32) -> Option<[u8; 20]> {
-        self.hashes.get(piece as usize).copied()
-    }
-
-    /// Writes `data` at offset `begin` of `piece`. Fails in [`OpenMode::Seed`], and for
-    /// blocks that do not fit in the piece.
-    pub fn write(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
-        self.write_parts(piece, begin, &[data])
-    }
-
-    /// Writes `parts`, one after the other, from offset `begin` of `piece`, with one
-    /// vectored positional write (`pwritev`) per file they touch: a piece received as
-    /// blocks is written without first copying them into one buffer.
-    pub fn write_parts(&self, piece: u32, begin: u32, parts: &[&[u8]]) -> Result<(), StorageError> {
-        if self.mode == OpenMode::Seed {
-            return Err(StorageError::ReadOnly { piece });
-        }
-        let total: usize = parts.iter().map(|b| b.len()).sum();
-        let start = self.layout.block_offset(piece, begin, total)?;
-        let mut seg_parts: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
-        for seg in self.layout.segments(start, total) {
-            // The bytes of `parts` within `seg.buf_offset..+seg.len`.
-            seg_parts.clear();
-            let (lo, hi) = (seg.buf_offset, seg.buf_offset + seg.len);
-            let mut at = 0usize;
-            for p in parts {
-                let (p_lo, p_hi) = (at, at + p.len());
-                at = p_hi;
-                if p_hi > lo && p_lo < hi {
-                    seg_parts.push(&p[lo.max(p_lo) - p_lo..hi.min(p_hi) - p_lo]);
-                }
-            }
-            let (file, slot) = self.file_for_write(seg.file)?;
-            let lock = self.write_locks.get(seg.file).map(|l| l.lock());
-            vectored::write_all_vectored_at(file, &seg_parts, seg.file_offset)
-                .map_err(|e| StorageError::write(slot.path.clone(), piece, seg.file_offset, e))?;
-            drop(lock);
-            if let Some(w) = self.written.get(seg.file) {
-                w.store(true, Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
-
+/// The bytes of one torrent's pieces. Object-safe: the engine holds an
+/// `Arc<dyn Storage>`. See the [module documentation](self) for the contract every
+/// implementation keeps.
+pub trait Storage: Send + Sync + fmt::Debug {
     /// Fills `buf` from offset `begin` of `piece`. Fails for blocks that do not fit in
-    /// the piece.
-    pub fn read(&self, piece: u32, begin: u32, buf: &mut [u8]) -> Result<(), StorageError> {
-        let start = self.layout.block_offset(piece, begin, buf.len())?;
-        for seg in self.layout.segments(start, buf.len()) {
-            let (file, slot) = self.file(seg.file)?;
-            let Some(file) = file else {
-                // Not created yet: nothing of it was ever written.
-                return Err(StorageError::Truncated {
-                    path: slot.path.clone(),
-                    piece,
-                    offset: seg.file_offset,
-                });
-            };
-            let chunk = &mut buf[seg.buf_offset..seg.buf_offset + seg.len];
-            file.read_exact_at(chunk, seg.file_offset)
-                .map_err(|e| StorageError::read(slot.path.clone(), piece, seg.file_offset, e))?;
-        }
-        Ok(())
-    }
+    /// the piece. On failure `buf` holds no usable data.
+    fn read(&self, piece: u32, begin: u32, buf: &mut [u8]) -> Result<(), StorageError>;
 
-    /// Size of `piece`, or an error past the end.
-    fn checked_piece_size(&self, piece: u32) -> Result<usize, StorageError> {
-        self.layout
-            .piece_size(piece)
-            .map(|s| s as usize)
-            .ok_or(StorageError::PieceOutOfRange {
-                piece,
-                num_pieces: self.layout.num_pieces,
-            })
-    }
+    /// Writes `parts`, one after the other, from offset `begin` of `piece`. Fails for
+    /// ranges that do not fit in the piece (writing nothing) and for read-only data.
+    /// Not atomic: on failure, any part of the range may have been written.
+    fn write_parts(&self, piece: u32, begin: u32, parts: &[&[u8]]) -> Result<(), StorageError>;
 
-    /// Reads the whole of `piece` into `buf`, resized to the piece's size. Reusing the
-    /// same `buf` across calls avoids allocating.
-    pub fn read_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<(), StorageError> {
-        let size = self.checked_piece_size(piece)?;
-        // `resize` only zero-fills when growing, so a reused buffer costs nothing.
-        buf.resize(size, 0);
-        self.read(piece, 0, buf)
-    }
-
-    /// SHA-1 of `piece` as stored on disk; `buf` is scratch space (see [`Storage::read_piece`]).
-    pub fn hash_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<[u8; 20], StorageError> {
-        self.read_piece(piece, buf)?;
-        Ok(Sha1::digest(buf.as_slice()).into())
-    }
-
-    /// Whether `piece` on disk matches its hash from the torrent; `buf` is scratch space.
-    pub fn verify_piece(&self, piece: u32, buf: &mut Vec<u8>) -> Result<bool, StorageError> {
-        let hash = self.hash_piece(piece, buf)?;
-        Ok(self.hashes.get(piece as usize) == Some(&hash))
-    }
-
-    /// [`Storage::verify_piece`] with an aligned scratch buffer (see `crate::buf`).
-    fn verify_in(
-        &self,
-        piece: u32,
-        buf: &mut crate::buf::AlignedBuf,
-    ) -> Result<bool, StorageError> {
-        let data = buf.prefix(self.checked_piece_size(piece)?);
-        self.read(piece, 0, data)?;
-        let hash: [u8; 20] = Sha1::digest(&*data).into();
-        Ok(self.hashes.get(piece as usize) == Some(&hash))
-    }
-
-    /// Verifies every piece on `threads` threads (at least one), calling `progress` with
-    /// the number of pieces done so far after each (from the checking threads, one call
-    /// at a time, never decreasing). Pieces whose data is missing (never
-    /// written, or in a file shortened behind Shoal's back) are simply `false`; other
-    /// I/O errors stop the check.
-    pub fn check_all(
+    /// Verifies every piece on `threads` threads (at least one), calling `progress`
+    /// with the number of pieces done so far after each (one call at a time, never
+    /// decreasing). Missing data is `false`; other errors stop the check.
+    fn check_all(
         &self,
         threads: usize,
         progress: &(dyn Fn(u32) + Sync),
-    ) -> Result<Vec<bool>, StorageError> {
-        let n = self.layout.num_pieces;
-        let next = AtomicU64::new(0);
-        let done = Mutex::new(0u32);
-        let stop = AtomicBool::new(false);
-        let have: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
-        let threads = threads.clamp(1, (n as usize).max(1));
-        let worker = || -> Result<(), StorageError> {
-            let mut buf = crate::buf::AlignedBuf::new(0);
-            while !stop.load(Ordering::Relaxed) {
-                let piece = next.fetch_add(1, Ordering::Relaxed);
-                let Ok(piece) = u32::try_from(piece) else {
-                    break;
-                };
-                if piece >= n {
-                    break;
-                }
-                let ok = match self.piece_may_exist(piece) {
-                    false => Ok(false),
-                    true => self.verify_in(piece, &mut buf),
-                };
-                let ok = match ok {
-                    Ok(ok) => ok,
-                    Err(StorageError::Truncated { .. }) => false,
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                };
-                if let Some(slot) = have.get(piece as usize) {
-                    slot.store(ok, Ordering::Relaxed);
-                }
-                // Counting and reporting under one lock keeps reports in order.
-                let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
-                *done += 1;
-                progress(*done);
-            }
-            Ok(())
-        };
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-            // A worker can only panic on a bug; re-raise it rather than hide it.
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        })?;
-        Ok(have.into_iter().map(AtomicBool::into_inner).collect())
+    ) -> Result<Vec<bool>, StorageError>;
+
+    /// Makes every completed write durable. A no-op for read-only data.
+    fn sync(&self) -> Result<(), StorageError>;
+
+    /// Writes `data` at offset `begin` of `piece` (see [`Storage::write_parts`]).
+    fn write(&self, piece: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
+        self.write_parts(piece, begin, &[data])
+    }
+}
+
+/// What a [`StorageFactory`] calls: save folder, `info` and mode to storage.
+type OpenFn =
+    dyn Fn(&Path, &Info, OpenMode) -> Result<Arc<dyn Storage>, StorageError> + Send + Sync;
+
+/// Builds a torrent's [`Storage`] from its save folder, its `info` and the
+/// [`OpenMode`] each time the torrent starts, from a blocking thread (opening may
+/// touch thousands of files). The default opens a [`FileStorage`]; tests pass their
+/// own through [`TorrentOptions::storage`](crate::TorrentOptions::storage).
+#[derive(Clone)]
+pub struct StorageFactory(Arc<OpenFn>);
+
+impl StorageFactory {
+    /// A factory calling `open(save_dir, info, mode)` for each start.
+    pub fn new(
+        open: impl Fn(&Path, &Info, OpenMode) -> Result<Arc<dyn Storage>, StorageError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        StorageFactory(Arc::new(open))
     }
 
-    /// Whether any byte of `piece` lies in data that existed before we opened the files.
-    fn piece_may_exist(&self, piece: u32) -> bool {
-        let start = u64::from(piece) * self.layout.piece_length;
-        let end = start + self.layout.piece_size(piece).unwrap_or(0);
-        self.layout
-            .files
-            .iter()
-            .zip(self.existing.iter().zip(&self.written))
-            .any(|(f, (&have, written))| {
-                let have = if written.load(Ordering::Relaxed) {
-                    f.length
-                } else {
-                    have
-                };
-                have > 0 && f.offset < end && start < f.offset + have
-            })
+    /// The torrent's files below its save folder ([`FileStorage::open`]).
+    pub fn files() -> Self {
+        Self::new(|dir, info, mode| Ok(Arc::new(FileStorage::open(dir, info, mode)?)))
     }
 
-    /// Flushes written data of every file to disk (`fdatasync`). A no-op for seeding.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        if self.mode == OpenMode::Seed {
-            return Ok(());
-        }
-        for (slot, handle) in self.layout.files.iter().zip(&self.handles) {
-            if let Some(file) = handle.get() {
-                file.sync_data().map_err(|source| StorageError::Sync {
-                    path: slot.path.clone(),
-                    source,
-                })?;
-            }
-        }
-        Ok(())
+    /// Always the same `storage`, whatever the folder and mode: for tests that build
+    /// the storage first and look into it afterwards.
+    pub fn shared(storage: Arc<dyn Storage>) -> Self {
+        Self::new(move |_, _, _| Ok(storage.clone()))
     }
 
-    /// File `index` and its open handle, `None` while it does not exist yet. The error
-    /// path is for a broken invariant (`Layout::segments` yields valid indices only).
-    fn file(&self, index: usize) -> Result<(Option<&File>, &layout::FileSlot), StorageError> {
-        match (self.handles.get(index), self.layout.files.get(index)) {
-            (Some(handle), Some(slot)) => Ok((handle.get(), slot)),
-            _ => Err(StorageError::BadLayout(format!("no file {index}"))),
-        }
+    /// Opens the storage of `info` below `save_dir`. Blocking.
+    pub fn open(
+        &self,
+        save_dir: &Path,
+        info: &Info,
+        mode: OpenMode,
+    ) -> Result<Arc<dyn Storage>, StorageError> {
+        (self.0)(save_dir, info, mode)
     }
+}
 
-    /// The open handle of file `index`, creating the file (download mode) if it does not
-    /// exist yet.
-    fn file_for_write(&self, index: usize) -> Result<(&File, &layout::FileSlot), StorageError> {
-        let (file, slot) = self.file(index)?;
-        if let Some(file) = file {
-            return Ok((file, slot));
-        }
-        let _creating = self
-            .create_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(handle) = self.handles.get(index) else {
-            return Err(StorageError::BadLayout(format!("no file {index}")));
-        };
-        if let Some(file) = handle.get() {
-            return Ok((file, slot));
-        }
-        let (file, _) = open::create_file(&slot.path, slot.length)?;
-        Ok((handle.get_or_init(|| file), slot))
+impl Default for StorageFactory {
+    fn default() -> Self {
+        Self::files()
+    }
+}
+
+impl fmt::Debug for StorageFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StorageFactory")
     }
 }

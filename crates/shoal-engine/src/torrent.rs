@@ -41,7 +41,7 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
 use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFactory};
 
 use candidates::Candidates;
 pub use driver::{TorrentHandle, TorrentStatus};
@@ -107,6 +107,8 @@ pub struct TorrentOptions {
     pub wanted_files: Option<Vec<bool>>,
     /// Download priority per file (by index); `None` means all normal.
     pub file_priorities: Option<Vec<Priority>>,
+    /// Where the pieces live; the default is the files below `save_dir`.
+    pub storage: StorageFactory,
 }
 
 pub(crate) struct PeerEntry {
@@ -167,7 +169,7 @@ pub struct Shared {
     pub(crate) uploaded: AtomicU64,
     /// Payload bytes received (including discarded duplicates and failed pieces).
     pub(crate) downloaded: AtomicU64,
-    storage: OnceLock<Arc<Storage>>,
+    storage: OnceLock<Arc<dyn Storage>>,
     seeding: AtomicBool,
     state: Mutex<State>,
     hash_slots: Semaphore,
@@ -259,11 +261,11 @@ impl Shared {
         self.meta.info_hash
     }
 
-    pub(crate) fn storage(&self) -> Option<Arc<Storage>> {
+    pub(crate) fn storage(&self) -> Option<Arc<dyn Storage>> {
         self.storage.get().cloned()
     }
 
-    pub(crate) fn set_storage(&self, s: Arc<Storage>) {
+    pub(crate) fn set_storage(&self, s: Arc<dyn Storage>) {
         let _ = self.storage.set(s);
     }
 

@@ -20,8 +20,7 @@ fn seeder(dir: &std::path::Path, len: usize, fast: bool, now: Instant) -> (Side,
     let side = Side::new(
         SideOpts {
             meta,
-            save_dir: dir,
-            seed: true,
+            seed: Some(&data),
             peer: (addr(2), 2),
             fast,
             extended: true,
@@ -33,15 +32,11 @@ fn seeder(dir: &std::path::Path, len: usize, fast: bool, now: Instant) -> (Side,
 
 /// A leecher side with an empty save folder; the scripted peer is a seeder.
 fn leecher(dir: &std::path::Path, len: usize, fast: bool, now: Instant) -> (Side, Vec<u8>) {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let (data, meta) = torrent(&src, len);
-    let dst = dir.join("dst");
+    let (data, meta) = torrent(dir, len);
     let side = Side::new(
         SideOpts {
             meta,
-            save_dir: &dst,
-            seed: false,
+            seed: None,
             peer: (addr(3), 3),
             fast,
             extended: true,
@@ -78,21 +73,19 @@ fn protocol_error(r: Result<(), PeerError>) -> String {
 #[tokio::test]
 async fn two_connections_transfer_a_torrent_in_memory() {
     let now = Instant::now();
-    let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let len = 20 * PIECE as usize + 1234;
-    let (data, meta) = torrent(src.path(), len);
-    let mk = |dir, seed, peer: u8, fast| SideOpts {
+    let (data, meta) = torrent(dir.path(), len);
+    let mk = |seed, peer: u8, fast| SideOpts {
         meta: meta.clone(),
-        save_dir: dir,
         seed,
         peer: (addr(peer), peer),
         fast,
         extended: true,
     };
     let mut pair = Pair {
-        a: Side::new(mk(src.path(), true, 2, true), now),
-        b: Side::new(mk(dst.path(), false, 1, true), now),
+        a: Side::new(mk(Some(&data), 2, true), now),
+        b: Side::new(mk(None, 1, true), now),
         now,
     };
     let pieces = meta.info.num_pieces();
@@ -104,8 +97,10 @@ async fn two_connections_transfer_a_torrent_in_memory() {
         pair.advance(TICK).unwrap();
     }
     assert_eq!(pair.b.have_count(), pieces, "the leecher did not complete");
-    let got = std::fs::read(dst.path().join("data.bin")).unwrap();
-    assert!(got == data, "downloaded data differs");
+    assert!(
+        pair.b.storage.data() == Some(data),
+        "downloaded data differs"
+    );
     assert_eq!(
         pair.b.stats.downloaded.load(Ordering::Relaxed),
         len as u64,
@@ -423,4 +418,42 @@ async fn corrupt_pieces_get_the_peer_banned() {
         .shared
         .register_peer(other_port, harness::peer_id(3), true);
     assert!(again.is_err(), "a banned peer ID came back on another port");
+}
+
+#[tokio::test]
+async fn requests_storage_could_not_read_are_rejected_never_sent_wrong() {
+    let now = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut us, data) = seeder(dir.path(), 4 * PIECE as usize, true, now);
+    us.conn
+        .handle_command(now, super::PeerCmd::Unchoke, &us.shared)
+        .unwrap();
+    us.output();
+    let asked = [
+        block(0, 0, 16384),
+        block(0, 16384, 16384),
+        block(1, 0, 16384),
+    ];
+    let msgs: Vec<Message> = asked.iter().map(|r| Message::Request(*r)).collect();
+    us.feed(now, &msgs).unwrap();
+    let read = us.conn.poll_disk_read().expect("no disk read asked for");
+    assert_eq!(read.blocks, asked);
+    // Storage stopped after the first block; the second came back short.
+    let first = bytes::Bytes::copy_from_slice(&data[..16384]);
+    let short = bytes::Bytes::copy_from_slice(&data[16384..20000]);
+    us.conn
+        .handle_disk_read(now, read, vec![(asked[0], first), (asked[1], short)]);
+    let out = us.output();
+    assert_eq!(
+        out,
+        vec![
+            Msg::Piece {
+                index: 0,
+                begin: 0,
+                data: data[..16384].to_vec()
+            },
+            Msg::Reject(asked[1]),
+            Msg::Reject(asked[2]),
+        ]
+    );
 }

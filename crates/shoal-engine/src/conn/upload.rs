@@ -70,32 +70,33 @@ impl Connection {
         })
     }
 
-    /// Blocks read for a [`DiskRead`] (those that could be read, in order). Sent
-    /// unless we choked the peer since the read started: a fast peer then gets a
-    /// reject per block, another peer has already forgotten its requests (BEP 3).
+    /// Blocks read for `read`: those that could be read, in order, a prefix of what
+    /// was asked (storage stops at its first error). Sent unless we choked the peer
+    /// since the read started; requests that get no block are rejected to a fast peer
+    /// (a peer without the extension has forgotten them after a choke, BEP 3, and
+    /// otherwise asks again once its request times out).
     pub(crate) fn handle_disk_read(
         &mut self,
         now: std::time::Instant,
-        epoch: u64,
+        read: DiskRead,
         blocks: Vec<(BlockRef, Bytes)>,
     ) {
         self.now = now;
         self.reading = false;
-        if epoch != self.choke_epoch {
-            if self.fast {
-                for (r, _) in blocks {
-                    self.send(Message::RejectRequest(r));
+        let current = read.epoch == self.choke_epoch;
+        let mut blocks = blocks.into_iter().peekable();
+        for r in read.blocks {
+            // A short block is never sent as if it were the one asked for.
+            let block = blocks
+                .next_if(|(b, _)| *b == r)
+                .filter(|(_, data)| data.len() == r.length as usize);
+            match block {
+                Some((_, data)) if current => {
+                    self.send_block(piece_header(r.index, r.begin, r.length), data)
                 }
+                _ if self.fast => self.send(Message::RejectRequest(r)),
+                _ => {}
             }
-            return;
-        }
-        for (r, data) in blocks {
-            // Storage hands back what it could read; a short block is never sent
-            // as if it were the one asked for.
-            if data.len() != r.length as usize {
-                continue;
-            }
-            self.send_block(piece_header(r.index, r.begin, r.length), data);
         }
     }
 }

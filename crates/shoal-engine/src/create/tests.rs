@@ -1,6 +1,6 @@
 use super::*;
 use super::{hash, walk};
-use crate::storage::{OpenMode, Storage};
+use crate::storage::{FileStorage, OpenMode, Storage};
 use sha1::{Digest, Sha1};
 use std::fs;
 
@@ -102,7 +102,7 @@ fn folder_with_nested_dirs_empty_hidden_and_symlinked_files() {
     assert_eq!(Metainfo::from_bytes(&m.to_bytes()).unwrap(), m);
 
     // Storage reads the same layout back and agrees with every piece.
-    let s = Storage::open(dir.path(), &m.info, OpenMode::Seed).unwrap();
+    let s = FileStorage::open(dir.path(), &m.info, OpenMode::Seed).unwrap();
     assert_eq!(
         s.check_all(2, &|_| {}).unwrap(),
         vec![true; m.info.pieces.len()]

@@ -13,7 +13,7 @@ use crate::conn::DiskRead;
 use crate::torrent::Shared;
 
 /// Blocks read for a peer, tagged with the choke epoch of their [`DiskRead`].
-pub(super) type DiskBlocks = (u64, Vec<(BlockRef, Bytes)>);
+pub(super) type DiskBlocks = (DiskRead, Vec<(BlockRef, Bytes)>);
 
 /// Largest single read when coalescing adjacent requests.
 const MAX_COALESCED_READ: usize = 1 << 20;
@@ -22,7 +22,7 @@ const MAX_COALESCED_READ: usize = 1 << 20;
 /// requests in the same piece (peers ask for a piece's blocks in order), sharing the
 /// buffer between the blocks of a run. Stops at the first error.
 fn read_blocks(
-    storage: &crate::storage::Storage,
+    storage: &dyn crate::storage::Storage,
     batch: &[BlockRef],
     out: &mut Vec<(BlockRef, Bytes)>,
 ) -> Result<(), crate::storage::StorageError> {
@@ -59,22 +59,24 @@ pub(super) fn start(
     addr: SocketAddr,
 ) {
     let storage = shared.storage();
+    let shared = shared.clone();
     let done = done.clone();
     let span = tracing::Span::current();
-    shared.tasks.spawn(tracing::Instrument::instrument(
+    let tasks = shared.tasks.clone();
+    tasks.spawn(tracing::Instrument::instrument(
         async move {
-            let DiskRead { epoch, blocks } = read;
-            let read = tokio::task::spawn_blocking(move || {
-                let storage = storage?;
-                let mut out = Vec::with_capacity(blocks.len());
-                if let Err(e) = read_blocks(&storage, &blocks, &mut out) {
-                    tracing::warn!(%addr, "cannot serve data: {e}");
+            let (read, blocks) = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(read.blocks.len());
+                if let Some(storage) = storage {
+                    if let Err(e) = read_blocks(&*storage, &read.blocks, &mut out) {
+                        shared.serve_failed(addr, e);
+                    }
                 }
-                Some(out)
+                (read, out)
             })
-            .await;
-            let blocks = read.ok().flatten().unwrap_or_default();
-            let _ = done.send((epoch, blocks)).await;
+            .await
+            .unwrap_or_else(|_| (DiskRead::default(), Vec::new()));
+            let _ = done.send((read, blocks)).await;
         },
         span,
     ));

@@ -174,7 +174,7 @@ pub enum StorageError {
         /// The piece.
         piece: u32,
     },
-    /// The `Info` given to [`Storage::open`](super::Storage::open) is inconsistent.
+    /// The `Info` a storage was opened for is inconsistent.
     #[error("inconsistent torrent layout: {0}; remove and re-add the torrent")]
     BadLayout(String),
 }

@@ -188,6 +188,21 @@ impl Iterator for Segments<'_> {
     }
 }
 
+/// Collects into `out` the bytes of `parts` (taken one after the other as one buffer)
+/// at `lo..hi` of that buffer, as slices of the parts: a segment's share of a piece
+/// received as blocks, without copying.
+pub(super) fn parts_within<'a>(parts: &[&'a [u8]], lo: usize, hi: usize, out: &mut Vec<&'a [u8]>) {
+    out.clear();
+    let mut at = 0usize;
+    for p in parts {
+        let (p_lo, p_hi) = (at, at + p.len());
+        at = p_hi;
+        if p_hi > lo && p_lo < hi {
+            out.push(&p[lo.max(p_lo) - p_lo..hi.min(p_hi) - p_lo]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

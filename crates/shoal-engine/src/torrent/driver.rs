@@ -25,7 +25,7 @@ use crate::choker::PeerSnapshot;
 use crate::peer::PeerCmd;
 use crate::picker::Priority;
 use crate::rate::RateEstimator;
-use crate::storage::{OpenMode, Storage};
+use crate::storage::OpenMode;
 
 /// Driver period while the torrent has peers, dials or non-zero rates.
 const TICK: Duration = Duration::from_secs(1);
@@ -365,8 +365,9 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
     let sh = shared.clone();
     let total = info.num_pieces();
     let trusted = opts.verified.clone().filter(|v| v.len() == total as usize);
+    let factory = opts.storage.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let storage = Storage::open(&dir, &info, mode).map_err(|e| e.to_string())?;
+        let storage = factory.open(&dir, &info, mode).map_err(|e| e.to_string())?;
         if let Some(have) = trusted {
             return Ok::<_, String>((storage, have));
         }
@@ -391,7 +392,7 @@ async fn open_and_check(shared: &Arc<Shared>, opts: &TorrentOptions) -> Result<(
             shared.meta.info.name
         ));
     }
-    shared.set_storage(Arc::new(storage));
+    shared.set_storage(storage);
     shared.load_pieces(&have);
     info!(name = %shared.meta.info.name, good, total = have.len(), "data checked");
     shared.set_phase(if shared.is_seeding() {

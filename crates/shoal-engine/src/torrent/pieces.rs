@@ -19,6 +19,7 @@ use tracing::warn;
 use super::{PeerKey, Phase, Shared, State, TorrentEvent, BAN_STRIKES};
 use crate::peer::PeerCmd;
 use crate::picker::Block;
+use crate::storage::StorageError;
 
 /// Complete pieces waiting to be hashed and written beyond which peers stop
 /// requesting more (backpressure from disk and CPU to the network). Blocks pin the
@@ -207,6 +208,25 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// A read of blocks for the peer at `addr` failed: it gets none of the blocks not
+    /// read. Data that should be there and is not (a file shortened or removed outside
+    /// Shoal) means pieces we announced are gone, so the torrent stops with the reason
+    /// and the user rechecks it; other read errors fail that read only.
+    pub(crate) fn serve_failed(&self, addr: SocketAddr, e: StorageError) {
+        if !matches!(e, StorageError::Truncated { .. }) {
+            warn!(%addr, "cannot serve data: {e}");
+            return;
+        }
+        // Once stopped, later failures (other reads finding the same hole) add nothing.
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        tracing::error!("stopping: {e}");
+        self.set_phase(Phase::Error(e.to_string()));
+        self.emit(TorrentEvent::Error(e.to_string()));
+        self.cancel.cancel();
     }
 
     /// Gives the peer behind connection `k` (connected or recently gone) strikes for

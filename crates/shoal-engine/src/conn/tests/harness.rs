@@ -19,7 +19,7 @@ use crate::conn::{ConnConfig, Connection, PeerCmd, PeerError, PeerStats, Transmi
 use crate::create::{create_torrent, CreateOptions};
 use crate::picker::PeerKey;
 use crate::session::Limits;
-use crate::storage::{OpenMode, Storage};
+use crate::storage::{MemoryStorage, Storage};
 use crate::torrent::Shared;
 
 pub(super) const PIECE: u64 = 32 * 1024;
@@ -91,6 +91,7 @@ impl From<Message<'_>> for Msg {
 /// One end of a connection: our torrent state and the connection to one peer.
 pub(super) struct Side {
     pub shared: Arc<Shared>,
+    pub storage: Arc<MemoryStorage>,
     pub conn: Connection,
     pub cmds: mpsc::UnboundedReceiver<PeerCmd>,
     pub stats: Arc<PeerStats>,
@@ -102,8 +103,8 @@ pub(super) struct Side {
 /// How a side starts.
 pub(super) struct SideOpts<'a> {
     pub meta: Arc<Metainfo>,
-    pub save_dir: &'a Path,
-    pub seed: bool,
+    /// The torrent's data, for a seeder; a leecher starts with empty storage.
+    pub seed: Option<&'a [u8]>,
     /// The peer's address and ID as this side sees them.
     pub peer: (SocketAddr, u8),
     pub fast: bool,
@@ -113,12 +114,10 @@ pub(super) struct SideOpts<'a> {
 impl Side {
     pub(super) fn new(o: SideOpts<'_>, now: Instant) -> Side {
         let num_pieces = o.meta.info.num_pieces();
-        let mode = if o.seed {
-            OpenMode::Seed
-        } else {
-            OpenMode::Download
-        };
-        let storage = Storage::open(o.save_dir, &o.meta.info, mode).unwrap();
+        let storage = Arc::new(match o.seed {
+            Some(data) => MemoryStorage::with_data(&o.meta.info, data).unwrap(),
+            None => MemoryStorage::new(&o.meta.info).unwrap(),
+        });
         let shared = Shared::new(
             o.meta,
             PeerId(*b"-SH0000-ourselves000"),
@@ -126,8 +125,8 @@ impl Side {
             Arc::new(Limits::new(0, 0)),
             CancellationToken::new(),
         );
-        shared.set_storage(Arc::new(storage));
-        if o.seed {
+        shared.set_storage(storage.clone());
+        if o.seed.is_some() {
             shared.load_pieces(&vec![true; num_pieces as usize]);
         }
         let (key, stats, cmds) = shared
@@ -145,6 +144,7 @@ impl Side {
         conn.start(&shared);
         Side {
             shared,
+            storage,
             conn,
             cmds,
             stats,
@@ -209,7 +209,7 @@ impl Side {
     /// Serves the disk reads the connection asks for, from the torrent's storage.
     pub(super) fn serve_reads(&mut self, now: Instant) {
         while let Some(read) = self.conn.poll_disk_read() {
-            let storage = self.shared.storage().unwrap();
+            let storage = &self.storage;
             let blocks = read
                 .blocks
                 .iter()
@@ -219,7 +219,7 @@ impl Side {
                     (*r, bytes::Bytes::from(buf))
                 })
                 .collect();
-            self.conn.handle_disk_read(now, read.epoch, blocks);
+            self.conn.handle_disk_read(now, read, blocks);
         }
     }
 

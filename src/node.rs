@@ -17,13 +17,16 @@ mod durable;
 pub mod entry;
 mod lifecycle;
 mod monitor;
+mod outcome;
 mod restore;
+mod runs;
+mod save;
 pub mod share;
 pub mod swarm;
 pub mod up;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -43,6 +46,10 @@ pub use share::ShareJob;
 
 /// Transfer-log records waiting to be written before new ones are dropped.
 const LOG_QUEUE: usize = 20_000;
+
+/// How long shutdown waits for the node's tasks after cancelling them (a share job may
+/// be hashing a large folder on the blocking pool, which cannot be interrupted).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running node. Cheap to clone.
 #[derive(Clone)]
@@ -74,7 +81,14 @@ pub(crate) struct Inner {
     web_url: Mutex<String>,
     embedded_tracker: Option<String>,
     log_tx: mpsc::Sender<LogRecord>,
+    /// Completion and errors from the monitors, to the outcome task.
+    outcomes: mpsc::UnboundedSender<monitor::Outcome>,
+    /// Set by shutdown (under `ops`): nothing starts any more.
+    closing: AtomicBool,
+    /// Cancelled on shutdown once every torrent is stopped: stops the node's tasks.
     cancel: CancellationToken,
+    /// Every task the node starts: log writer, statistics saver, restore, outcome
+    /// task, monitors, share jobs. Shutdown waits for them.
     tasks: TaskTracker,
 }
 
@@ -96,6 +110,7 @@ impl Node {
     /// background.
     pub async fn start(config: NodeConfig, parts: NodeParts) -> anyhow::Result<Node> {
         let (log_tx, log_rx) = mpsc::channel(LOG_QUEUE);
+        let (outcomes, outcome_rx) = mpsc::unbounded_channel();
         let totals = Totals::default();
         let (down, up) = parts
             .store
@@ -124,12 +139,15 @@ impl Node {
                 web_url: Mutex::new(String::new()),
                 embedded_tracker: parts.embedded_tracker,
                 log_tx,
+                outcomes,
+                closing: AtomicBool::new(false),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         };
         node.spawn(monitor::write_log(node.clone(), log_rx));
         node.spawn(monitor::save_totals(node.clone()));
+        node.spawn(outcome::run(node.clone(), outcome_rx));
         restore::load(&node).await;
         node.spawn(restore::start(node.clone()));
         Ok(node)
@@ -310,13 +328,24 @@ impl Node {
     /// Stops every torrent, saves resume data and statistics, and waits for the
     /// node's tasks.
     pub async fn shutdown(&self) {
-        lifecycle::stop_all(self).await;
+        runs::stop_all(self).await;
         self.inner.cancel.cancel();
         self.inner.tasks.close();
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(10), self.inner.tasks.wait()).await;
+        let wait = self.inner.tasks.wait();
+        if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
+            tracing::warn!(
+                tasks = self.inner.tasks.len(),
+                "node tasks still running at shutdown"
+            );
+        }
         monitor::flush_totals(self).await;
         self.inner.session.shutdown().await;
+    }
+
+    pub(crate) fn add_totals(&self, down: u64, up: u64) {
+        let t = &self.inner.totals;
+        t.downloaded.fetch_add(down, Ordering::Relaxed);
+        t.uploaded.fetch_add(up, Ordering::Relaxed);
     }
 }
 
@@ -335,3 +364,6 @@ pub enum ResolveError {
     #[error("no torrent with id {0:?}; list them with GET /api/torrents")]
     Unknown(String),
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,14 +26,15 @@ pub struct UploadQuery {
     name: String,
 }
 
-/// A temp file removed when dropped (also when the request is cancelled mid-way).
-struct TempFile(PathBuf);
+/// A temp file removed when dropped (also when the request is cancelled mid-way), by a
+/// task the node owns so that shutdown waits for the removal.
+struct TempFile(PathBuf, Node);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
         let path = std::mem::take(&mut self.0);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.1.spawn(async move {
                 let _ = tokio::fs::remove_file(&path).await;
             });
         }
@@ -89,7 +90,10 @@ pub async fn upload(
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-    let temp = TempFile(dir.join(format!(".{name}.{}-{n}.upload", std::process::id())));
+    let temp = TempFile(
+        dir.join(format!(".{name}.{}-{n}.upload", std::process::id())),
+        node.clone(),
+    );
     receive(data, &temp.0, max).await?;
     match tokio::fs::hard_link(&temp.0, &path).await {
         Ok(()) => {}

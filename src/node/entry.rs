@@ -10,6 +10,8 @@ use shoal_proto::wire::Bitfield;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::now_secs;
+use crate::store::records::HistoryRecord;
 use crate::store::torrents::{Intent, Priority, ResumeRecord};
 
 /// A torrent in the session, with its monitor task.
@@ -129,6 +131,24 @@ pub fn file_progress(info: &Info, have: &Bitfield) -> Vec<u64> {
 }
 
 impl Entry {
+    /// A history record of this torrent ending now with `status`.
+    pub(crate) fn history(&self, status: &str, error: Option<String>) -> HistoryRecord {
+        let now = now_secs();
+        let started = self.started_at.unwrap_or(self.added_at);
+        let secs = (now - started).max(1) as u64;
+        let (downloaded, _) = self.counters();
+        HistoryRecord {
+            info_hash: self.meta.info_hash.to_hex(),
+            name: self.meta.info.name.clone(),
+            size: self.meta.info.total_length,
+            status: status.into(),
+            error,
+            avg_speed: downloaded / secs,
+            started_at: started,
+            finished_at: now,
+        }
+    }
+
     /// Whether every wanted piece is verified.
     pub fn is_complete(&self) -> bool {
         if let Some(run) = &self.run {

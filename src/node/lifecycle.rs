@@ -1,24 +1,22 @@
-//! Adding, starting, stopping and removing torrents, and the `max_active` queue.
+//! What users do to torrents: add, pause, resume, recheck, remove, choose files.
 //!
 //! Every change runs under `Inner::ops`, so "is it running? then stop it" cannot race
-//! another request. A torrent starts when it is active, not failed, and either
-//! complete (seeding never waits) or a download slot is free.
+//! another request. Starting and stopping runs and the `max_active` queue are in
+//! [`super::runs`]; completion and errors reported by the engine in
+//! [`super::outcome`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use shoal_engine::{Phase, TorrentOptions};
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::wire::Bitfield;
 use shoal_proto::InfoHash;
-use tokio_util::sync::CancellationToken;
 
-use super::check::{decide, Check};
-use super::durable::{files_to_sync, sync_files};
-use super::entry::{Entry, Run};
+use super::entry::Entry;
+use super::runs::{schedule_locked, stop_run};
 use super::Node;
 use crate::store::now_secs;
-use crate::store::records::{add_history, HistoryRecord};
+use crate::store::records::add_history;
 use crate::store::torrents::{self, file_stamps, Intent, Priority, ResumeRecord, TorrentRow};
 
 /// A torrent to add.
@@ -182,7 +180,7 @@ impl Node {
         };
         let hex = hash.to_hex();
         let cancelled = (!entry.is_complete() && entry.started_at.is_some())
-            .then(|| history(&entry, "cancelled", None));
+            .then(|| entry.history("cancelled", None));
         self.store()
             .call(move |c| {
                 torrents::delete(c, &hex)?;
@@ -253,93 +251,10 @@ impl Node {
         let _ops = self.inner().ops.lock().await;
         schedule_locked(self).await;
     }
-
-    /// Records a completed download; stops it when auto-share is off.
-    pub(crate) async fn completed(&self, hash: InfoHash) {
-        let _ops = self.inner().ops.lock().await;
-        let now = now_secs();
-        let (record, started) = {
-            let mut map = self.torrents();
-            let Some(e) = map.get_mut(&hash) else { return };
-            if e.completed_at.is_some() {
-                return;
-            }
-            e.completed_at = Some(now);
-            let downloaded_now = e
-                .run
-                .as_ref()
-                .is_some_and(|r| r.handle.status().downloaded > 0);
-            let record = (e.started_at.is_some() && (downloaded_now || e.downloaded > 0))
-                .then(|| history(e, "completed", None));
-            (record, e.started_at)
-        };
-        let hex = hash.to_hex();
-        let _ = self
-            .store()
-            .call(move |c| {
-                torrents::set_times(c, &hex, started, Some(now))?;
-                if let Some(h) = record {
-                    add_history(c, &h)?;
-                }
-                Ok(())
-            })
-            .await;
-        save_resume(self, hash).await;
-        if !self.settings().auto_share {
-            stop_run(self, hash).await;
-            let _ = set_intent(self, hash, Intent::Paused, None).await;
-        }
-        schedule_locked(self).await;
-    }
-
-    /// Puts a torrent into the error state and frees its slot.
-    pub(crate) async fn failed(&self, hash: InfoHash, message: String) {
-        let _ops = self.inner().ops.lock().await;
-        stop_run(self, hash).await;
-        fail_locked(self, hash, message).await;
-        schedule_locked(self).await;
-    }
 }
 
-fn history(e: &Entry, status: &str, error: Option<String>) -> HistoryRecord {
-    let now = now_secs();
-    let started = e.started_at.unwrap_or(e.added_at);
-    let secs = (now - started).max(1) as u64;
-    let (downloaded, _) = e.counters();
-    HistoryRecord {
-        info_hash: e.meta.info_hash.to_hex(),
-        name: e.meta.info.name.clone(),
-        size: e.meta.info.total_length,
-        status: status.into(),
-        error,
-        avg_speed: downloaded / secs,
-        started_at: started,
-        finished_at: now,
-    }
-}
-
-async fn fail_locked(node: &Node, hash: InfoHash, message: String) {
-    let record = {
-        let mut map = node.torrents();
-        let Some(e) = map.get_mut(&hash) else { return };
-        e.error = Some(message.clone());
-        e.starting = false;
-        (!e.is_complete()).then(|| history(e, "failed", Some(message.clone())))
-    };
-    let hex = hash.to_hex();
-    let _ = node
-        .store()
-        .call(move |c| {
-            torrents::set_state(c, &hex, Intent::Active, Some(&message))?;
-            if let Some(h) = record {
-                add_history(c, &h)?;
-            }
-            Ok(())
-        })
-        .await;
-}
-
-async fn set_intent(
+/// Records the user's intent (and error) in the entry and the database.
+pub(super) async fn set_intent(
     node: &Node,
     hash: InfoHash,
     intent: Intent,
@@ -357,250 +272,4 @@ async fn set_intent(
     node.store()
         .call(move |c| torrents::set_state(c, &hex, intent, error.as_deref()))
         .await
-}
-
-/// Starts what may start. Caller holds `ops`.
-pub(crate) async fn schedule_locked(node: &Node) {
-    loop {
-        let next = {
-            let max = node.settings().max_active as usize;
-            let map = node.torrents();
-            let downloading = map
-                .values()
-                .filter(|e| (e.run.is_some() || e.starting) && !e.is_complete())
-                .count();
-            let mut waiting: Vec<(&InfoHash, &Entry)> = map
-                .iter()
-                .filter(|(_, e)| {
-                    e.intent == Intent::Active
-                        && e.error.is_none()
-                        && e.run.is_none()
-                        && !e.starting
-                })
-                .collect();
-            waiting.sort_by_key(|(_, e)| (!e.is_complete(), e.added_at));
-            waiting
-                .into_iter()
-                .find(|(_, e)| e.is_complete() || max == 0 || downloading < max)
-                .map(|(h, _)| *h)
-        };
-        let Some(hash) = next else { return };
-        start(node, hash).await;
-    }
-}
-
-/// Stats the files and adds the torrent to the session. Caller holds `ops`.
-///
-/// Boxed: the monitor it spawns may call back into the queue, which starts torrents;
-/// the explicit `Send` future type breaks that cycle for the compiler.
-fn start(node: &Node, hash: InfoHash) -> futures_util::future::BoxFuture<'_, ()> {
-    Box::pin(start_inner(node, hash))
-}
-
-async fn start_inner(node: &Node, hash: InfoHash) {
-    let (meta, save_dir, resume, complete, wanted, priorities) = {
-        let mut map = node.torrents();
-        let Some(e) = map.get_mut(&hash) else { return };
-        e.starting = true;
-        (
-            e.meta.clone(),
-            e.save_dir.clone(),
-            e.resume.clone(),
-            e.completed_at.is_some() && e.have.is_full(),
-            e.wanted.clone(),
-            e.priorities.iter().map(|&p| p.into()).collect(),
-        )
-    };
-    let m = meta.clone();
-    let dir = save_dir.clone();
-    let check = tokio::task::spawn_blocking(move || decide(&m, &dir, resume.as_ref(), complete))
-        .await
-        .unwrap_or(Check::Recheck);
-    let verified = match check {
-        Check::Missing(msg) => {
-            fail_locked(node, hash, msg).await;
-            return;
-        }
-        Check::Trusted(v) => Some(v),
-        Check::Recheck => None,
-    };
-    let opts = TorrentOptions {
-        save_dir,
-        seed_only: false,
-        peers: Vec::new(),
-        trackers: tiers(&node.settings().trackers, &meta),
-        verified,
-        wanted_files: Some(wanted),
-        file_priorities: Some(priorities),
-        ..TorrentOptions::default()
-    };
-    let handle = match node.session().add_torrent((*meta).clone(), opts) {
-        Ok(h) => h,
-        Err(e) => {
-            fail_locked(node, hash, e.to_string()).await;
-            return;
-        }
-    };
-    let cancel = CancellationToken::new();
-    let monitor = tokio::spawn(super::monitor::watch(
-        node.clone(),
-        handle.clone(),
-        cancel.clone(),
-    ));
-    let started = {
-        let mut map = node.torrents();
-        let Some(e) = map.get_mut(&hash) else { return };
-        e.starting = false;
-        e.run = Some(Run {
-            handle,
-            seen_down: 0,
-            seen_up: 0,
-            cancel,
-            monitor: Some(monitor),
-        });
-        if e.started_at.is_none() && e.completed_at.is_none() {
-            e.started_at = Some(now_secs());
-            e.started_at
-        } else {
-            None
-        }
-    };
-    if let Some(t) = started {
-        let hex = hash.to_hex();
-        let _ = node
-            .store()
-            .call(move |c| torrents::set_times(c, &hex, Some(t), None))
-            .await;
-    }
-}
-
-/// The node's trackers first (one tier each), then the torrent's own.
-fn tiers(node_trackers: &[String], meta: &Metainfo) -> Vec<Vec<String>> {
-    let mut tiers: Vec<Vec<String>> = node_trackers.iter().map(|t| vec![t.clone()]).collect();
-    for tier in meta.tracker_tiers() {
-        let rest: Vec<String> = tier
-            .into_iter()
-            .filter(|u| !node_trackers.contains(u))
-            .collect();
-        if !rest.is_empty() {
-            tiers.push(rest);
-        }
-    }
-    tiers
-}
-
-/// Takes a torrent out of the session, accounts its counters and saves its resume data.
-/// Caller holds `ops`.
-pub(crate) async fn stop_run(node: &Node, hash: InfoHash) {
-    let run = node.torrents().get_mut(&hash).and_then(|e| e.run.take());
-    let Some(mut run) = run else { return };
-    run.cancel.cancel();
-    if let Some(m) = run.monitor.take() {
-        let _ = m.await;
-    }
-    node.session().remove_torrent(&hash).await;
-    finish_run(node, hash, run).await;
-}
-
-async fn finish_run(node: &Node, hash: InfoHash, run: Run) {
-    let status = run.handle.status();
-    let have = run.handle.have_pieces();
-    let phase = status.phase.clone();
-    {
-        let mut map = node.torrents();
-        if let Some(e) = map.get_mut(&hash) {
-            let dd = status.downloaded.saturating_sub(run.seen_down);
-            let du = status.uploaded.saturating_sub(run.seen_up);
-            e.downloaded += dd;
-            e.uploaded += du;
-            node.add_totals(dd, du);
-            // A failed check leaves no pieces known: keep what we knew.
-            if !matches!(phase, Phase::Checking { .. } | Phase::Error(_)) || have.count_ones() > 0 {
-                e.have = have;
-            }
-        }
-    }
-    save_resume(node, hash).await;
-}
-
-/// Stops every torrent at once (shutdown), saving their resume data.
-pub(crate) async fn stop_all(node: &Node) {
-    let _ops = node.inner().ops.lock().await;
-    let runs: Vec<(InfoHash, Run)> = node
-        .torrents()
-        .iter_mut()
-        .filter_map(|(h, e)| e.run.take().map(|r| (*h, r)))
-        .collect();
-    let stops = runs.into_iter().map(|(hash, mut run)| async move {
-        run.cancel.cancel();
-        if let Some(m) = run.monitor.take() {
-            let _ = m.await;
-        }
-        node.session().remove_torrent(&hash).await;
-        finish_run(node, hash, run).await;
-    });
-    futures_util::future::join_all(stops).await;
-}
-
-/// Writes the torrent's verified pieces, file stamps and counters. Files holding pieces
-/// claimed for the first time are flushed to disk before (see [`super::durable`]); if
-/// that fails, nothing is saved and the last record stays.
-pub(crate) async fn save_resume(node: &Node, hash: InfoHash) {
-    let Some((have, dir, meta, down, up, old)) = node.torrents().get(&hash).map(|e| {
-        let (d, u) = e.counters();
-        let old = e.resume.as_ref().map(|r| r.pieces.clone());
-        (
-            e.current_have(),
-            e.save_dir.clone(),
-            e.meta.clone(),
-            d,
-            u,
-            old,
-        )
-    }) else {
-        return;
-    };
-    let files = files_to_sync(&meta.info, old.as_deref(), &have);
-    if !files.is_empty() {
-        let (d, m) = (dir.clone(), meta.clone());
-        let synced = tokio::task::spawn_blocking(move || sync_files(&d, &m.info, &files)).await;
-        if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
-            tracing::warn!(torrent = %hash, "resume data not saved: {e}");
-            return;
-        }
-    }
-    let hex = hash.to_hex();
-    let saved = node
-        .store()
-        .call(move |c| {
-            let record = ResumeRecord {
-                pieces: have.as_bytes().to_vec(),
-                files: file_stamps(&dir, &meta.info),
-            };
-            torrents::save_resume(c, &hex, &record, down, up)?;
-            Ok(record)
-        })
-        .await;
-    match saved {
-        Ok(record) => {
-            if let Some(e) = node.torrents().get_mut(&hash) {
-                e.resume = Some(record);
-            }
-        }
-        Err(e) => tracing::warn!("cannot save resume data: {e:#}"),
-    }
-}
-
-impl Node {
-    pub(crate) fn add_totals(&self, down: u64, up: u64) {
-        use std::sync::atomic::Ordering;
-        self.inner()
-            .totals
-            .downloaded
-            .fetch_add(down, Ordering::Relaxed);
-        self.inner()
-            .totals
-            .uploaded
-            .fetch_add(up, Ordering::Relaxed);
-    }
 }

@@ -3,13 +3,15 @@
 //! The monitor turns engine events into transfer-log records, adds the engine's byte
 //! counters to the torrent's and node's totals every second while the torrent is
 //! active (and not at all while it is idle), saves resume data at most every 5 s
-//! while pieces arrive, and hands completion and errors to the lifecycle code
-//! (on a separate task, since stopping a torrent waits for its monitor).
+//! while pieces arrive, and reports completion and errors as [`Outcome`]s to the node's
+//! outcome task (`super::outcome`): acting on them stops the torrent, which waits for
+//! this monitor, so the monitor cannot act itself.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shoal_engine::{Phase, TorrentEvent, TorrentHandle};
+use shoal_proto::InfoHash;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -21,6 +23,23 @@ use crate::store::records::{self, LogRecord};
 /// Resume data is saved this often while the piece count changes. Each save flushes
 /// the files of the new pieces to disk first, so not more often.
 const RESUME_EVERY: Duration = Duration::from_secs(5);
+
+/// What a monitor reports about its torrent.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Every wanted piece is verified.
+    Completed(InfoHash),
+    /// The engine stopped the torrent with an error the user should see.
+    Failed(InfoHash, String),
+}
+
+/// Sends `outcome` to the node's outcome task. The channel is unbounded because a send
+/// must never wait (the outcome task may be waiting for this monitor to stop); each
+/// run of a monitor sends at most one of each kind.
+fn report(node: &Node, outcome: Outcome) {
+    // Closed only once the node shuts down: the report is then moot.
+    let _ = node.inner().outcomes.send(outcome);
+}
 
 /// Watches one running torrent until `cancel`.
 ///
@@ -50,12 +69,10 @@ pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: Cancellatio
             match &now {
                 Phase::Seeding if !done => {
                     done = true;
-                    let n = node.clone();
-                    tokio::spawn(async move { n.completed(hash).await });
+                    report(&node, Outcome::Completed(hash));
                 }
                 Phase::Error(e) => {
-                    let (n, e) = (node.clone(), e.clone());
-                    tokio::spawn(async move { n.failed(hash, e).await });
+                    report(&node, Outcome::Failed(hash, e.clone()));
                     return;
                 }
                 _ => {}
@@ -68,7 +85,7 @@ pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: Cancellatio
             if unsaved && last_save.elapsed() >= RESUME_EVERY {
                 saved_pieces = pieces.unwrap_or(saved_pieces);
                 last_save = tokio::time::Instant::now();
-                super::lifecycle::save_resume(&node, hash).await;
+                super::save::save_resume(&node, hash).await;
                 continue;
             }
             tokio::select! {
@@ -76,8 +93,7 @@ pub(crate) async fn watch(node: Node, handle: TorrentHandle, cancel: Cancellatio
                 ev = events.recv(), if events_open => match ev {
                     Some(TorrentEvent::Completed) if !done => {
                         done = true;
-                        let n = node.clone();
-                        tokio::spawn(async move { n.completed(hash).await });
+                        report(&node, Outcome::Completed(hash));
                     }
                     Some(ev) => on_event(&node, &hex, ev),
                     None => events_open = false,

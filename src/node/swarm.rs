@@ -44,18 +44,14 @@ pub async fn run(args: SwarmArgs) -> anyhow::Result<ExitCode> {
     }
     println!("swarm running; Ctrl-C stops every node");
     // Keep draining the children's output so they never block on a full pipe.
-    let drains: Vec<_> = members
-        .iter_mut()
-        .filter_map(|m| m.lines.take())
-        .map(|mut lines| {
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} })
-        })
-        .collect();
+    let mut drains = tokio::task::JoinSet::new();
+    for mut lines in members.iter_mut().filter_map(|m| m.lines.take()) {
+        drains.spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
     interrupted.await;
     stop_all(&mut members).await;
-    for d in drains {
-        d.abort();
-    }
+    // The children are gone, so their pipes are at end of file; abort in case not.
+    drains.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tracing::{debug, Instrument, Span};
+use tracing::{debug, Span};
 
 pub(crate) use crate::conn::PeerCmd;
 use crate::conn::{ConnConfig, Connection, Transmit};
@@ -99,9 +99,10 @@ async fn drive<T: Transport>(
     let (out_tx, out_rx) = mpsc::channel(WRITER_QUEUE);
     // The writer and disk reads log under the peer's span (set where the peer task is
     // spawned), so one peer's story can be filtered out of a busy log.
-    let mut writer = shared.tasks.spawn(
-        writer::run(wr, out_rx, shared.clone(), stats.clone(), addr).instrument(Span::current()),
-    );
+    let mut writer = shared.tasks.spawn(shared.traced(
+        Span::current(),
+        writer::run(wr, out_rx, shared.clone(), stats.clone(), addr),
+    ));
     let num_pieces = shared.meta.info.num_pieces();
     let cfg = ConnConfig {
         key,

@@ -3,6 +3,10 @@
 //!
 //! Incoming connections are read up to the handshake, then handed to the torrent the
 //! handshake names; unknown info-hashes are dropped.
+//!
+//! Task tree: the session's [`TaskTracker`] owns the accept loop and one task per
+//! incoming connection until its handshake is read (then the torrent's tracker owns
+//! it); [`Session::shutdown`] cancels them, stops every torrent and waits for both.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,10 +16,11 @@ use std::time::{Duration, Instant};
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::{InfoHash, PeerId};
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, Instrument};
 
 use crate::rate::TokenBucket;
 use crate::torrent::{Shared, TorrentHandle, TorrentOptions};
@@ -129,8 +134,19 @@ struct Inner {
     listen_port: u16,
     limits: Arc<Limits>,
     torrents: Mutex<HashMap<InfoHash, (Arc<Shared>, TorrentHandle)>>,
+    /// Parent of every torrent's token; cancelled last on shutdown.
     cancel: CancellationToken,
+    /// Stops the accept loop and the incoming handshakes (a child of `cancel`), first
+    /// on shutdown so that no connection reaches a torrent being stopped.
+    accept_cancel: CancellationToken,
+    /// The accept loop and the incoming connections still reading their handshake.
+    tasks: TaskTracker,
 }
+
+/// How long shutdown waits for the accept loop and incoming handshakes after
+/// cancelling them. They return at once on the token; the bound is for a task stuck
+/// where it does not look at it.
+const ACCEPT_GRACE: Duration = Duration::from_secs(5);
 
 /// A running session.
 #[derive(Clone)]
@@ -149,14 +165,20 @@ impl Session {
                 source,
             })?
             .port();
+        let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
             limits: Arc::new(Limits::new(config.max_up, config.max_down)),
             config,
             listen_port,
             torrents: Mutex::new(HashMap::new()),
-            cancel: CancellationToken::new(),
+            accept_cancel: cancel.child_token(),
+            cancel,
+            tasks: TaskTracker::new(),
         });
-        tokio::spawn(accept_loop(inner.clone(), listener));
+        let span = tracing::info_span!("accept", port = listen_port);
+        inner
+            .tasks
+            .spawn(accept_loop(inner.clone(), listener).instrument(span));
         Ok(Session { inner })
     }
 
@@ -241,8 +263,21 @@ impl Session {
         self.inner.limits.set(up, down);
     }
 
-    /// Stops every torrent and the listener.
+    /// Stops the listener and every torrent, and waits (a bounded time) for every task
+    /// the session started: the accept loop, incoming handshakes, and each torrent's
+    /// tasks (see [`TorrentHandle::stop`]).
     pub async fn shutdown(&self) {
+        self.inner.accept_cancel.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(ACCEPT_GRACE, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.inner.tasks.len(),
+                "incoming connections still open after shutdown"
+            );
+        }
         let handles: Vec<TorrentHandle> = {
             let map = self
                 .inner
@@ -255,6 +290,12 @@ impl Session {
             h.stop().await;
         }
         self.inner.cancel.cancel();
+    }
+
+    /// The session's own tasks (accept loop, incoming handshakes), for tests.
+    #[cfg(test)]
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
     }
 }
 
@@ -284,7 +325,7 @@ const MAX_HALF_OPEN: usize = 256;
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     let half_open = Arc::new(Semaphore::new(MAX_HALF_OPEN));
     loop {
-        let (mut stream, addr) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -293,29 +334,50 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                     continue;
                 }
             },
-            _ = inner.cancel.cancelled() => return,
+            _ = inner.accept_cancel.cancelled() => return,
         };
         let Ok(permit) = half_open.clone().try_acquire_owned() else {
             debug!(%addr, "too many incoming handshakes; closing");
             continue;
         };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            let hs = match crate::peer::handshake::read_handshake(&mut stream).await {
-                Ok(hs) => hs,
-                Err(e) => {
-                    debug!(%addr, "bad incoming handshake: {e}");
-                    return;
+        let span = tracing::info_span!("incoming", %addr);
+        let cancel = inner.accept_cancel.clone();
+        let task = incoming(inner.clone(), stream, addr, permit);
+        inner.tasks.spawn(
+            async move {
+                tokio::select! {
+                    () = task => {}
+                    () = cancel.cancelled() => debug!("handshake abandoned: shutting down"),
                 }
-            };
-            let shared = {
-                let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
-                map.get(&hs.info_hash).map(|(s, _)| s.clone())
-            };
-            match shared {
-                Some(s) => s.accept(stream, addr, hs, permit),
-                None => debug!(%addr, "incoming peer for unknown torrent {}", hs.info_hash),
             }
-        });
+            .instrument(span),
+        );
     }
 }
+
+/// Reads an incoming connection's handshake and hands it to the torrent it names.
+async fn incoming(
+    inner: Arc<Inner>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let hs = match crate::peer::handshake::read_handshake(&mut stream).await {
+        Ok(hs) => hs,
+        Err(e) => {
+            debug!("bad incoming handshake: {e}");
+            return;
+        }
+    };
+    let shared = {
+        let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&hs.info_hash).map(|(s, _)| s.clone())
+    };
+    match shared {
+        Some(s) => s.accept(stream, addr, hs, permit),
+        None => debug!("incoming peer for unknown torrent {}", hs.info_hash),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -17,6 +17,7 @@ mod dial;
 mod driver;
 mod events;
 mod pieces;
+mod spans;
 mod swarm;
 mod types;
 
@@ -186,9 +187,11 @@ pub struct Shared {
     rechoke: Notify,
     /// Bumped by the driver on every tick while it is active (see `driver`).
     ticks: watch::Sender<u64>,
-    /// Peer, dial, accept and piece-finishing tasks; `TorrentHandle::stop` waits for
-    /// them after cancelling.
+    /// Driver, announce, peer, dial, accept and piece-finishing tasks;
+    /// `TorrentHandle::stop` waits for them after cancelling.
     pub(crate) tasks: TaskTracker,
+    /// `torrent{hash, name}`: the parent of every task span of this torrent (`spans`).
+    pub(crate) span: tracing::Span,
 }
 
 impl Shared {
@@ -247,6 +250,7 @@ impl Shared {
             rechoke: Notify::new(),
             ticks: watch::Sender::new(0),
             tasks: TaskTracker::new(),
+            span: spans::torrent_span(&meta),
             meta,
         })
     }

@@ -59,25 +59,24 @@ pub(super) fn start(
     addr: SocketAddr,
 ) {
     let storage = shared.storage();
-    let shared = shared.clone();
+    let sh = shared.clone();
     let done = done.clone();
-    let span = tracing::Span::current();
-    let tasks = shared.tasks.clone();
-    tasks.spawn(tracing::Instrument::instrument(
-        async move {
-            let (read, blocks) = tokio::task::spawn_blocking(move || {
-                let mut out = Vec::with_capacity(read.blocks.len());
-                if let Some(storage) = storage {
-                    if let Err(e) = read_blocks(&*storage, &read.blocks, &mut out) {
-                        shared.serve_failed(addr, e);
-                    }
+    let job = async move {
+        let (read, blocks) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(read.blocks.len());
+            if let Some(storage) = storage {
+                if let Err(e) = read_blocks(&*storage, &read.blocks, &mut out) {
+                    sh.serve_failed(addr, e);
                 }
-                (read, out)
-            })
-            .await
-            .unwrap_or_else(|_| (DiskRead::default(), Vec::new()));
-            let _ = done.send((read, blocks)).await;
-        },
-        span,
-    ));
+            }
+            (read, out)
+        })
+        .await
+        .unwrap_or_else(|_| (DiskRead::default(), Vec::new()));
+        let _ = done.send((read, blocks)).await;
+    };
+    // In the peer's span, so read failures are logged under it.
+    shared
+        .tasks
+        .spawn(shared.traced(tracing::Span::current(), job));
 }

@@ -1,6 +1,7 @@
 //! Dialling peers learnt from trackers (with retries) and accepting incoming ones.
-//! Every task started here belongs to the torrent's task tracker, and gives up its
-//! connect or handshake when the torrent stops.
+//! Every task started here belongs to the torrent's task tracker, runs in the span
+//! `torrent{hash, name}:peer{addr}` (see `spans`), and gives up its connect or
+//! handshake when the torrent stops.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,10 +60,10 @@ impl Shared {
         }
         for addr in to_dial {
             let me = self.clone();
-            self.tasks.spawn(async move {
+            let dial = async move {
                 let (connected, r) = me.dial(addr).await;
                 if let Err(e) = &r {
-                    tracing::debug!(%addr, "peer connection ended: {e}");
+                    tracing::debug!("peer connection ended: {e}");
                 }
                 let mut st = me.lock();
                 st.dialing.remove(&addr);
@@ -87,7 +88,8 @@ impl Shared {
                     st.dial_failures
                         .retain(|a, _| queued.contains(a) || dialing.contains(a));
                 }
-            });
+            };
+            self.tasks.spawn(self.traced(self.peer_span(addr), dial));
         }
     }
 
@@ -128,8 +130,12 @@ impl Shared {
         theirs: shoal_proto::wire::Handshake,
         permit: OwnedSemaphorePermit,
     ) {
+        // Not once stopping: `stop` may already have waited for the tracker.
+        if self.cancel.is_cancelled() {
+            return;
+        }
         let me = self.clone();
-        self.tasks.spawn(async move {
+        let task = async move {
             // Not while checking: the peer would see no pieces. Closing before our
             // handshake makes it try again later.
             if theirs.peer_id == me.our_id || me.storage.get().is_none() {
@@ -145,8 +151,9 @@ impl Shared {
                 return;
             }
             if let Err(e) = peer::run(me, stream, addr, theirs, true).await {
-                tracing::debug!(%addr, "incoming peer ended: {e}");
+                tracing::debug!("incoming peer ended: {e}");
             }
-        });
+        };
+        self.tasks.spawn(self.traced(self.peer_span(addr), task));
     }
 }

@@ -92,7 +92,10 @@ impl TorrentHandle {
             opts.file_priorities.as_deref(),
         );
         let rates = Arc::new(std::sync::Mutex::new((0, 0)));
-        let task = tokio::spawn(drive(shared.clone(), opts, rates.clone()));
+        let drive = drive(shared.clone(), opts, rates.clone());
+        let task = shared
+            .tasks
+            .spawn(shared.traced(shared.driver_span(), drive));
         TorrentHandle {
             shared,
             rates,
@@ -228,7 +231,7 @@ impl TorrentHandle {
     }
 
     /// Stops the torrent: disconnects peers, sends `stopped` to trackers, waits (a
-    /// bounded time) for its peer and piece tasks, flushes data.
+    /// bounded time) for its tasks (driver, announce, peers, pieces), flushes data.
     pub async fn stop(&self) {
         self.shared.cancel.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -261,13 +264,20 @@ async fn drive(
         shared.set_phase(Phase::Error(msg));
         return;
     }
+    // Stopped while checking: no `started` announce for a torrent already gone.
+    if shared.cancel.is_cancelled() {
+        return;
+    }
     let tiers = if opts.trackers.is_empty() {
         shared.meta.tracker_tiers()
     } else {
         opts.trackers.clone()
     };
     shared.init_trackers(&tiers);
-    let announce = tokio::spawn(crate::announce::run(shared.clone(), tiers));
+    let announce = crate::announce::run(shared.clone(), tiers);
+    let announce = shared
+        .tasks
+        .spawn(shared.traced(shared.announce_span(), announce));
     shared.add_peers(&opts.peers);
 
     let mut rng = SmallRng::from_entropy();

@@ -101,8 +101,9 @@ impl Shared {
                 let len: usize = blocks.iter().map(|(_, b)| b.len()).sum();
                 self.pending_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 let me = self.clone();
+                let finish = async move { me.finish_piece(block.piece, blocks).await };
                 self.tasks
-                    .spawn(async move { me.finish_piece(block.piece, blocks).await });
+                    .spawn(self.traced(self.piece_span(block.piece), finish));
             }
         }
     }

@@ -16,7 +16,9 @@ mod candidates;
 mod dial;
 mod driver;
 mod events;
+mod files;
 mod pieces;
+mod registry;
 mod spans;
 mod swarm;
 mod types;
@@ -36,10 +38,9 @@ use shoal_proto::{InfoHash, PeerId};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
 
 use crate::choker::{Choker, ChokerConfig};
-use crate::peer::{PeerCmd, PeerError, PeerStats};
+use crate::peer::{PeerCmd, PeerStats};
 use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
 use crate::storage::{Storage, StorageFactory};
@@ -281,138 +282,6 @@ impl Shared {
         self.events.subscribe()
     }
 
-    /// Applies the files' selection and priorities a torrent starts with (lists of
-    /// the wrong length are ignored).
-    pub(crate) fn init_file_choices(
-        &self,
-        wanted: Option<&[bool]>,
-        priorities: Option<&[Priority]>,
-    ) {
-        let mut st = self.lock();
-        let n = st.wanted_files.len();
-        if let Some(w) = wanted.filter(|w| w.len() == n) {
-            st.wanted_files.copy_from_slice(w);
-        }
-        if let Some(p) = priorities.filter(|p| p.len() == n) {
-            st.file_priorities.copy_from_slice(p);
-        }
-        for i in 0..n {
-            if !st.wanted_files[i] || st.file_priorities[i] != Priority::Normal {
-                self.update_file_pieces(&mut st, i);
-            }
-        }
-    }
-
-    /// Marks a file wanted or not; a piece is wanted while any file it overlaps is.
-    pub(crate) fn set_file_wanted(self: &Arc<Self>, index: usize, wanted: bool) {
-        let mut st = self.lock();
-        let Some(slot) = st.wanted_files.get_mut(index) else {
-            return;
-        };
-        *slot = wanted;
-        self.update_file_pieces(&mut st, index);
-        let done = st.picker.is_complete_wanted();
-        drop(st);
-        self.update_completion(done);
-    }
-
-    /// Sets a file's download priority; a piece gets the highest priority of the
-    /// wanted files it overlaps.
-    pub(crate) fn set_file_priority(&self, index: usize, priority: Priority) {
-        let mut st = self.lock();
-        let Some(slot) = st.file_priorities.get_mut(index) else {
-            return;
-        };
-        *slot = priority;
-        self.update_file_pieces(&mut st, index);
-    }
-
-    /// Recomputes whether the pieces of file `index` are wanted, and their priority,
-    /// from every file each of them overlaps.
-    fn update_file_pieces(&self, st: &mut State, index: usize) {
-        let info = &self.meta.info;
-        let Some(file) = info.files.get(index) else {
-            return;
-        };
-        if file.length == 0 {
-            return;
-        }
-        let pl = info.piece_length;
-        let first = (file.offset / pl) as u32;
-        let last = ((file.offset + file.length - 1) / pl) as u32;
-        for piece in first..=last {
-            let (start, end) = (
-                u64::from(piece) * pl,
-                u64::from(piece) * pl + info.piece_size(piece),
-            );
-            // Files are in offset order: skip those that end before the piece.
-            let from = info.files.partition_point(|f| f.offset + f.length <= start);
-            let overlapping = info
-                .files
-                .iter()
-                .zip(st.wanted_files.iter().zip(&st.file_priorities))
-                .skip(from)
-                .take_while(|(f, _)| f.offset < end)
-                .filter(|(f, _)| f.length > 0);
-            let mut wanted = false;
-            let mut priority = Priority::Low;
-            for (_, (&w, &p)) in overlapping {
-                if w {
-                    wanted = true;
-                    priority = priority.max(p);
-                }
-            }
-            st.picker.set_wanted(piece, wanted);
-            st.picker
-                .set_priority(piece, if wanted { priority } else { Priority::Normal });
-        }
-    }
-
-    /// Switches between downloading and seeding as the wanted set is (in)complete.
-    fn update_completion(&self, done: bool) {
-        let was = self.seeding.swap(done, Ordering::Relaxed);
-        if done != was {
-            // Slots differ between downloading and seeding: recompute now, not at the
-            // next recheck (up to 10 s away).
-            self.lock().choker.invalidate();
-            self.rechoke.notify_one();
-        }
-        if done && !was {
-            self.set_phase(Phase::Seeding);
-            self.completed.notify_one();
-            self.emit(TorrentEvent::Completed);
-            info!(name = %self.meta.info.name, "download complete; seeding");
-        } else if !done && was {
-            self.set_phase(Phase::Downloading);
-        }
-    }
-
-    /// Bytes of verified pieces that fall in each file.
-    pub(crate) fn file_progress(&self) -> Vec<u64> {
-        let info = &self.meta.info;
-        let st = self.lock();
-        let mut out = vec![0u64; info.files.len()];
-        let mut fi = 0;
-        for piece in st.have.iter_set() {
-            let start = u64::from(piece) * info.piece_length;
-            let end = start + info.piece_size(piece);
-            while fi < info.files.len() && info.files[fi].offset + info.files[fi].length <= start {
-                fi += 1;
-            }
-            let mut j = fi;
-            while j < info.files.len() && info.files[j].offset < end {
-                let f = &info.files[j];
-                let lo = start.max(f.offset);
-                let hi = end.min(f.offset + f.length);
-                if hi > lo {
-                    out[j] += hi - lo;
-                }
-                j += 1;
-            }
-        }
-        out
-    }
-
     pub(crate) fn set_phase(&self, p: Phase) {
         self.phase.send_replace(p);
     }
@@ -505,137 +374,6 @@ impl Shared {
         let done = st.picker.is_complete_wanted();
         drop(st);
         self.seeding.store(done, Ordering::Relaxed);
-    }
-
-    // ----- peer registry -----
-
-    pub(crate) fn register_peer(
-        &self,
-        addr: SocketAddr,
-        peer_id: PeerId,
-        incoming: bool,
-    ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
-        if self.storage.get().is_none() {
-            return Err(PeerError::Closed("torrent is still checking its data"));
-        }
-        let mut st = self.lock();
-        if st.banned_ids.contains(&peer_id) || st.banned_addrs.contains(&addr) {
-            return Err(PeerError::Closed("banned for sending corrupt data"));
-        }
-        if !st.peer_ids.insert(peer_id) {
-            return Err(PeerError::Closed("already connected to this peer"));
-        }
-        if st.peers.len() >= MAX_PEERS {
-            st.peer_ids.remove(&peer_id);
-            return Err(PeerError::Closed("too many peers"));
-        }
-        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(PeerStats::default());
-        st.peers.insert(
-            key,
-            PeerEntry {
-                addr,
-                client: peer_id.client_name(),
-                incoming,
-                listen_addr: None,
-                peer_id,
-                tx,
-                stats: stats.clone(),
-            },
-        );
-        drop(st);
-        self.wake.notify_one();
-        Ok((key, stats, rx))
-    }
-
-    pub(crate) fn unregister_peer(&self, key: PeerKey, peer_id: PeerId, pieces: &Bitfield) {
-        let mut st = self.lock();
-        if let Some(p) = st.peers.remove(&key) {
-            tracing::debug!(
-                addr = %p.addr,
-                uploaded = p.stats.uploaded.load(Ordering::Relaxed),
-                downloaded = p.stats.downloaded.load(Ordering::Relaxed),
-                "peer unregistered"
-            );
-            st.peer_ids.remove(&peer_id);
-            if st.departed.len() >= MAX_DEPARTED {
-                st.departed.pop_front();
-            }
-            st.departed.push_back((key, p.addr, peer_id));
-        }
-        if pieces.is_full() {
-            st.seed_left_at = Some(Instant::now());
-        }
-        st.picker.peer_gone(key);
-        st.picker.peer_bitfield_removed(pieces);
-        st.choker.peer_removed(key);
-        self.note_coverage(&mut st);
-    }
-
-    pub(crate) fn have_snapshot(&self) -> Bitfield {
-        self.lock().have.clone()
-    }
-
-    pub(crate) fn have_piece(&self, i: u32) -> bool {
-        self.lock().have.get(i)
-    }
-
-    pub(crate) fn peer_have(&self, i: u32) {
-        let mut st = self.lock();
-        st.picker.peer_have(i);
-        self.note_coverage(&mut st);
-    }
-
-    pub(crate) fn peer_bitfield_replaced(&self, old: &Bitfield, new: &Bitfield) {
-        let mut st = self.lock();
-        st.picker.peer_bitfield_removed(old);
-        st.picker.peer_bitfield_added(new);
-        self.note_coverage(&mut st);
-    }
-
-    /// Tells the choker whether the connected peers hold every piece between them;
-    /// a seeder's change of mind is applied at once (see [`crate::choker`]).
-    fn note_coverage(&self, st: &mut State) {
-        let covered = st.picker.pieces_unavailable() == 0
-            || st.seed_left_at.is_some_and(|t| t.elapsed() < SEED_MEMORY);
-        if st.choker.set_swarm_covered(covered, self.is_seeding()) {
-            tracing::debug!(covered, "seeding choker: peers hold every piece");
-            self.rechoke.notify_one();
-        }
-    }
-
-    /// Records the port a connected peer listens on (BEP 10 `p`), so that tracker
-    /// replies naming it are not dialled a second time.
-    pub(crate) fn set_listen_addr(&self, key: PeerKey, addr: SocketAddr) {
-        if let Some(p) = self.lock().peers.get_mut(&key) {
-            p.listen_addr = Some(addr);
-        }
-    }
-
-    /// Whether the peer has a piece we still want.
-    pub(crate) fn wants_any(&self, theirs: &Bitfield) -> bool {
-        if self.is_seeding() {
-            return false;
-        }
-        let st = self.lock();
-        theirs
-            .iter_set()
-            .any(|i| !st.have.get(i) && st.picker.is_wanted(i))
-    }
-
-    /// Unchokes `key` at once while a regular slot is free, recording it with the
-    /// choker so that its next recheck may choke the peer again.
-    pub(crate) fn peer_became_interested(&self, key: PeerKey) {
-        let mut st = self.lock();
-        let slots = st.choker.regular_slots(self.is_seeding());
-        if st.choker.unchoked().len() >= slots || st.choker.is_unchoked(key) {
-            return;
-        }
-        if let Some(p) = st.peers.get(&key) {
-            let _ = p.tx.send(PeerCmd::Unchoke);
-            st.choker.mark_unchoked(key);
-        }
     }
 }
 

@@ -148,6 +148,10 @@ async fn disk_full_stops_the_download_and_keeps_verified_pieces() {
         (seeder, leecher, leech)
     })
     .await;
+    // Pieces whose writes went through before the failure may still be finishing
+    // when the error shows; shutdown waits for them.
+    leecher.shutdown().await;
+    seeder.shutdown().await;
     let have = leech.have_pieces();
     assert_eq!(
         have.count_ones(),
@@ -155,8 +159,6 @@ async fn disk_full_stops_the_download_and_keeps_verified_pieces() {
         "verified pieces: {}",
         have.count_ones()
     );
-    leecher.shutdown().await;
-    seeder.shutdown().await;
     assert!(faulty.injected() >= 1);
     // Exactly the pieces reported verified are on the disk, intact.
     let on_disk = disk.check_all(2, &|_| {}).unwrap();

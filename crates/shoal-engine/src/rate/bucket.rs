@@ -141,11 +141,9 @@ impl TokenBucket {
         if let Some(last) = self.last {
             let ns = now.saturating_duration_since(last).as_nanos();
             let gained = ns.saturating_mul(u128::from(self.rate));
+            // An idle bucket stops filling one burst ahead of what was granted.
             let full = self.taken.saturating_add(self.capacity());
-            self.earned = self
-                .earned
-                .saturating_add(gained)
-                .min(full.max(self.earned));
+            self.earned = self.earned.saturating_add(gained).min(full);
         }
         // Time that runs backwards (callers racing for the lock) refills nothing.
         match self.last {

@@ -1,8 +1,16 @@
 //! Transfer rates and rate limits: plain values fed with `now`, cheap enough to
-//! call per block.
+//! call per block, and the session's limits built on them.
 //!
 //! - [`RateEstimator`]: bytes per second over a sliding window of 1 s buckets.
-//! - [`TokenBucket`]: a byte budget refilled continuously; callers wait for debt.
+//! - [`TokenBucket`]: a byte budget refilled continuously, handing out tickets served
+//!   first come, first served; every byte granted is paid for.
+//! - [`Limits`]: the session-wide upload and download limits that peer tasks wait on.
+
+mod bucket;
+mod limits;
+
+pub use bucket::{Ticket, TokenBucket};
+pub use limits::Limits;
 
 use std::time::{Duration, Instant};
 
@@ -93,93 +101,6 @@ impl RateEstimator {
     }
 }
 
-const NANOS_PER_SEC: i128 = 1_000_000_000;
-
-/// A rate limit of `bytes_per_sec` with a burst of one second (at least 16 KiB);
-/// 0 means unlimited.
-///
-/// [`TokenBucket::take`] always grants the bytes, possibly going into debt, and
-/// returns how long the caller must wait before using them; so a request larger
-/// than the burst still passes, and nothing has to be retried. Tokens are kept in
-/// byte-nanoseconds, so refills are exact at any rate.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: u64,
-    /// Current budget in bytes × 10⁹ (negative: debt).
-    tokens: i128,
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    /// A full bucket for `bytes_per_sec` (0: unlimited).
-    pub fn new(bytes_per_sec: u64) -> Self {
-        let mut b = TokenBucket {
-            rate: bytes_per_sec,
-            tokens: 0,
-            last: None,
-        };
-        b.tokens = b.capacity();
-        b
-    }
-
-    /// The limit in bytes per second (0: unlimited).
-    pub fn rate(&self) -> u64 {
-        self.rate
-    }
-
-    /// True if there is no limit.
-    pub fn is_unlimited(&self) -> bool {
-        self.rate == 0
-    }
-
-    /// Changes the limit, keeping accrued debt and capping the budget at the new
-    /// burst.
-    pub fn set_rate(&mut self, bytes_per_sec: u64) {
-        self.rate = bytes_per_sec;
-        self.tokens = self.tokens.min(self.capacity());
-    }
-
-    /// Takes `n` bytes at `now`: `None` to go ahead, or how long to wait first.
-    pub fn take(&mut self, n: u64, now: Instant) -> Option<Duration> {
-        if self.rate == 0 {
-            return None;
-        }
-        self.refill(now);
-        self.tokens = self
-            .tokens
-            .saturating_sub(i128::from(n).saturating_mul(NANOS_PER_SEC));
-        if self.tokens >= 0 {
-            return None;
-        }
-        let rate = i128::from(self.rate);
-        let nanos = (-self.tokens + rate - 1) / rate;
-        Some(Duration::from_nanos(
-            u64::try_from(nanos).unwrap_or(u64::MAX),
-        ))
-    }
-
-    fn capacity(&self) -> i128 {
-        i128::from(self.rate.max(16 * 1024)) * NANOS_PER_SEC
-    }
-
-    fn refill(&mut self, now: Instant) {
-        if let Some(last) = self.last {
-            // Past one second of idleness the bucket is full anyway; capping keeps
-            // the product far from overflow.
-            let ns = now
-                .saturating_duration_since(last)
-                .as_nanos()
-                .min(10 * NANOS_PER_SEC as u128);
-            let gained = (ns as i128).saturating_mul(i128::from(self.rate));
-            self.tokens = self.tokens.saturating_add(gained).min(self.capacity());
-        }
-        match self.last {
-            Some(last) if last >= now => {}
-            _ => self.last = Some(now),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,53 +167,5 @@ mod tests {
         r.add(100, t0);
         assert_eq!(r.total(), 200);
         let _ = r.rate(t0);
-    }
-
-    #[test]
-    fn unlimited_bucket_never_waits() {
-        let mut b = TokenBucket::new(0);
-        assert!(b.is_unlimited());
-        assert_eq!(b.take(u64::MAX, Instant::now()), None);
-    }
-
-    #[test]
-    fn bucket_allows_burst_then_paces() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(100_000);
-        assert_eq!(b.take(100_000, t0), None, "one second of burst");
-        let w = b.take(50_000, t0).expect("must wait");
-        assert_eq!(w, Duration::from_millis(500));
-        // After waiting, the debt is paid; half a second more buys 50 KB.
-        assert_eq!(b.take(50_000, t0 + secs(1.0)), None);
-        assert!(b.take(1, t0 + secs(1.0)).is_some());
-    }
-
-    #[test]
-    fn bucket_long_run_average_matches_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(1_000_000);
-        let mut now = t0;
-        let mut sent = 0u64;
-        while now < t0 + secs(10.0) {
-            if let Some(w) = b.take(16_384, now) {
-                now += w;
-            }
-            sent += 16_384;
-        }
-        // 10 s at 1 MB/s plus the 1 s burst.
-        assert!((10_900_000..=11_100_000).contains(&sent), "{sent}");
-    }
-
-    #[test]
-    fn bucket_caps_at_burst_and_handles_huge_requests() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(1000);
-        // Idle for an hour: still only the 16 KiB minimum burst.
-        assert_eq!(b.take(16 * 1024, t0 + secs(3600.0)), None);
-        assert!(b.take(1, t0 + secs(3600.0)).is_some());
-        let w = b.take(u64::MAX, t0 + secs(3600.0)).expect("wait");
-        assert!(w > Duration::from_secs(1_000_000));
-        b.set_rate(0);
-        assert_eq!(b.take(5, t0), None);
     }
 }

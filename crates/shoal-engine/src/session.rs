@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::{InfoHash, PeerId};
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
 
-use crate::rate::TokenBucket;
+pub use crate::rate::Limits;
 use crate::torrent::{Shared, TorrentHandle, TorrentOptions};
 
 /// Session settings.
@@ -66,61 +66,6 @@ pub enum SessionError {
     /// The torrent is already in the session.
     #[error("torrent {0} is already added")]
     Duplicate(InfoHash),
-}
-
-/// Global rate limits shared by every peer.
-pub struct Limits {
-    up: Mutex<TokenBucket>,
-    down: Mutex<TokenBucket>,
-}
-
-impl Limits {
-    /// Limits in bytes per second; 0 means unlimited.
-    pub fn new(up: u64, down: u64) -> Limits {
-        Limits {
-            up: Mutex::new(TokenBucket::new(up)),
-            down: Mutex::new(TokenBucket::new(down)),
-        }
-    }
-
-    /// Changes both limits.
-    pub fn set(&self, up: u64, down: u64) {
-        self.up
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_rate(up);
-        self.down
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_rate(down);
-    }
-
-    /// Waits until `n` bytes may be sent.
-    pub async fn wait_up(&self, n: u64) {
-        Self::wait(&self.up, n).await
-    }
-
-    /// How much one socket read may take while a download limit is set: about an
-    /// eighth of a second's worth, so the limit is not overshot by a large read.
-    pub fn down_read_cap(&self) -> Option<usize> {
-        let rate = self.down.lock().unwrap_or_else(|p| p.into_inner()).rate();
-        (rate > 0).then(|| (rate / 8).clamp(4 * 1024, 256 * 1024) as usize)
-    }
-
-    /// Waits until `n` received bytes may be taken.
-    pub async fn wait_down(&self, n: u64) {
-        Self::wait(&self.down, n).await
-    }
-
-    async fn wait(bucket: &Mutex<TokenBucket>, n: u64) {
-        let wait = bucket
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(n, Instant::now());
-        if let Some(d) = wait {
-            tokio::time::sleep(d.min(Duration::from_secs(5))).await;
-        }
-    }
 }
 
 /// A stable `key` announce parameter derived from the peer ID.

@@ -1,6 +1,9 @@
-//! The download limit holds: a leecher limited to 256 KiB/s cannot fetch 1 MiB from an
-//! unlimited seeder in less than the limit allows (a lower bound only, so a slow machine
-//! cannot make it fail), and lifting the limit at run time lets it finish.
+//! The download limit holds on real sockets, and can be lifted at run time: a leecher
+//! limited to 256 KiB/s has no more than the limit allows (plus the one-second burst) a
+//! moment after it starts (an upper bound only, so a slow machine cannot make it fail),
+//! and lifting the limit lets it finish. The limiter's timing is tested on simulated
+//! time in `rate::bucket` and `rate::limits`; the limits with 60 peers in
+//! `tests/rate_limits.rs` (real `shoal` processes).
 
 use std::time::{Duration, Instant};
 
@@ -61,17 +64,21 @@ async fn download_limit_is_enforced_and_can_be_changed() {
                 },
             )
             .unwrap();
-        // Two seconds at 256 KiB/s (plus a one-second burst) is at most 768 KiB of 1 MiB.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Wait for the first bytes, then a second more: the limit allows at most the
+        // burst plus the elapsed time at 256 KiB/s, short of the 1 MiB unless the
+        // machine stalled us for seconds.
+        while leech.status().downloaded == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let mid = leech.status();
+        let elapsed = start.elapsed().as_secs_f64();
+        // Slack: bytes are charged after the read that brought them (at most a read
+        // of a quarter second's worth, plus a block split across reads).
+        let allowed = limit + (limit as f64 * elapsed) as u64 + 128 * 1024;
         assert!(
-            mid.phase != Phase::Seeding,
-            "finished in {:?} despite the limit",
-            start.elapsed()
-        );
-        assert!(
-            mid.downloaded <= 3 * limit + 64 * 1024,
-            "got {} bytes in 2 s",
+            mid.downloaded <= allowed,
+            "got {} bytes in {elapsed:.2} s, the limit allows {allowed}",
             mid.downloaded
         );
         leecher.set_limits(0, 0);
@@ -84,10 +91,6 @@ async fn download_limit_is_enforced_and_can_be_changed() {
                 _ => phase.changed().await.unwrap(),
             }
         }
-        // Rates fall back to zero once nothing moves (5 s window).
-        tokio::time::sleep(Duration::from_secs(7)).await;
-        let idle = leech.status();
-        assert_eq!((idle.down_rate, idle.up_rate), (0, 0), "{idle:?}");
         leecher.shutdown().await;
         seeder.shutdown().await;
     };

@@ -1,9 +1,10 @@
 //! The writing half of a peer connection: batches queued messages and block data into
 //! few large vectored writes (block data is not copied again: headers and control
 //! messages are gathered in one small buffer and the blocks' bytes are passed as they
-//! were read from disk), applies the upload rate limit, and counts uploaded bytes. A
-//! batch that the peer does not take within [`WRITE_TIMEOUT`] means it stopped reading:
-//! the connection is dropped.
+//! were read from disk), applies the upload rate limit (under a limit, batches are
+//! sized by [`crate::rate::Limits::up_batch_cap`] and each waits until its bytes are
+//! earned), and counts uploaded bytes. A batch that the peer does not take within
+//! [`WRITE_TIMEOUT`] means it stopped reading: the connection is dropped.
 
 use std::io::{ErrorKind, IoSlice};
 use std::net::SocketAddr;
@@ -47,6 +48,9 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         }
     };
     while let Some(first) = rx.recv().await {
+        // Under an upload limit a batch is the limit's share for one round among the
+        // writers waiting (at least one block), so each peer waits briefly and often.
+        let batch_cap = shared.limits.up_batch_cap().map_or(BATCH, |c| c.min(BATCH));
         let mut payload = 0u64;
         let mut next = Some(first);
         while let Some(out) = next.take() {
@@ -70,11 +74,12 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                     }
                 }
             }
-            if batch.len < BATCH {
+            if batch.len < batch_cap {
                 next = rx.try_recv().ok();
             }
         }
         if payload > 0 {
+            // Waits until the limit has earned these bytes, however long that takes.
             shared.limits.wait_up(payload).await;
         }
         batch.write_all(&mut w).await?;

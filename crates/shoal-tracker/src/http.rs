@@ -25,7 +25,6 @@ mod request;
 mod status;
 mod upload;
 
-pub(crate) use endpoint::Scratch;
 pub(crate) use inline::{Inline, Outcome};
 pub(crate) use upload::UploadLimits;
 
@@ -39,7 +38,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::{debug, trace};
 
-use crate::service::Service;
+use crate::service::{Scratch, Service};
 use catalog_api::Reply;
 pub(crate) use request::parse_head;
 use request::Head;
@@ -53,11 +52,13 @@ enum After {
 }
 
 /// Serves one client connection until it closes, errs, idles out or asks to close.
-/// `received` is what was already read from it (at most `max_request_bytes`).
+/// `received` is what was already read from it (at most `max_request_bytes`);
+/// `uploads` bounds `POST /publish` bodies across all connections.
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     service: Arc<Service>,
+    uploads: Arc<UploadLimits>,
     received: &[u8],
 ) {
     let cfg = &service.config;
@@ -80,7 +81,9 @@ pub(crate) async fn serve_connection(
                         let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
                         let in_buf = (end - start).min(len);
                         let prefix = &buf[start..start + in_buf];
-                        match receive_body(&service, &head, peer, prefix, &mut stream).await {
+                        match receive_body(&service, &uploads, &head, peer, prefix, &mut stream)
+                            .await
+                        {
                             Ok(up) => upload = Some(up),
                             Err(Some(refusal)) => {
                                 write_reply(&mut out, &refusal, false, false);
@@ -211,14 +214,15 @@ fn body_allowed(service: &Service, head: &Head<'_>) -> Result<(), Reply> {
 /// [`body_allowed`], the per-IP publish rate or the byte budget; the connection is
 /// dropped without an answer (`Err(None)`) when the client fails or misses the deadline.
 async fn receive_body<'s>(
-    service: &'s Service,
+    service: &Service,
+    uploads: &'s UploadLimits,
     head: &Head<'_>,
     peer: SocketAddr,
     prefix: &[u8],
     stream: &mut TcpStream,
 ) -> Result<Upload<'s>, Option<Reply>> {
     body_allowed(service, head).map_err(Some)?;
-    if !service.uploads.allow(peer.ip(), Instant::now()) {
+    if !uploads.allow(peer.ip(), Instant::now()) {
         debug!(%peer, "publish rate exceeded");
         return Err(Some(Reply::error(
             "429 Too Many Requests",
@@ -238,9 +242,9 @@ async fn receive_body<'s>(
         ))
     };
     let len = usize::try_from(head.content_length).unwrap_or(usize::MAX);
-    let mut up = service.uploads.start(prefix, len).map_err(|_| busy())?;
+    let mut up = uploads.start(prefix, len).map_err(|_| busy())?;
     let deadline = Duration::from_secs(service.config.publish_body_timeout.into());
-    match service.uploads.finish(&mut up, stream, len, deadline).await {
+    match uploads.finish(&mut up, stream, len, deadline).await {
         Ok(()) => Ok(up),
         Err(UploadError::Busy) => Err(busy()),
         Err(UploadError::Gone) => {

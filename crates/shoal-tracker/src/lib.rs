@@ -18,6 +18,11 @@
 //! - [`catalog::Catalog`]: publishing and search, usable on its own.
 //!
 //! Design:
+//! - One core, two front ends: `service` (swarm registry, catalog, config, counters)
+//!   is what every announce goes through, and it knows neither transport. The HTTP
+//!   front end (`http`, with the accept loop in `server`) and the UDP one (`udp`) own
+//!   what only they need (the `POST /publish` upload limits; the connection-id key)
+//!   and call into the core; neither imports the other.
 //! - HTTP is a small hand-written HTTP/1.1 server on tokio (`http` module) rather than
 //!   hyper/axum. The tracker only answers `GET` with tiny bodies, so what matters is
 //!   per-request cost: requests are parsed in place in a per-connection buffer, query

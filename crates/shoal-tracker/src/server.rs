@@ -24,6 +24,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
 use crate::service::Service;
+use crate::udp::ConnectionIds;
 
 mod accept;
 
@@ -100,10 +101,11 @@ impl Tracker {
         if let Some(udp) = udp {
             let udp = Arc::new(udp);
             let clock = Instant::now();
+            let ids = Arc::new(ConnectionIds::new());
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
             for _ in 0..workers {
                 tasks.spawn(
-                    crate::udp::serve(udp.clone(), service.clone(), clock)
+                    crate::udp::serve(udp.clone(), service.clone(), ids.clone(), clock)
                         .instrument(tracing::info_span!("tracker_udp")),
                 );
             }

@@ -1,7 +1,10 @@
 //! State shared by the HTTP and UDP front ends: swarms, catalog, counters, config.
 //!
 //! Both transports funnel announces through [`Service::announce`], which applies the
-//! catalog-only rule, the swarm cap and the counters in one place.
+//! catalog-only rule, the swarm cap and the counters in one place. This is the core:
+//! it knows nothing of either transport. State that only one front end needs (UDP
+//! connection ids, the `POST /publish` upload limits) is owned by that front end and
+//! handed to it by the server, so dependencies point from the front ends to the core.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,11 +15,9 @@ use shoal_proto::InfoHash;
 
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
-use crate::http::UploadLimits;
 use crate::registry::{Full, Registry};
 use crate::stats::Stats;
 use crate::swarm::PeerAnnounce;
-use crate::udp::ConnectionIds;
 
 /// Why an announce was refused; the text goes back as a failure reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +35,14 @@ pub(crate) struct Service {
     /// Behind an `Arc` so blocking catalog work can own a handle.
     pub catalog: Arc<Catalog>,
     pub stats: Stats,
-    pub connection_ids: ConnectionIds,
-    /// Rate and byte budget for `POST /publish` bodies.
-    pub uploads: UploadLimits,
+}
+
+/// Buffers a front end reuses across announces (one per connection or UDP worker), so
+/// steady-state announces allocate little.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Peers drawn for the announce being answered.
+    pub peers: Vec<SocketAddr>,
 }
 
 impl Service {
@@ -45,8 +51,6 @@ impl Service {
             registry: Registry::new(config.max_swarms, config.max_peers_per_swarm),
             catalog: Arc::new(catalog),
             stats: Stats::new(Instant::now()),
-            connection_ids: ConnectionIds::new(),
-            uploads: UploadLimits::new(&config),
             config,
         }
     }

@@ -3,8 +3,9 @@
 //! A few worker tasks share one socket, each taking every queued datagram (up to 32)
 //! with one `recvmmsg`, answering each with [`Service::udp_datagram`] (synchronous:
 //! parse, check the connection id, touch one swarm) into reused buffers and sending
-//! the replies with one `sendmmsg` (`batch` module). Nothing is kept per client: connection ids are keyed
-//! hashes ([`ConnectionIds`]).
+//! the replies with one `sendmmsg` (`batch` module). Nothing is kept per client:
+//! connection ids are keyed hashes ([`ConnectionIds`]), whose key the workers share and
+//! the core [`Service`] never sees.
 //!
 //! Malformed packets whose transaction id could be read get an `error` response;
 //! others (too short, wrong connect magic: not a BEP 15 client) are dropped. Replies
@@ -30,8 +31,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::{debug, trace};
 
-use crate::http::Scratch;
-use crate::service::Service;
+use crate::service::{Scratch, Service};
 use crate::swarm::PeerAnnounce;
 use batch::Batch;
 
@@ -43,7 +43,14 @@ const MAX_PEERS_V4: usize = 200;
 const MAX_PEERS_V6: usize = 80;
 
 /// Receives and answers datagrams, a batch per syscall, until the task is aborted.
-pub(crate) async fn serve(socket: Arc<UdpSocket>, service: Arc<Service>, clock: Instant) {
+/// `ids` and `clock` are shared by every worker on `socket`, so any of them accepts a
+/// connection id another minted.
+pub(crate) async fn serve(
+    socket: Arc<UdpSocket>,
+    service: Arc<Service>,
+    ids: Arc<ConnectionIds>,
+    clock: Instant,
+) {
     let mut batch = Batch::new(MAX_DATAGRAM);
     let mut scratch = Scratch::default();
     loop {
@@ -58,7 +65,7 @@ pub(crate) async fn serve(socket: Arc<UdpSocket>, service: Arc<Service>, clock: 
         }
         let now = clock.elapsed().as_secs();
         batch.answer_each(|packet, from, out| {
-            if !service.udp_datagram(packet, from, now, out, &mut scratch) {
+            if !service.udp_datagram(&ids, packet, from, now, out, &mut scratch) {
                 out.clear();
             }
         });
@@ -83,6 +90,7 @@ impl Service {
     /// `now_secs` is seconds on the tracker's steady clock (connection-id windows).
     pub(crate) fn udp_datagram(
         &self,
+        ids: &ConnectionIds,
         packet: &[u8],
         from: SocketAddr,
         now_secs: u64,
@@ -103,10 +111,10 @@ impl Service {
             },
             Ok(Request::Connect { transaction_id }) => Response::Connect {
                 transaction_id,
-                connection_id: self.connection_ids.mint(&from, now_secs),
+                connection_id: ids.mint(&from, now_secs),
             },
             Ok(Request::Announce(a)) => {
-                if !self.connection_ids.check(a.connection_id, &from, now_secs) {
+                if !ids.check(a.connection_id, &from, now_secs) {
                     bad_connection(a.transaction_id)
                 } else {
                     return self.udp_announce(&a, from, v6, out, scratch);
@@ -117,7 +125,7 @@ impl Service {
                 transaction_id,
                 info_hashes,
             }) => {
-                if !self.connection_ids.check(connection_id, &from, now_secs) {
+                if !ids.check(connection_id, &from, now_secs) {
                     bad_connection(transaction_id)
                 } else {
                     Response::Scrape {
@@ -209,11 +217,17 @@ mod tests {
         Service::new(config, catalog)
     }
 
+    /// The key every test service answers with: ids are checked per call anyway.
+    fn ids() -> &'static ConnectionIds {
+        static IDS: std::sync::OnceLock<ConnectionIds> = std::sync::OnceLock::new();
+        IDS.get_or_init(ConnectionIds::new)
+    }
+
     fn ask(s: &Service, req: &Request, from: SocketAddr, now: u64) -> Option<Response> {
         let mut b = Vec::new();
         req.write(&mut b);
         let mut out = Vec::new();
-        s.udp_datagram(&b, from, now, &mut out, &mut Scratch::default())
+        s.udp_datagram(ids(), &b, from, now, &mut out, &mut Scratch::default())
             .then(|| Response::parse(&out, wants_v6(&from)).unwrap())
     }
 
@@ -306,11 +320,11 @@ mod tests {
         let from: SocketAddr = "10.0.0.1:1000".parse().unwrap();
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
-        assert!(!s.udp_datagram(&[1, 2, 3], from, 0, &mut out, &mut scratch));
+        assert!(!s.udp_datagram(ids(), &[1, 2, 3], from, 0, &mut out, &mut scratch));
         let mut unknown = vec![0u8; 16];
         unknown[11] = 9;
         out.clear();
-        assert!(s.udp_datagram(&unknown, from, 0, &mut out, &mut scratch));
+        assert!(s.udp_datagram(ids(), &unknown, from, 0, &mut out, &mut scratch));
         assert!(matches!(
             Response::parse(&out, false),
             Ok(Response::Error { .. })
@@ -318,7 +332,7 @@ mod tests {
         for n in 0..200u8 {
             let junk: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ n).collect();
             out.clear();
-            let _ = s.udp_datagram(&junk, from, 0, &mut out, &mut scratch);
+            let _ = s.udp_datagram(ids(), &junk, from, 0, &mut out, &mut scratch);
         }
     }
 

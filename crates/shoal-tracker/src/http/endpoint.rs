@@ -11,15 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use shoal_proto::tracker::{AnnounceRequest, AnnounceResponse, ScrapeRequest, ScrapeResponse};
 use tracing::trace;
 
-use crate::service::Service;
+use crate::service::{Scratch, Service};
 use crate::swarm::PeerAnnounce;
-
-/// Buffers one connection reuses across requests, so steady-state announces allocate
-/// little.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    pub peers: Vec<SocketAddr>,
-}
 
 impl Service {
     /// Handles `GET /announce?query` from `source`, appending the body to `body`.

@@ -14,8 +14,8 @@
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 
-use super::{answer_tracker, parse_head, Scratch};
-use crate::service::Service;
+use super::{answer_tracker, parse_head};
+use crate::service::{Scratch, Service};
 
 /// What became of an accepted connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,10 +19,11 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{warn, Instrument};
 
-use crate::http::{serve_connection, Inline, Outcome};
+use crate::http::{serve_connection, Inline, Outcome, UploadLimits};
 use crate::service::Service;
 
 /// Accepts and serves connections until `stop` fires (or its sender is dropped).
+/// The loop owns the publish upload limits its connections share.
 pub(crate) async fn accept_loop(
     listener: AsyncFd<std::net::TcpListener>,
     service: Arc<Service>,
@@ -31,6 +32,7 @@ pub(crate) async fn accept_loop(
     let mut conns = JoinSet::new();
     let permits = Arc::new(Semaphore::new(service.config.max_connections));
     let mut inline = Inline::new(service.config.max_request_bytes);
+    let uploads = Arc::new(UploadLimits::new(&service.config));
     loop {
         let permit = tokio::select! {
             biased;
@@ -83,9 +85,10 @@ pub(crate) async fn accept_loop(
         // Small responses: send them now rather than waiting on Nagle.
         let _ = stream.set_nodelay(true);
         let received = inline.received().to_vec();
+        let up = uploads.clone();
         conns.spawn(
             async move {
-                serve_connection(stream, peer, svc, &received).await;
+                serve_connection(stream, peer, svc, up, &received).await;
                 drop(permit);
             }
             .instrument(span),

@@ -1,12 +1,14 @@
-//! The UDP tracker client: URL forms, the exchange state machine on simulated time, and
-//! the async client against a small fake tracker on loopback.
+//! The UDP tracker client: URL forms, and the driver against a small fake tracker on
+//! loopback (real sockets and timers). The exchange's logic is tested on simulated
+//! time beside the state machine, in `shoal_proto::udp_tracker::client`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shoal_proto::ids::{InfoHash, PeerId};
 use shoal_proto::tracker::AnnounceEvent;
-use shoal_proto::udp_tracker::parse_request;
+use shoal_proto::udp_tracker::{parse_request, Request, Response, UdpAnnounce};
 
 use super::*;
 use crate::announce::announce_tiers_via;
@@ -69,278 +71,6 @@ fn bad_urls() {
     assert!(matches!(
         split_url("http://h:1/announce"),
         Err(AnnounceError::Unsupported(_))
-    ));
-}
-
-#[test]
-fn keys() {
-    assert_eq!(key_number(Some("00c0ffee")), 0x00c0_ffee);
-    assert_eq!(key_number(None), 0);
-    let hashed = key_number(Some("not hex at all"));
-    assert_eq!(hashed, key_number(Some("not hex at all")));
-    assert_ne!(hashed, key_number(Some("not hex at all!")));
-}
-
-// ---- the state machine, on simulated time -------------------------------------------
-
-fn timeouts() -> UdpTimeouts {
-    UdpTimeouts::default()
-}
-
-/// The transaction id of a request the machine sent.
-fn sent(packet: &[u8]) -> Request {
-    parse_request(packet).unwrap()
-}
-
-fn tid_of(req: &Request) -> u32 {
-    match req {
-        Request::Connect { transaction_id } => *transaction_id,
-        Request::Announce(a) => a.transaction_id,
-        Request::Scrape { transaction_id, .. } => *transaction_id,
-    }
-}
-
-fn reply(r: Response, v6: bool) -> Vec<u8> {
-    let mut b = Vec::new();
-    r.write_for(v6, &mut b);
-    b
-}
-
-fn connected(tid: u32, id: u64) -> Vec<u8> {
-    reply(
-        Response::Connect {
-            transaction_id: tid,
-            connection_id: id,
-        },
-        false,
-    )
-}
-
-#[test]
-fn connect_then_announce_fills_every_field() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(&request(), false, None, timeouts(), t0, 1);
-    let c = sent(&x.poll_transmit().unwrap());
-    assert!(matches!(c, Request::Connect { .. }));
-    assert_eq!(x.poll_transmit(), None);
-    let ev = x.handle_datagram(&connected(tid_of(&c), 99), t0).unwrap();
-    assert_eq!(
-        ev,
-        Some(Event::Connected {
-            id: 99,
-            expires: t0 + Duration::from_secs(60)
-        })
-    );
-    let Request::Announce(a) = sent(&x.poll_transmit().unwrap()) else {
-        panic!("expected an announce");
-    };
-    assert_ne!(a.transaction_id, tid_of(&c));
-    assert_eq!(a.connection_id, 99);
-    assert_eq!(
-        (a.event, a.num_want, a.key),
-        (AnnounceEvent::Started, Some(80), 0x00c0_ffee)
-    );
-    assert_eq!((a.port, a.left, a.ip), (6881, 500, Ipv4Addr::UNSPECIFIED));
-    assert_eq!(a.info_hash, InfoHash([1; 20]));
-
-    let peer: SocketAddr = "10.1.2.3:6000".parse().unwrap();
-    let resp = reply(
-        Response::Announce {
-            transaction_id: a.transaction_id,
-            interval: 900,
-            leechers: 3,
-            seeders: 4,
-            peers: vec![peer],
-        },
-        false,
-    );
-    let Some(Event::Announced(r)) = x.handle_datagram(&resp, t0).unwrap() else {
-        panic!("expected the announce result");
-    };
-    assert_eq!((r.interval, r.complete, r.incomplete), (900, 4, 3));
-    assert_eq!(r.peers, vec![peer]);
-}
-
-#[test]
-fn ipv6_tracker_replies_carry_18_byte_peers() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(
-        &request(),
-        true,
-        Some((5, t0 + Duration::from_secs(9))),
-        timeouts(),
-        t0,
-        2,
-    );
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    let peer: SocketAddr = "[2001:db8::7]:6001".parse().unwrap();
-    let resp = reply(
-        Response::Announce {
-            transaction_id: tid,
-            interval: 60,
-            leechers: 0,
-            seeders: 1,
-            peers: vec![peer],
-        },
-        true,
-    );
-    let Some(Event::Announced(r)) = x.handle_datagram(&resp, t0).unwrap() else {
-        panic!("expected the announce result");
-    };
-    assert_eq!(r.peers, vec![peer]);
-}
-
-#[test]
-fn retransmits_on_the_bep15_schedule_and_gives_up_at_the_bound() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(&request(), false, None, timeouts(), t0, 3);
-    let first = x.poll_transmit().unwrap();
-    let mut sends = vec![0];
-    let mut now;
-    let err = loop {
-        now = x.poll_timeout();
-        match x.handle_timeout(now) {
-            Ok(()) => {
-                let again = x.poll_transmit().unwrap();
-                assert_eq!(again, first, "a retransmission repeats the request");
-                sends.push((now - t0).as_secs());
-            }
-            Err(e) => break e,
-        }
-    };
-    // BEP 15: 15 * 2^n; bounded to 60 s in total.
-    assert_eq!(sends, [0, 15, 45]);
-    assert_eq!((now - t0).as_secs(), 60);
-    assert!(matches!(err, AnnounceError::Timeout));
-}
-
-#[test]
-fn an_expired_connection_id_is_fetched_anew_on_retransmission() {
-    let t0 = Instant::now();
-    let cached = Some((7, t0 + Duration::from_secs(20)));
-    let mut x = Exchange::new(&request(), false, cached, timeouts(), t0, 4);
-    assert!(matches!(
-        sent(&x.poll_transmit().unwrap()),
-        Request::Announce(_)
-    ));
-    x.handle_timeout(x.poll_timeout()).unwrap(); // t = 15: id still valid
-    assert!(matches!(
-        sent(&x.poll_transmit().unwrap()),
-        Request::Announce(_)
-    ));
-    x.handle_timeout(x.poll_timeout()).unwrap(); // t = 45: id expired at 20
-    assert!(matches!(
-        sent(&x.poll_transmit().unwrap()),
-        Request::Connect { .. }
-    ));
-}
-
-#[test]
-fn other_transaction_ids_and_garbage_are_ignored() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(&request(), false, None, timeouts(), t0, 5);
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    assert_eq!(x.handle_datagram(&connected(tid ^ 1, 1), t0).unwrap(), None);
-    assert_eq!(x.handle_datagram(&[1, 2, 3], t0).unwrap(), None);
-    assert_eq!(x.handle_datagram(&[], t0).unwrap(), None);
-    assert!(x.poll_transmit().is_none());
-    assert!(matches!(
-        x.handle_datagram(&connected(tid, 1), t0).unwrap(),
-        Some(Event::Connected { id: 1, .. })
-    ));
-}
-
-#[test]
-fn error_replies_surface_the_message() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(&request(), false, None, timeouts(), t0, 6);
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    x.handle_datagram(&connected(tid, 1), t0).unwrap();
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    let err = reply(
-        Response::Error {
-            transaction_id: tid,
-            message: "unregistered torrent".into(),
-        },
-        false,
-    );
-    match x.handle_datagram(&err, t0) {
-        Err(AnnounceError::Tracker(TrackerError::Failure(m))) => {
-            assert_eq!(m, "unregistered torrent")
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn a_refused_cached_id_is_replaced_once() {
-    let t0 = Instant::now();
-    let cached = Some((7, t0 + Duration::from_secs(50)));
-    let mut x = Exchange::new(&request(), false, cached, timeouts(), t0, 7);
-    let refuse = |tid| {
-        reply(
-            Response::Error {
-                transaction_id: tid,
-                message: "bad connection id".into(),
-            },
-            false,
-        )
-    };
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    assert_eq!(
-        x.handle_datagram(&refuse(tid), t0).unwrap(),
-        Some(Event::Stale)
-    );
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    x.handle_datagram(&connected(tid, 8), t0).unwrap();
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    // The fresh id is refused too: that is the tracker's answer.
-    assert!(matches!(
-        x.handle_datagram(&refuse(tid), t0),
-        Err(AnnounceError::Tracker(TrackerError::Failure(_)))
-    ));
-}
-
-#[test]
-fn wrong_action_or_malformed_reply_with_our_id_fails() {
-    let t0 = Instant::now();
-    let mut x = Exchange::new(&request(), false, None, timeouts(), t0, 8);
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    let scrape = reply(
-        Response::Scrape {
-            transaction_id: tid,
-            stats: vec![],
-        },
-        false,
-    );
-    assert!(matches!(
-        x.handle_datagram(&scrape, t0),
-        Err(AnnounceError::Udp(_))
-    ));
-
-    let mut x = Exchange::new(
-        &request(),
-        false,
-        Some((1, t0 + Duration::from_secs(5))),
-        timeouts(),
-        t0,
-        9,
-    );
-    let tid = tid_of(&sent(&x.poll_transmit().unwrap()));
-    let mut bad = reply(
-        Response::Announce {
-            transaction_id: tid,
-            interval: 1,
-            leechers: 0,
-            seeders: 0,
-            peers: vec![],
-        },
-        false,
-    );
-    bad.extend_from_slice(&[1, 2, 3]); // not a whole 6-byte peer
-    assert!(matches!(
-        x.handle_datagram(&bad, t0),
-        Err(AnnounceError::Udp(_))
     ));
 }
 
@@ -626,4 +356,32 @@ async fn tiers_mix_http_and_udp() {
         vec![t.url.clone(), dead],
         "BEP 12: the answering tracker moves up"
     );
+}
+
+#[test]
+fn machine_errors_keep_the_engine_kinds_and_texts() {
+    use shoal_proto::udp_tracker::{UdpParseError, UdpProblem};
+    assert!(matches!(
+        announce_error(UdpClientError::Timeout),
+        AnnounceError::Timeout
+    ));
+    assert!(matches!(
+        announce_error(UdpClientError::Failure("no".into())),
+        AnnounceError::Tracker(TrackerError::Failure(m)) if m == "no"
+    ));
+    let malformed = UdpClientError::Malformed(UdpParseError {
+        transaction_id: Some(1),
+        reason: UdpProblem::BadEntries,
+    });
+    let AnnounceError::Udp(text) = announce_error(malformed) else {
+        panic!("a malformed reply is a UDP error");
+    };
+    assert_eq!(
+        text,
+        "tracker sent a malformed reply: response entries are not whole"
+    );
+    let AnnounceError::Udp(text) = announce_error(UdpClientError::WrongAction("scrape")) else {
+        panic!("a wrong action is a UDP error");
+    };
+    assert_eq!(text, "tracker answered with the wrong action: scrape");
 }

@@ -276,7 +276,7 @@ fn pieces_spanning_many_files_and_empty_files_with_any_split() {
         tuning(2, 2 * PL, 64),
         tuning(8, 3 * PL, 5 * PL),   // chunk rounds down to whole pieces
         tuning(4, 0, 0),             // clamped to one piece, one byte
-        tuning(2, 4 << 20, 1 << 20), // one read for several files
+        tuning(2, 4 << 20, 1 << 20), // reads longer than most files: cut at file ends
     ] {
         let reports = std::sync::Mutex::new(Vec::new());
         let got = hash::hash_pieces_with(&files, PL, total, t, &|done, all| {

@@ -2,14 +2,16 @@
 //!
 //! [`create_torrent`] lists the files (see the `walk` rules: recursive, sorted by path
 //! components, hidden files included, symbolic links skipped), hashes the pieces in
-//! parallel (one worker per core, each reading and hashing its own chunks), builds the
-//! `info` dictionary with [`InfoBuilder`], and parses the finished file with
-//! [`Metainfo::from_bytes`] so the info-hash is over the exact bytes written. It blocks
-//! for as long as reading the data takes: call it from a thread or `spawn_blocking`,
-//! never on the async runtime.
+//! parallel (one worker per core, each reading its own chunks with 1 MiB positional
+//! reads into a reused page-aligned buffer and hashing each read; see `hash`), builds
+//! the `info` dictionary with [`InfoBuilder`], and parses the finished file with
+//! [`Metainfo::from_bytes`] so the info-hash is over the exact bytes written. Files are
+//! only read, never mapped, and no signal handler is installed: a file that gets
+//! shorter while it is hashed is a short read, reported as [`CreateError::Changed`]. It
+//! blocks for as long as reading the data takes: call it from a thread or
+//! `spawn_blocking`, never on the async runtime.
 
 mod hash;
-mod mapped;
 mod walk;
 
 use shoal_proto::bencode::Encoder;

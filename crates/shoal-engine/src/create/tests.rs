@@ -249,19 +249,12 @@ fn write_files(root: &Path, sizes: &[usize]) -> (Vec<walk::SourceFile>, Vec<u8>)
     (files, all)
 }
 
-/// Reads only; see [`mapped`].
 fn tuning(threads: usize, chunk: u64, read: u64) -> hash::Tuning {
     hash::Tuning {
         threads,
         chunk,
         read,
-        map_min: u64::MAX,
     }
-}
-
-/// `t` mapping every part of a file at least `map_min` long.
-fn mapped(t: hash::Tuning, map_min: u64) -> hash::Tuning {
-    hash::Tuning { map_min, ..t }
 }
 
 #[test]
@@ -281,12 +274,10 @@ fn pieces_spanning_many_files_and_empty_files_with_any_split() {
         tuning(1, 4 << 20, 128 << 10),
         tuning(3, PL, 1000), // reads not aligned to pieces or files
         tuning(2, 2 * PL, 64),
-        tuning(8, 3 * PL, 5 * PL), // chunk rounds down to whole pieces
-        tuning(4, 0, 0),           // clamped to one piece, one byte
-    ]
-    .into_iter()
-    .flat_map(|t| [t, mapped(t, 1), mapped(t, 10_000)])
-    {
+        tuning(8, 3 * PL, 5 * PL),   // chunk rounds down to whole pieces
+        tuning(4, 0, 0),             // clamped to one piece, one byte
+        tuning(2, 4 << 20, 1 << 20), // reads longer than most files: cut at file ends
+    ] {
         let reports = std::sync::Mutex::new(Vec::new());
         let got = hash::hash_pieces_with(&files, PL, total, t, &|done, all| {
             reports.lock().unwrap().push((done, all));
@@ -310,10 +301,13 @@ fn one_thread_and_many_threads_give_identical_hashes() {
             hash::hash_pieces_with(&files, pl, total, tuning(1, 1 << 20, 128 << 10), &|_, _| {})
                 .unwrap();
         for threads in [2, 4, 16] {
-            for map_min in [u64::MAX, 1, 100_000] {
-                let t = mapped(tuning(threads, 256 << 10, 32 << 10), map_min);
+            for read in [32 << 10, 100_000, 4 << 20] {
+                let t = tuning(threads, 256 << 10, read);
                 let many = hash::hash_pieces_with(&files, pl, total, t, &|_, _| {}).unwrap();
-                assert_eq!(one, many, "piece length {pl}, {threads} threads, {map_min}");
+                assert_eq!(
+                    one, many,
+                    "piece length {pl}, {threads} threads, read {read}"
+                );
             }
         }
         assert_eq!(one, sequential_pieces(&all, pl), "piece length {pl}");
@@ -327,20 +321,19 @@ fn one_thread_and_many_threads_give_identical_hashes() {
 
 #[test]
 fn file_shrinking_during_hashing_is_a_changed_error() {
-    // Reads, and mappings (where touching a page past the new end raises SIGBUS, which
-    // must become this error, not kill the test process).
-    for map_min in [u64::MAX, 1] {
-        shrinking_file_is_a_changed_error(map_min);
+    // Reads of one piece, of less, and of more (the short read then ends mid-buffer).
+    for read in [PL, 4096, 5 * PL] {
+        shrinking_file_is_a_changed_error(read);
     }
 }
 
-fn shrinking_file_is_a_changed_error(map_min: u64) {
+fn shrinking_file_is_a_changed_error(read: u64) {
     let dir = tempfile::tempdir().unwrap();
     let (files, all) = write_files(&dir.path().join("t"), &[10 * PL as usize, 3 * PL as usize]);
     let total = all.len() as u64;
     let victim = files[0].path.clone();
     // One thread, one piece per chunk: truncate the first file after the first report.
-    let t = mapped(tuning(1, PL, PL), map_min);
+    let t = tuning(1, PL, read);
     let err = hash::hash_pieces_with(&files, PL, total, t, &|done, _| {
         if done == PL {
             fs::OpenOptions::new()
@@ -362,29 +355,60 @@ fn shrinking_file_is_a_changed_error(map_min: u64) {
             assert_eq!(*expected, 10 * PL);
             assert_eq!(*actual, PL + 100);
         }
-        other => panic!("{map_min}: {other}"),
+        other => panic!("read {read}: {other}"),
     }
     assert!(err.to_string().contains("changed while hashing"), "{err}");
 
     // Shrunk (here: emptied) after listing, with many threads: the same error, no panic.
     fs::write(&victim, b"").unwrap();
     for threads in [1, 2, 8] {
-        let t = mapped(tuning(threads, PL, 4096), map_min);
+        let t = tuning(threads, 2 * PL, read);
         let err = hash::hash_pieces_with(&files, PL, total, t, &|_, _| {}).unwrap_err();
         assert!(
             matches!(&err, CreateError::Changed { path, actual: 0, .. } if path == &victim),
-            "{map_min}: {err}"
+            "read {read}: {err}"
         );
     }
 
     // A missing file is a read error naming it.
     fs::remove_file(&files[1].path).unwrap();
     fs::write(&victim, &all[..10 * PL as usize]).unwrap();
-    let t = mapped(tuning(2, PL, PL), map_min);
+    let t = tuning(2, PL, read);
     let err = hash::hash_pieces_with(&files, PL, total, t, &|_, _| {}).unwrap_err();
     assert!(
         matches!(&err, CreateError::Read { path, .. } if path == &files[1].path),
-        "{map_min}: {err}"
+        "read {read}: {err}"
+    );
+}
+
+#[test]
+fn file_cut_mid_read_with_the_default_tuning_is_a_changed_error() {
+    // 1 MiB reads, 4 MiB chunks, a worker per core: the file is cut inside a read, after
+    // the first chunk is reported. No chunk after it can have been claimed yet (claims
+    // wait for the report's lock), so some read runs past the new end.
+    let dir = tempfile::tempdir().unwrap();
+    let len = 12 << 20;
+    let (files, _) = write_files(&dir.path().join("t"), &[len, 5]);
+    let victim = files[0].path.clone();
+    let cut = (5 << 20) + 3;
+    let err = hash::hash_pieces(&files, PL, len as u64 + 5, &|done, _| {
+        if done == 4 << 20 {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&victim)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+        }
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CreateError::Changed { path, expected, actual }
+                if path == &victim && *expected == len as u64 && *actual == cut
+        ),
+        "{err}"
     );
 }
 

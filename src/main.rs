@@ -85,6 +85,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -137,5 +138,27 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Makes glibc keep freed memory for reuse instead of handing it back to the kernel.
+///
+/// A leecher reads into 256 KiB receive buffers and keeps each alive until the pieces
+/// sliced from it are hashed and written, so buffers are freed and allocated all the
+/// time. By default glibc serves allocations of that size with fresh `mmap`s (after the
+/// first free, from heaps it trims back as soon as their top is free), so every new
+/// buffer is fresh memory: a page fault and a zeroed page per 4 KiB, and on a VM whose
+/// freed pages go back to the host, a host fault too. With these thresholds the buffers
+/// are reused from the heap. 512 MiB, one seeder, one leecher, 3 interleaved runs:
+/// leecher page faults 48,900-70,200 -> 7,200-7,500, CPU 0.95-0.99 -> 0.75-0.78 s.
+/// The binary owns the process's allocator settings; the engine does not touch them.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc allocator parameters; called before any thread.
+    unsafe {
+        // Allocations below 16 MiB come from the heap, not from mmap.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        // Heaps are trimmed only past 256 MiB of free memory at their top.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }

@@ -85,8 +85,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    keep_freed_memory();
     let args = Args::parse();
+    // Before any thread starts. The tracker allocates little per request and serves
+    // from several threads at once: it keeps glibc's defaults (one heap per thread).
+    if !matches!(args.command, Some(Command::Tracker(_))) {
+        keep_freed_memory();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -149,8 +153,10 @@ fn main() -> ExitCode {
 /// first free, from heaps it trims back as soon as their top is free), so every new
 /// buffer is fresh memory: a page fault and a zeroed page per 4 KiB, and on a VM whose
 /// freed pages go back to the host, a host fault too. With these thresholds the buffers
-/// are reused from the heap. 512 MiB, one seeder, one leecher, 3 interleaved runs:
-/// leecher page faults 48,900-70,200 -> 7,200-7,500, CPU 0.95-0.99 -> 0.75-0.78 s.
+/// are reused from one heap (a buffer freed by the thread that wrote its piece is
+/// reused by whichever thread reads next). Bench S1 (1 GiB, one seeder, one leecher),
+/// 2 x 3 interleaved runs: 703-724 -> 789-798 MB/s, leecher 1.97-1.98 -> 1.62-1.63
+/// CPU-s per GiB, peak anonymous memory 22-23 -> 18.4-18.7 MiB.
 /// The binary owns the process's allocator settings; the engine does not touch them.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -160,5 +166,9 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
         // Heaps are trimmed only past 256 MiB of free memory at their top.
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        // One heap for every thread: a buffer freed by the thread that wrote its piece
+        // is reused by whichever thread reads next, so the heap holds one set of buffers,
+        // not one per thread.
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! A [`Session`] owns our peer ID, the peer listener and global rate limits, and runs
 //! torrents. Each torrent ([`TorrentHandle`]) checks its data, announces to its
-//! trackers ([`announce`]), dials and accepts peers ([`peer`]), picks blocks
-//! rarest-first ([`picker`]), chokes tit-for-tat ([`choker`]), verifies every piece
-//! with SHA-1 off the async runtime and stores it through [`storage`].
-//! [`create`] builds new torrents from files.
+//! trackers ([`announce`]), dials and accepts peers ([`peer`]: a tokio driver around
+//! each connection's rules, which live IO-free in the private `conn` module and are
+//! tested in memory on simulated time), picks blocks rarest-first ([`picker`]), chokes
+//! tit-for-tat ([`choker`]), verifies every piece with SHA-1 off the async runtime and
+//! stores it through a [`storage::Storage`] (files, memory, or fault injection for
+//! tests). [`create`] builds new torrents from files.
 //!
 //! It does not persist state between runs, speak DHT or encrypt; the node above it
 //! does persistence.

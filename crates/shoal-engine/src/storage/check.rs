@@ -33,6 +33,24 @@ pub(super) fn verify_piece(
     Ok(hashes.get(piece as usize) == Some(&hash))
 }
 
+/// Reads piece `piece` whole into the buffer, from the piece's start.
+pub(super) type ReadPiece<'a> = dyn Fn(u32, &mut [u8]) -> Result<(), StorageError> + Sync + 'a;
+
+/// Checks every piece by reading it whole through `read`: for storages that know no
+/// cheaper way.
+pub(super) fn check_by_reading(
+    layout: &Layout,
+    hashes: &[[u8; 20]],
+    threads: usize,
+    progress: &(dyn Fn(u32) + Sync),
+    read: &ReadPiece<'_>,
+) -> Result<Vec<bool>, StorageError> {
+    let verify = |piece: u32, buf: &mut AlignedBuf| {
+        verify_piece(layout, hashes, piece, buf, |data| read(piece, data))
+    };
+    check_pieces(layout.num_pieces, threads, progress, &verify)
+}
+
 /// Runs `verify` over pieces `0..num_pieces` on `threads` threads (at least one),
 /// calling `progress` with the number done after each (one call at a time, never
 /// decreasing). [`StorageError::Truncated`] makes a piece `false`; other errors stop

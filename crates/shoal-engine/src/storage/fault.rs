@@ -15,7 +15,6 @@
 
 use super::layout::{self, Layout, Segment};
 use super::{check, Storage, StorageError};
-use crate::buf::AlignedBuf;
 use shoal_proto::metainfo::Info;
 use std::io;
 use std::ops::Range;
@@ -296,12 +295,13 @@ impl Storage for FaultyStorage {
         progress: &(dyn Fn(u32) + Sync),
     ) -> Result<Vec<bool>, StorageError> {
         // Through `self.read`, so read faults apply to the check too.
-        let verify = |piece: u32, buf: &mut AlignedBuf| {
-            check::verify_piece(&self.layout, &self.hashes, piece, buf, |data| {
-                self.read(piece, 0, data)
-            })
-        };
-        check::check_pieces(self.layout.num_pieces, threads, progress, &verify)
+        check::check_by_reading(
+            &self.layout,
+            &self.hashes,
+            threads,
+            progress,
+            &|piece, buf| self.read(piece, 0, buf),
+        )
     }
 
     fn sync(&self) -> Result<(), StorageError> {

@@ -9,7 +9,6 @@
 
 use super::layout::{self, Layout};
 use super::{check, Storage, StorageError};
-use crate::buf::AlignedBuf;
 use shoal_proto::metainfo::Info;
 use std::fmt;
 use std::path::Path;
@@ -155,12 +154,13 @@ impl Storage for MemoryStorage {
         threads: usize,
         progress: &(dyn Fn(u32) + Sync),
     ) -> Result<Vec<bool>, StorageError> {
-        let verify = |piece: u32, buf: &mut AlignedBuf| {
-            check::verify_piece(&self.layout, &self.hashes, piece, buf, |data| {
-                self.read(piece, 0, data)
-            })
-        };
-        check::check_pieces(self.layout.num_pieces, threads, progress, &verify)
+        check::check_by_reading(
+            &self.layout,
+            &self.hashes,
+            threads,
+            progress,
+            &|piece, buf| self.read(piece, 0, buf),
+        )
     }
 
     fn sync(&self) -> Result<(), StorageError> {

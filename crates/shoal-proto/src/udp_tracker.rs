@@ -64,6 +64,16 @@ pub struct UdpParseError {
     pub reason: UdpProblem,
 }
 
+impl UdpParseError {
+    /// A packet too short to carry even its transaction id.
+    pub(crate) fn too_short() -> Self {
+        UdpParseError {
+            transaction_id: None,
+            reason: UdpProblem::TooShort,
+        }
+    }
+}
+
 /// The kinds of malformed UDP tracker packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum UdpProblem {

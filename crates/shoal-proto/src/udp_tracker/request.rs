@@ -78,16 +78,10 @@ pub fn parse_request(buf: &[u8]) -> Result<Request, UdpParseError> {
     let (Some(head), Some(action), transaction_id) =
         (be_u64(buf, 0), be_u32(buf, 8), be_u32(buf, 12))
     else {
-        return Err(UdpParseError {
-            transaction_id: None,
-            reason: UdpProblem::TooShort,
-        });
+        return Err(UdpParseError::too_short());
     };
     let Some(tid) = transaction_id else {
-        return Err(UdpParseError {
-            transaction_id: None,
-            reason: UdpProblem::TooShort,
-        });
+        return Err(UdpParseError::too_short());
     };
     let fail = |reason| UdpParseError {
         transaction_id: Some(tid),

@@ -122,10 +122,7 @@ impl Response {
     /// Parses a tracker's datagram; `v6` says announce peers are 18-byte entries.
     pub fn parse(buf: &[u8], v6: bool) -> Result<Response, UdpParseError> {
         let (Some(action), Some(tid)) = (be_u32(buf, 0), be_u32(buf, 4)) else {
-            return Err(UdpParseError {
-                transaction_id: None,
-                reason: UdpProblem::TooShort,
-            });
+            return Err(UdpParseError::too_short());
         };
         let fail = |reason| UdpParseError {
             transaction_id: Some(tid),

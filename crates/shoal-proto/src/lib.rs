@@ -24,6 +24,7 @@ pub mod bencode;
 pub mod catalog;
 pub mod ids;
 pub mod magnet;
+pub mod metadata;
 pub mod metainfo;
 pub mod peers;
 pub mod tracker;

@@ -23,11 +23,17 @@ mod bitfield;
 mod extended;
 mod handshake;
 mod message;
+mod pex;
+mod ut_metadata;
 
 pub use bitfield::{Bitfield, IterSet};
 pub use extended::{ExtendedHandshake, EXTENDED_HANDSHAKE_ID};
 pub use handshake::{Handshake, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{decode_message, piece_header, BlockRef, Message};
+pub use pex::{
+    PexMessage, PexPeer, PEX_FLAG_ENCRYPTION, PEX_FLAG_SEED, PEX_FLAG_UTP, PEX_MAX_PEERS,
+};
+pub use ut_metadata::{metadata_pieces, MetadataMessage, METADATA_PIECE_LEN};
 
 use thiserror::Error;
 
@@ -128,6 +134,23 @@ pub enum WireError {
         /// The offending key (`m`, `p`, ...).
         key: &'static str,
         /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A BEP 9 or BEP 11 extension message that is not valid bencode.
+    #[error("{ext} message: {source}")]
+    ExtensionBencode {
+        /// The extension (`ut_metadata`, `ut_pex`).
+        ext: &'static str,
+        /// The decoding error.
+        #[source]
+        source: BencodeError,
+    },
+    /// A BEP 9 or BEP 11 extension message with a missing or malformed field.
+    #[error("{ext} message: {problem}")]
+    ExtensionField {
+        /// The extension (`ut_metadata`, `ut_pex`).
+        ext: &'static str,
+        /// What is wrong.
         problem: &'static str,
     },
 }

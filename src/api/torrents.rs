@@ -313,7 +313,7 @@ pub async fn peers(
                     "downloaded": p.downloaded, "uploaded": p.uploaded, "seed": p.seed,
                     "am_choking": p.am_choking, "am_interested": p.am_interested,
                     "peer_choking": p.peer_choking, "peer_interested": p.peer_interested,
-                    "incoming": p.incoming, "flags": flags,
+                    "incoming": p.incoming, "flags": flags, "source": p.source.as_str(),
                 })
             })
             .collect(),

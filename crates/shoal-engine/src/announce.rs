@@ -168,7 +168,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
                     warn!(%url, "tracker warning: {w}");
                 }
                 debug!(%url, peers = resp.peers.len(), "announced");
-                shared.add_peers(&resp.peers);
+                shared.add_peers(&resp.peers, crate::torrent::PeerSource::Tracker);
                 event = AnnounceEvent::None;
                 let alone = !shared.is_seeding() && shared.peer_count() == 0;
                 next_announce(&resp, alone)

@@ -39,5 +39,6 @@ pub mod torrent;
 
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{
-    PeerInfo, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus, TrackerInfo,
+    PeerInfo, PeerSource, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus,
+    TrackerInfo,
 };

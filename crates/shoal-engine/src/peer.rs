@@ -36,7 +36,7 @@ pub(crate) use crate::conn::PeerCmd;
 use crate::conn::{ConnConfig, Connection, Transmit};
 pub use crate::conn::{PeerError, PeerStats};
 use crate::picker::PeerKey;
-use crate::torrent::Shared;
+use crate::torrent::{PeerSource, Shared};
 use upload::DiskBlocks;
 
 /// A byte stream to a peer, split into a read half the driver owns and a write half
@@ -75,9 +75,9 @@ pub(crate) async fn run<T: Transport>(
     stream: T,
     addr: SocketAddr,
     remote: Handshake,
-    incoming: bool,
+    source: PeerSource,
 ) -> Result<(), PeerError> {
-    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, incoming)?;
+    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, source)?;
     let (result, pieces) = drive(&shared, stream, addr, &remote, key, stats, cmd_rx).await;
     shared.unregister_peer(key, remote.peer_id, &pieces);
     if let Err(e) = &result {

@@ -49,7 +49,7 @@ use candidates::Candidates;
 pub use driver::{TorrentHandle, TorrentStatus};
 use events::EventHub;
 pub use events::TorrentEvents;
-pub use types::{PeerInfo, TorrentEvent, TrackerInfo};
+pub use types::{PeerInfo, PeerSource, TorrentEvent, TrackerInfo};
 
 /// Identifies a connection within a torrent (never reused).
 pub type PeerKey = u64;
@@ -100,6 +100,8 @@ pub struct TorrentOptions {
     pub seed_only: bool,
     /// Peers to dial besides those from trackers.
     pub peers: Vec<SocketAddr>,
+    /// Where `peers` came from (shown per peer in the API).
+    pub peer_source: PeerSource,
     /// Tracker tiers; empty means the torrent's own.
     pub trackers: Vec<Vec<String>>,
     /// Piece states to trust without hashing (resume data whose files are unchanged);
@@ -117,6 +119,8 @@ pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
     pub client: String,
     pub incoming: bool,
+    /// Where we learnt of it.
+    pub source: PeerSource,
     /// Where the peer accepts connections, when known.
     pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,

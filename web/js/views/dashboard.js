@@ -332,6 +332,7 @@ function peersView() {
     { id: 'up', label: 'Up', cls: 'num', sort: (p) => p.up_rate, text: (p) => fmt.rate(p.up_rate, true) },
     { id: 'dl', label: 'Downloaded', cls: 'num opt', sort: (p) => p.downloaded, text: (p) => fmt.bytes(p.downloaded) },
     { id: 'ul', label: 'Uploaded', cls: 'num opt', sort: (p) => p.uploaded, text: (p) => fmt.bytes(p.uploaded) },
+    { id: 'source', label: 'Source', sort: (p) => p.source || '', text: (p) => p.source || '', title: () => 'Where the peer was learnt: tracker, dht, pex, lsd, incoming, magnet (x.pe) or manual' },
     { id: 'flags', label: 'Flags', cls: 'mono', text: (p) => p.flags || '', title: () => 'D downloading · U uploading · d/u interested but choked · I incoming · S snubbed' },
   ], {
     key: (p) => p.addr, label: 'Peers', sortBy: 'addr',

@@ -3,8 +3,10 @@
 //! costs one hash lookup per address, and a cap, so that it costs no more memory than
 //! a few thousand.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+
+use super::types::PeerSource;
 
 /// Most addresses kept; later ones are ignored until some are dialled.
 pub(crate) const MAX_CANDIDATES: usize = 2000;
@@ -13,7 +15,8 @@ pub(crate) const MAX_CANDIDATES: usize = 2000;
 #[derive(Debug, Default)]
 pub(crate) struct Candidates {
     queue: VecDeque<SocketAddr>,
-    set: HashSet<SocketAddr>,
+    /// Where each queued address was learnt.
+    set: HashMap<SocketAddr, PeerSource>,
 }
 
 impl Candidates {
@@ -34,32 +37,34 @@ impl Candidates {
     }
 
     pub fn contains(&self, a: &SocketAddr) -> bool {
-        self.set.contains(a)
+        self.set.contains_key(a)
     }
 
     /// Adds a fresh address (dialled before older ones); false if known or full.
-    pub fn push_new(&mut self, a: SocketAddr) -> bool {
-        if self.is_full() || !self.set.insert(a) {
+    pub fn push_new(&mut self, a: SocketAddr, source: PeerSource) -> bool {
+        if self.is_full() || self.set.contains_key(&a) {
             return false;
         }
+        self.set.insert(a, source);
         self.queue.push_back(a);
         true
     }
 
     /// Adds an address to retry after every other one; false if known or full.
-    pub fn push_retry(&mut self, a: SocketAddr) -> bool {
-        if self.is_full() || !self.set.insert(a) {
+    pub fn push_retry(&mut self, a: SocketAddr, source: PeerSource) -> bool {
+        if self.is_full() || self.set.contains_key(&a) {
             return false;
         }
+        self.set.insert(a, source);
         self.queue.push_front(a);
         true
     }
 
     /// The next address to dial.
-    pub fn pop(&mut self) -> Option<SocketAddr> {
+    pub fn pop(&mut self) -> Option<(SocketAddr, PeerSource)> {
         let a = self.queue.pop_back()?;
-        self.set.remove(&a);
-        Some(a)
+        let source = self.set.remove(&a).unwrap_or(PeerSource::Tracker);
+        Some((a, source))
     }
 }
 
@@ -74,16 +79,16 @@ mod tests {
     #[test]
     fn newest_first_retries_last_no_duplicates() {
         let mut c = Candidates::default();
-        assert!(c.push_new(addr(1)));
-        assert!(c.push_new(addr(2)));
-        assert!(!c.push_new(addr(1)));
-        assert!(c.push_retry(addr(3)));
-        assert!(!c.push_retry(addr(2)));
-        assert_eq!(c.pop(), Some(addr(2)));
-        assert_eq!(c.pop(), Some(addr(1)));
-        assert_eq!(c.pop(), Some(addr(3)));
-        assert_eq!(c.pop(), None);
-        assert!(c.push_new(addr(1)), "a dialled address may be learnt again");
+        assert!(c.push_new(addr(1), PeerSource::Tracker));
+        assert!(c.push_new(addr(2), PeerSource::Tracker));
+        assert!(!c.push_new(addr(1), PeerSource::Tracker));
+        assert!(c.push_retry(addr(3), PeerSource::Tracker));
+        assert!(!c.push_retry(addr(2), PeerSource::Tracker));
+        assert_eq!(c.pop().map(|p| p.0), Some(addr(2)));
+        assert_eq!(c.pop().map(|p| p.0), Some(addr(1)));
+        assert_eq!(c.pop().map(|p| p.0), Some(addr(3)));
+        assert_eq!(c.pop().map(|p| p.0), None);
+        assert!(c.push_new(addr(1), PeerSource::Tracker), "a dialled address may be learnt again");
     }
 
     #[test]

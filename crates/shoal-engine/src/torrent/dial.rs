@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::candidates::MAX_CANDIDATES;
-use super::{Shared, MAX_DIAL_RETRIES, MAX_PEERS};
+use super::{PeerSource, Shared, MAX_DIAL_RETRIES, MAX_PEERS};
 use crate::peer::{self, PeerError};
 
 /// Dial failure counts kept; beyond this, counts of addresses no longer queued go.
@@ -18,7 +18,7 @@ const MAX_DIAL_FAILURES: usize = 2 * MAX_CANDIDATES;
 
 impl Shared {
     /// Learns peer addresses and dials as many as the connection budget allows.
-    pub(crate) fn add_peers(self: &Arc<Self>, addrs: &[SocketAddr]) {
+    pub(crate) fn add_peers(self: &Arc<Self>, addrs: &[SocketAddr], source: PeerSource) {
         if addrs.is_empty() {
             return;
         }
@@ -31,7 +31,7 @@ impl Shared {
                 let own = a.port() == self.listen_port
                     && (a.ip().is_loopback() || a.ip().is_unspecified());
                 if !own && a.port() != 0 && !st.dialing.contains(a) {
-                    st.candidates.push_new(*a);
+                    st.candidates.push_new(*a, source);
                 }
             }
         }
@@ -47,7 +47,7 @@ impl Shared {
         {
             let mut st = self.lock();
             while st.peers.len() + st.dialing.len() < MAX_PEERS {
-                let Some(a) = st.candidates.pop() else { break };
+                let Some((a, source)) = st.candidates.pop() else { break };
                 let connected = st
                     .peers
                     .values()
@@ -55,13 +55,13 @@ impl Shared {
                 if connected || st.banned_addrs.contains(&a) || !st.dialing.insert(a) {
                     continue;
                 }
-                to_dial.push(a);
+                to_dial.push((a, source));
             }
         }
-        for addr in to_dial {
+        for (addr, source) in to_dial {
             let me = self.clone();
             let dial = async move {
-                let (connected, r) = me.dial(addr).await;
+                let (connected, r) = me.dial(addr, source).await;
                 if let Err(e) = &r {
                     tracing::debug!("peer connection ended: {e}");
                 }
@@ -80,7 +80,7 @@ impl Shared {
                 let failures = st.dial_failures.entry(addr).or_insert(0);
                 *failures += 1;
                 if retry && *failures <= MAX_DIAL_RETRIES {
-                    st.candidates.push_retry(addr);
+                    st.candidates.push_retry(addr, source);
                 }
                 if st.dial_failures.len() > MAX_DIAL_FAILURES {
                     let st = &mut *st;
@@ -94,7 +94,11 @@ impl Shared {
     }
 
     /// Dials and runs one peer; the flag says whether the handshake completed.
-    async fn dial(self: &Arc<Self>, addr: SocketAddr) -> (bool, Result<(), PeerError>) {
+    async fn dial(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        source: PeerSource,
+    ) -> (bool, Result<(), PeerError>) {
         let handshake = async {
             let connect = TcpStream::connect(addr);
             let mut stream =
@@ -117,7 +121,7 @@ impl Shared {
         };
         (
             true,
-            peer::run(self.clone(), stream, addr, theirs, false).await,
+            peer::run(self.clone(), stream, addr, theirs, source).await,
         )
     }
 
@@ -150,7 +154,7 @@ impl Shared {
             if !sent {
                 return;
             }
-            if let Err(e) = peer::run(me, stream, addr, theirs, true).await {
+            if let Err(e) = peer::run(me, stream, addr, theirs, PeerSource::Incoming).await {
                 tracing::debug!("incoming peer ended: {e}");
             }
         };

@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tracing::info;
 
-use super::{PeerInfo, PeerKey, Phase, Shared, TorrentEvents, TorrentOptions, TrackerInfo};
+use super::{
+    PeerInfo, PeerKey, PeerSource, Phase, Shared, TorrentEvents, TorrentOptions, TrackerInfo,
+};
 use crate::choker::PeerSnapshot;
 use crate::peer::PeerCmd;
 use crate::picker::Priority;
@@ -113,9 +115,14 @@ impl TorrentHandle {
         self.shared.phase_rx()
     }
 
-    /// Dials these peers (besides those the trackers give).
+    /// Dials these peers (besides those the trackers give), given by the user.
     pub fn add_peers(&self, addrs: &[std::net::SocketAddr]) {
-        self.shared.add_peers(addrs);
+        self.shared.add_peers(addrs, PeerSource::Manual);
+    }
+
+    /// Dials these peers, learnt from `source`.
+    pub fn add_peers_from(&self, addrs: &[std::net::SocketAddr], source: PeerSource) {
+        self.shared.add_peers(addrs, source);
     }
 
     /// A snapshot of counters and rates.
@@ -225,6 +232,7 @@ impl TorrentHandle {
                     peer_interested: r(&s.peer_interested),
                     incoming: p.incoming,
                     snubbed: r(&s.snubbed),
+                    source: p.source,
                 }
             })
             .collect()
@@ -278,7 +286,7 @@ async fn drive(
     let announce = shared
         .tasks
         .spawn(shared.traced(shared.announce_span(), announce));
-    shared.add_peers(&opts.peers);
+    shared.add_peers(&opts.peers, opts.peer_source);
 
     let mut rng = SmallRng::from_entropy();
     let mut peer_rates: HashMap<PeerKey, (u64, u64, RateEstimator, RateEstimator)> = HashMap::new();

@@ -11,7 +11,9 @@ use shoal_proto::wire::Bitfield;
 use shoal_proto::PeerId;
 use tokio::sync::mpsc;
 
-use super::{PeerEntry, PeerKey, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY};
+use super::{
+    PeerEntry, PeerKey, PeerSource, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY,
+};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
 
 impl Shared {
@@ -19,7 +21,7 @@ impl Shared {
         &self,
         addr: SocketAddr,
         peer_id: PeerId,
-        incoming: bool,
+        source: PeerSource,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
         if self.storage.get().is_none() {
             return Err(PeerError::Closed("torrent is still checking its data"));
@@ -43,7 +45,8 @@ impl Shared {
             PeerEntry {
                 addr,
                 client: peer_id.client_name(),
-                incoming,
+                incoming: source == PeerSource::Incoming,
+                source,
                 listen_addr: None,
                 peer_id,
                 tx,

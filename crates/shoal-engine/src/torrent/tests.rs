@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::candidates::MAX_CANDIDATES;
-use super::{PeerEntry, PeerKey, Shared, BAN_STRIKES};
+use super::{PeerEntry, PeerKey, PeerSource, Shared, BAN_STRIKES};
 use crate::create::{create_torrent, CreateOptions};
 use crate::peer::{PeerCmd, PeerStats};
 use crate::session::Limits;
@@ -44,6 +44,7 @@ fn add_peer(sh: &Shared, key: PeerKey, addr: &str, id: u8) -> mpsc::UnboundedRec
         addr: addr.parse().unwrap(),
         client: String::new(),
         incoming: true,
+        source: PeerSource::Incoming,
         listen_addr: None,
         peer_id: PeerId(peer_id),
         tx,
@@ -100,8 +101,8 @@ async fn candidate_list_is_capped_and_deduplicated() {
     let addrs: Vec<SocketAddr> = (0..20_000u32)
         .map(|i| SocketAddr::from(((i + 1).to_be_bytes(), 6881)))
         .collect();
-    sh.add_peers(&addrs);
-    sh.add_peers(&addrs);
+    sh.add_peers(&addrs, PeerSource::Tracker);
+    sh.add_peers(&addrs, PeerSource::Tracker);
     assert_eq!(sh.lock().candidates.len(), MAX_CANDIDATES);
 }
 

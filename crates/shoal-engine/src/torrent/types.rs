@@ -36,6 +36,41 @@ pub enum TorrentEvent {
     Error(String),
 }
 
+/// Where we learnt of a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PeerSource {
+    /// A tracker's announce reply.
+    Tracker,
+    /// The Mainline DHT.
+    Dht,
+    /// Peer exchange (BEP 11) from another peer.
+    Pex,
+    /// Local service discovery (BEP 14).
+    Lsd,
+    /// It connected to us.
+    Incoming,
+    /// The magnet link's `x.pe`.
+    Magnet,
+    /// Given by the user (`--peer`, the API).
+    #[default]
+    Manual,
+}
+
+impl PeerSource {
+    /// The lowercase name the API and UI show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerSource::Tracker => "tracker",
+            PeerSource::Dht => "dht",
+            PeerSource::Pex => "pex",
+            PeerSource::Lsd => "lsd",
+            PeerSource::Incoming => "incoming",
+            PeerSource::Magnet => "magnet",
+            PeerSource::Manual => "manual",
+        }
+    }
+}
+
 /// A connected peer, for APIs.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -67,6 +102,8 @@ pub struct PeerInfo {
     pub incoming: bool,
     /// The peer left our requests unanswered for a long time.
     pub snubbed: bool,
+    /// Where we learnt of it.
+    pub source: PeerSource,
 }
 
 /// A tracker's last outcome, for APIs.

@@ -275,7 +275,10 @@ impl Connection {
     /// Queues the extension handshake and our pieces (bitfield, or HaveAll/HaveNone
     /// to a fast peer).
     pub(crate) fn start(&mut self, swarm: &impl Swarm) {
-        if let Some(payload) = self.extensions.our_handshake(swarm.listen_port()) {
+        let ours = self
+            .extensions
+            .our_handshake(swarm.listen_port(), swarm.public_info());
+        if let Some(payload) = ours {
             self.send(Message::Extended {
                 id: shoal_proto::wire::EXTENDED_HANDSHAKE_ID,
                 payload: &payload,
@@ -384,6 +387,12 @@ impl Connection {
             self.stats.snubbed.store(true, Ordering::Relaxed);
             self.release_requests(swarm);
             self.last_block = now;
+        }
+        if let Some((id, payload)) = self.extensions.poll_pex(now, self.key, swarm) {
+            self.send(Message::Extended {
+                id,
+                payload: &payload,
+            });
         }
         if now.saturating_duration_since(self.last_send) > KEEPALIVE && !self.has_transmit() {
             self.send(Message::KeepAlive);
@@ -538,9 +547,15 @@ impl Connection {
             Message::RejectRequest(r) => self.on_reject(r, swarm)?,
             Message::AllowedFast(_) => {}
             Message::Extended { id, payload } => {
-                let learnt = self.extensions.on_message(id, payload)?;
+                let learnt = self.extensions.on_message(self.now, id, payload, swarm)?;
                 if let Some(port) = learnt.listen_port {
                     swarm.set_listen_addr(self.key, SocketAddr::new(self.addr.ip(), port));
+                }
+                for (id, payload) in &learnt.replies {
+                    self.send(Message::Extended { id: *id, payload });
+                }
+                if !learnt.pex.is_empty() {
+                    swarm.pex_learnt(&learnt.pex);
                 }
             }
         }

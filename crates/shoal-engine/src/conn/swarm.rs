@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
-use shoal_proto::wire::Bitfield;
+use shoal_proto::wire::{Bitfield, PexPeer};
 
 use crate::picker::{Block, PeerKey};
 
@@ -49,4 +49,10 @@ pub(crate) trait Swarm {
     fn set_listen_addr(&self, key: PeerKey, addr: SocketAddr);
     /// The peer became interested in our pieces.
     fn peer_became_interested(&self, key: PeerKey);
+    /// The info dictionary, to serve by BEP 9; `None` for a private torrent.
+    fn public_info(&self) -> Option<&[u8]>;
+    /// Where our connected peers other than `key` accept connections (for PEX).
+    fn pex_peers(&self, key: PeerKey) -> Vec<PexPeer>;
+    /// Peers learnt through PEX, to dial.
+    fn pex_learnt(&self, addrs: &[SocketAddr]);
 }

@@ -88,16 +88,21 @@ mod tests {
         assert_eq!(c.pop().map(|p| p.0), Some(addr(1)));
         assert_eq!(c.pop().map(|p| p.0), Some(addr(3)));
         assert_eq!(c.pop().map(|p| p.0), None);
-        assert!(c.push_new(addr(1), PeerSource::Tracker), "a dialled address may be learnt again");
+        assert!(
+            c.push_new(addr(1), PeerSource::Tracker),
+            "a dialled address may be learnt again"
+        );
     }
 
     #[test]
     fn huge_reply_is_capped_and_fast() {
         let mut c = Candidates::default();
         // 700k addresses (a 4 MiB compact reply): linear in the input, capped in size.
-        let added = (0..700_000).filter(|i| c.push_new(addr(*i))).count();
+        let added = (0..700_000)
+            .filter(|i| c.push_new(addr(*i), PeerSource::Tracker))
+            .count();
         assert_eq!(added, MAX_CANDIDATES);
         assert_eq!(c.len(), MAX_CANDIDATES);
-        assert!(!c.push_retry(addr(9_999_999)));
+        assert!(!c.push_retry(addr(9_999_999), PeerSource::Tracker));
     }
 }

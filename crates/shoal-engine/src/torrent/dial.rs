@@ -39,6 +39,13 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// `a` is queued to dial or being dialled.
+    #[cfg(test)]
+    pub(crate) fn candidate_or_dialing(&self, a: &SocketAddr) -> bool {
+        let st = self.lock();
+        st.candidates.contains(a) || st.dialing.contains(a)
+    }
+
     pub(crate) fn dial_candidates(self: &Arc<Self>) {
         if self.cancel.is_cancelled() || self.storage.get().is_none() {
             return;
@@ -47,7 +54,9 @@ impl Shared {
         {
             let mut st = self.lock();
             while st.peers.len() + st.dialing.len() < MAX_PEERS {
-                let Some((a, source)) = st.candidates.pop() else { break };
+                let Some((a, source)) = st.candidates.pop() else {
+                    break;
+                };
                 let connected = st
                     .peers
                     .values()

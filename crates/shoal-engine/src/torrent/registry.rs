@@ -11,9 +11,7 @@ use shoal_proto::wire::Bitfield;
 use shoal_proto::PeerId;
 use tokio::sync::mpsc;
 
-use super::{
-    PeerEntry, PeerKey, PeerSource, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY,
-};
+use super::{PeerEntry, PeerKey, PeerSource, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
 
 impl Shared {

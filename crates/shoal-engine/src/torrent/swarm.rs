@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::rngs::SmallRng;
-use shoal_proto::wire::Bitfield;
+use shoal_proto::wire::{Bitfield, PexPeer, PEX_FLAG_SEED};
 
 use super::Shared;
 use crate::conn::Swarm;
@@ -79,5 +79,32 @@ impl Swarm for Arc<Shared> {
 
     fn peer_became_interested(&self, key: PeerKey) {
         Shared::peer_became_interested(self, key)
+    }
+
+    fn public_info(&self) -> Option<&[u8]> {
+        (!self.meta.info.private).then_some(&self.meta.info_bytes[..])
+    }
+
+    fn pex_peers(&self, key: PeerKey) -> Vec<PexPeer> {
+        let st = self.lock();
+        st.peers
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .filter_map(|(_, p)| {
+                // A peer that dialled us is reachable only at its announced port.
+                let addr = if p.incoming { p.listen_addr? } else { p.addr };
+                let seed = p.stats.is_seed.load(std::sync::atomic::Ordering::Relaxed);
+                Some(PexPeer {
+                    addr,
+                    flags: if seed { PEX_FLAG_SEED } else { 0 },
+                })
+            })
+            .collect()
+    }
+
+    fn pex_learnt(&self, addrs: &[SocketAddr]) {
+        if !self.meta.info.private {
+            self.add_peers(addrs, super::PeerSource::Pex);
+        }
     }
 }

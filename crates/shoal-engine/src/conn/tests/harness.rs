@@ -20,7 +20,7 @@ use crate::create::{create_torrent, CreateOptions};
 use crate::picker::PeerKey;
 use crate::session::Limits;
 use crate::storage::{MemoryStorage, Storage};
-use crate::torrent::Shared;
+use crate::torrent::{PeerSource, Shared};
 
 pub(super) const PIECE: u64 = 32 * 1024;
 
@@ -58,7 +58,7 @@ pub(super) enum Msg {
     Reject(BlockRef),
     HaveAll,
     HaveNone,
-    Extended(u8),
+    Extended(u8, Vec<u8>),
     Other,
 }
 
@@ -82,7 +82,7 @@ impl From<Message<'_>> for Msg {
             Message::RejectRequest(r) => Msg::Reject(r),
             Message::HaveAll => Msg::HaveAll,
             Message::HaveNone => Msg::HaveNone,
-            Message::Extended { id, .. } => Msg::Extended(id),
+            Message::Extended { id, payload } => Msg::Extended(id, payload.to_vec()),
             _ => Msg::Other,
         }
     }
@@ -130,7 +130,7 @@ impl Side {
             shared.load_pieces(&vec![true; num_pieces as usize]);
         }
         let (key, stats, cmds) = shared
-            .register_peer(o.peer.0, peer_id(o.peer.1), false)
+            .register_peer(o.peer.0, peer_id(o.peer.1), PeerSource::Manual)
             .unwrap();
         let cfg = ConnConfig {
             key,

@@ -30,6 +30,7 @@ pub mod catalog;
 pub mod choker;
 mod conn;
 pub mod create;
+pub mod magnet;
 pub mod peer;
 pub mod picker;
 pub mod rate;

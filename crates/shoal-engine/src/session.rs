@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shoal_proto::magnet::Magnet;
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::{InfoHash, PeerId};
 use thiserror::Error;
@@ -201,6 +202,23 @@ impl Session {
             }
             None => false,
         }
+    }
+
+    /// Starts fetching the info dictionary of the torrent `magnet` names, from the
+    /// link's peers and trackers (and the DHT when the session runs one). It stops on
+    /// [`MetadataFetch::cancel`](crate::magnet::MetadataFetch::cancel) or shutdown.
+    pub fn fetch_metadata(&self, magnet: &Magnet) -> crate::magnet::MetadataFetch {
+        let sources = crate::magnet::Sources {
+            magnet: magnet.clone(),
+            dht: None,
+        };
+        crate::magnet::start(
+            self.inner.config.peer_id,
+            self.inner.listen_port,
+            sources,
+            &self.inner.tasks,
+            self.inner.accept_cancel.child_token(),
+        )
     }
 
     /// Changes the global rate limits (bytes per second, 0 = unlimited).

@@ -4,7 +4,9 @@
 //! The first peer to state a plausible `metadata_size` fixes the size for this
 //! attempt; peers stating another size are not asked. Each piece records who sent it;
 //! when the whole dictionary does not hash to the info-hash, every contributor is
-//! named (the caller drops them) and the attempt starts over with no size. Sizes past
+//! named. A sole contributor is surely the liar (the caller drops it); when several
+//! contributed, the next attempt takes every piece from one peer, so that a second
+//! failure names the liar alone. Either way the attempt starts over with no size. Sizes past
 //! [`MAX_METADATA_SIZE`] are refused. Peers are the caller's keys (`u64`); the caller
 //! bounds requests in flight per peer and times them out with [`Assembler::unrequest`].
 
@@ -65,6 +67,8 @@ pub struct Assembler {
     got: Vec<Option<u64>>,
     /// Per piece: whom it is asked of.
     asked: Vec<Option<u64>>,
+    /// Take every piece of an attempt from one peer (after a mismatch from several).
+    single_source: bool,
 }
 
 impl Assembler {
@@ -76,6 +80,7 @@ impl Assembler {
             buf: Vec::new(),
             got: Vec::new(),
             asked: Vec::new(),
+            single_source: false,
         }
     }
 
@@ -112,6 +117,12 @@ impl Assembler {
 
     /// The next piece to ask `peer` for: one neither received nor asked of anyone.
     pub fn next_request(&mut self, peer: u64) -> Option<u32> {
+        if self.single_source {
+            let other = |s: &Option<u64>| s.is_some_and(|p| p != peer);
+            if self.got.iter().any(other) || self.asked.iter().any(other) {
+                return None;
+            }
+        }
         let i = (0..self.got.len()).find(|&i| self.got[i].is_none() && self.asked[i].is_none())?;
         self.asked[i] = Some(peer);
         u32::try_from(i).ok()
@@ -178,7 +189,9 @@ impl Assembler {
         let mut culprits: Vec<u64> = self.got.iter().flatten().copied().collect();
         culprits.sort_unstable();
         culprits.dedup();
+        let single_source = self.single_source || culprits.len() > 1;
         *self = Assembler::new(self.info_hash);
+        self.single_source = single_source;
         Ok(Progress::HashMismatch(culprits))
     }
 }
@@ -248,7 +261,11 @@ mod tests {
         let r = a.on_data(8, 1, n, &v[METADATA_PIECE_LEN..]).unwrap();
         assert_eq!(r, Progress::HashMismatch(vec![7, 8]));
         assert_eq!(a.size(), None);
-        assert!(a.offer_size(1234).unwrap());
+        assert!(a.offer_size(20_000).unwrap());
+        // Two contributors: the next attempt takes every piece from one peer.
+        assert_eq!(a.next_request(8), Some(0));
+        assert_eq!(a.next_request(7), None);
+        assert_eq!(a.next_request(8), Some(1));
     }
 
     #[test]

@@ -71,7 +71,8 @@ enum Command {
     },
     /// Download a torrent into DIR/<name>; exits when every piece is verified.
     Download {
-        /// The .torrent file.
+        /// The .torrent file, or a magnet link (its metadata is fetched from its peers:
+        /// `x.pe`, `--peer`, its trackers).
         torrent: PathBuf,
         /// Keep seeding after the download completes, until interrupted.
         #[arg(long)]

@@ -16,6 +16,7 @@ mod check;
 mod durable;
 pub mod entry;
 mod lifecycle;
+mod magnets;
 mod monitor;
 mod outcome;
 mod restore;
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     config: NodeConfig,
     settings: Mutex<Settings>,
     torrents: Mutex<HashMap<InfoHash, Entry>>,
+    /// Magnets waiting for their metadata (`magnets.rs`).
+    magnets: Mutex<HashMap<InfoHash, magnets::Pending>>,
     ops: tokio::sync::Mutex<()>,
     jobs: Mutex<Vec<ShareJob>>,
     next_job: AtomicU64,
@@ -131,6 +134,7 @@ impl Node {
                 settings: Mutex::new(config.settings.clone()),
                 config,
                 torrents: Mutex::new(HashMap::new()),
+                magnets: Mutex::new(HashMap::new()),
                 ops: tokio::sync::Mutex::new(()),
                 jobs: Mutex::new(Vec::new()),
                 next_job: AtomicU64::new(1),
@@ -149,6 +153,7 @@ impl Node {
         node.spawn(monitor::save_totals(node.clone()));
         node.spawn(outcome::run(node.clone(), outcome_rx));
         restore::load(&node).await;
+        node.restore_magnets().await;
         node.spawn(restore::start(node.clone()));
         Ok(node)
     }
@@ -247,7 +252,11 @@ impl Node {
             return Err(ResolveError::Malformed(id));
         }
         let map = self.torrents();
-        let mut found = map.keys().filter(|h| h.to_hex().starts_with(&id));
+        let magnets = self.magnets();
+        let mut found = map
+            .keys()
+            .chain(magnets.keys())
+            .filter(|h| h.to_hex().starts_with(&id));
         match (found.next(), found.next()) {
             (Some(h), None) => Ok(*h),
             (Some(_), Some(_)) => Err(ResolveError::Ambiguous(id)),
@@ -257,15 +266,19 @@ impl Node {
 
     /// Every torrent's summary, oldest first.
     pub fn summaries(&self) -> Vec<Summary> {
-        let map = self.torrents();
-        let mut v: Vec<(i64, Summary)> = map.values().map(|e| (e.added_at, e.summary())).collect();
+        let mut v: Vec<(i64, Summary)> = {
+            let map = self.torrents();
+            map.values().map(|e| (e.added_at, e.summary())).collect()
+        };
+        v.extend(self.magnet_summaries());
         v.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
         v.into_iter().map(|(_, s)| s).collect()
     }
 
     /// One torrent's summary.
     pub fn summary(&self, hash: InfoHash) -> Option<Summary> {
-        self.torrents().get(&hash).map(Entry::summary)
+        let s = self.torrents().get(&hash).map(Entry::summary);
+        s.or_else(|| self.magnets().get(&hash).map(magnets::Pending::summary))
     }
 
     /// Swarm counts (seeds, peers) of running torrents by hex info-hash.

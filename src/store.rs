@@ -7,6 +7,7 @@
 //! `docs/NODE.md`): `meta` (peer ID, settings), `torrents`, `resume`, `history`,
 //! `stats`, `transfer_log`.
 
+pub mod magnets;
 pub mod records;
 mod schema;
 pub mod torrents;

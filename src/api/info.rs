@@ -206,6 +206,7 @@ pub async fn get(
         .await
         .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
     let req = AddRequest {
+        peers: Vec::new(),
         torrent,
         save_dir,
         paused: b.paused,

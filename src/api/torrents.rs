@@ -40,6 +40,7 @@ pub struct AddBody {
 pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> ApiResult<Response> {
     let req = if is_raw(&media_type(&headers)) {
         AddRequest {
+            peers: Vec::new(),
             torrent: raw.to_vec(),
             save_dir: None,
             paused: false,
@@ -63,11 +64,7 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
                 if let Some(h) = node.summary(magnet.info_hash) {
                     return Err(ApiError::conflict("torrent is already added", h.id));
                 }
-                node.fetch(&magnet.info_hash.to_hex(), &magnet.trackers)
-                    .await
-                    .map_err(|e| {
-                        ApiError::bad_request(format!("{e:#}; add the .torrent file instead"))
-                    })?
+                return added(&node, node.add_magnet(&m, save_dir, b.paused).await);
             }
             _ => {
                 return Err(ApiError::bad_request(
@@ -77,6 +74,7 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
             }
         };
         AddRequest {
+            peers: Vec::new(),
             torrent,
             save_dir,
             paused: b.paused,
@@ -101,9 +99,34 @@ pub fn added(node: &Node, r: Result<InfoHash, AddError>) -> ApiResult<Response> 
     }
 }
 
+/// A magnet still waiting for its metadata: its link and trackers.
+fn pending_magnet(node: &Node, hash: InfoHash) -> Option<(String, Vec<String>)> {
+    let map = node.magnets();
+    map.get(&hash)
+        .map(|p| (p.uri.clone(), p.magnet.trackers.clone()))
+}
+
+fn no_metadata_yet(hash: InfoHash) -> ApiError {
+    ApiError::conflict(
+        "the torrent's metadata is not known yet (state `metadata`); try again once it is",
+        hash.to_hex(),
+    )
+}
+
 pub async fn detail(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let hash = resolve(&node, &id)?;
     let s = summary(&node, hash)?;
+    if let Some((uri, trackers)) = pending_magnet(&node, hash) {
+        let mut v = serde_json::to_value(s).map_err(|e| ApiError::internal(e.into()))?;
+        if let Some(o) = v.as_object_mut() {
+            let trackers: Vec<Value> = trackers.iter().map(|u| json!({"url": u})).collect();
+            o.insert("trackers".into(), json!(trackers));
+            o.insert("comment".into(), Value::Null);
+            o.insert("created_by".into(), Value::Null);
+            o.insert("magnet".into(), json!(uri));
+        }
+        return Ok(Json(v));
+    }
     let (meta, trackers) = {
         let map = node.torrents();
         let e = map
@@ -155,12 +178,18 @@ pub async fn resume(State(node): State<Node>, Path(id): Path<String>) -> ApiResu
 
 pub async fn recheck(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Summary>> {
     let hash = resolve(&node, &id)?;
+    if pending_magnet(&node, hash).is_some() {
+        return Err(no_metadata_yet(hash));
+    }
     node.recheck(hash).await?;
     Ok(Json(summary(&node, hash)?))
 }
 
 pub async fn export(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Response> {
     let hash = resolve(&node, &id)?;
+    if pending_magnet(&node, hash).is_some() {
+        return Err(no_metadata_yet(hash));
+    }
     let (name, bytes) = {
         let map = node.torrents();
         let e = map
@@ -202,6 +231,9 @@ pub struct FileView {
 }
 
 fn file_views(node: &Node, hash: InfoHash) -> ApiResult<Vec<FileView>> {
+    if pending_magnet(node, hash).is_some() {
+        return Ok(Vec::new());
+    }
     let map = node.torrents();
     let e = map
         .get(&hash)
@@ -279,6 +311,9 @@ pub async fn peers(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let hash = resolve(&node, &id)?;
+    if pending_magnet(&node, hash).is_some() {
+        return Ok(Json(Vec::new()));
+    }
     let peers = {
         let map = node.torrents();
         let e = map
@@ -322,6 +357,9 @@ pub async fn peers(
 
 pub async fn pieces(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let hash = resolve(&node, &id)?;
+    if pending_magnet(&node, hash).is_some() {
+        return Ok(Json(json!({"count": 0, "have": ""})));
+    }
     let have = {
         let map = node.torrents();
         let e = map
@@ -368,6 +406,9 @@ pub async fn trackers(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let hash = resolve(&node, &id)?;
+    if let Some((_, trackers)) = pending_magnet(&node, hash) {
+        return Ok(Json(trackers.iter().map(|u| json!({"url": u})).collect()));
+    }
     let map = node.torrents();
     let e = map
         .get(&hash)

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use shoal_engine::{Phase, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentStatus};
+use shoal_engine::{
+    PeerSource, Phase, Session, SessionConfig, TorrentHandle, TorrentOptions, TorrentStatus,
+};
+use shoal_proto::magnet::Magnet;
+use shoal_proto::metainfo::Metainfo;
 
 use super::{human_bytes, human_duration, interrupted, NetArgs};
 
@@ -15,7 +19,19 @@ async fn start(
     net: &NetArgs,
     seed_only: bool,
 ) -> anyhow::Result<(Session, TorrentHandle)> {
-    let meta = super::create::load(&torrent)?;
+    let magnet = torrent
+        .to_str()
+        .filter(|s| {
+            s.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        })
+        .map(Magnet::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad magnet link: {e}"))?;
+    let meta = match &magnet {
+        Some(_) => None,
+        None => Some(super::create::load(&torrent)?),
+    };
     let mut config = SessionConfig {
         listen: SocketAddr::new(net.bind_ip, net.port.unwrap_or(0)),
         max_up: net.max_up.unwrap_or(0),
@@ -27,6 +43,11 @@ async fn start(
     }
     let session = Session::start(config).await?;
     println!("peer port: {}", session.listen_port());
+    let (meta, met) = match (meta, magnet) {
+        (Some(m), _) => (m, Vec::new()),
+        (None, Some(m)) => fetch_metadata(&session, m, net).await?,
+        (None, None) => unreachable!("either a file or a magnet link"),
+    };
     let trackers = net.trackers.iter().map(|t| vec![t.clone()]).collect();
     let opts = TorrentOptions {
         save_dir: net.dir.clone(),
@@ -36,7 +57,37 @@ async fn start(
         ..TorrentOptions::default()
     };
     let handle = session.add_torrent(meta, opts)?;
+    for (addr, source) in met {
+        handle.add_peers_from(&[addr], source);
+    }
     Ok((session, handle))
+}
+
+/// Fetches the metadata of `magnet` from peers (its `x.pe` and `--peer`, its trackers
+/// or `--tracker`), printing what happens; Ctrl-C gives up.
+async fn fetch_metadata(
+    session: &Session,
+    mut magnet: Magnet,
+    net: &NetArgs,
+) -> anyhow::Result<(Metainfo, Vec<(SocketAddr, PeerSource)>)> {
+    magnet.peers.extend(net.peers.iter().map(|p| p.to_string()));
+    if !net.trackers.is_empty() {
+        magnet.trackers = net.trackers.clone();
+    }
+    println!("fetching metadata for {} from peers", magnet.info_hash);
+    let mut fetch = session.fetch_metadata(&magnet);
+    let fetched = tokio::select! {
+        r = fetch.wait() => r?,
+        _ = tokio::signal::ctrl_c() => {
+            fetch.cancel();
+            anyhow::bail!("interrupted while fetching metadata");
+        }
+    };
+    let tiers = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+    let meta = Metainfo::from_info_bytes(&fetched.info_bytes, tiers)
+        .map_err(|e| anyhow::anyhow!("the metadata peers gave is not a valid torrent: {e}"))?;
+    println!("metadata received: {}", meta.info.name);
+    Ok((meta, fetched.peers))
 }
 
 /// Follows one torrent for a foreground command: status twice a second and on phase

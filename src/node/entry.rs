@@ -64,6 +64,8 @@ pub struct Entry {
     pub restoring: bool,
     /// In the session.
     pub run: Option<Run>,
+    /// Peers to dial at the next start (from a magnet's metadata fetch).
+    pub pending_peers: Vec<(std::net::SocketAddr, shoal_engine::PeerSource)>,
 }
 
 /// The torrent summary of `GET /api/torrents`.

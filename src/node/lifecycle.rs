@@ -5,14 +5,17 @@
 //! [`super::runs`]; completion and errors reported by the engine in
 //! [`super::outcome`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use shoal_engine::PeerSource;
 use shoal_proto::metainfo::Metainfo;
 use shoal_proto::wire::Bitfield;
 use shoal_proto::InfoHash;
 
 use super::entry::Entry;
+use super::magnets::MagnetOp;
 use super::runs::{schedule_locked, stop_run};
 use super::Node;
 use crate::store::now_secs;
@@ -29,6 +32,8 @@ pub struct AddRequest {
     pub paused: bool,
     /// The data is known to be complete and verified (a share just hashed).
     pub complete: bool,
+    /// Peers to dial when it starts (learnt while fetching a magnet's metadata).
+    pub peers: Vec<(SocketAddr, PeerSource)>,
 }
 
 /// Why a torrent was not added.
@@ -62,6 +67,18 @@ impl Node {
         let _ops = self.inner().ops.lock().await;
         if self.torrents().contains_key(&hash) {
             return Err(AddError::Duplicate(hash));
+        }
+        // The .torrent of a magnet still waiting for its metadata supersedes it.
+        let superseded = self.magnets().remove(&hash);
+        if let Some(p) = superseded {
+            if let Some(f) = p.fetch {
+                f.cancel();
+            }
+            let hex = hash.to_hex();
+            let _ = self
+                .store()
+                .call(move |c| crate::store::magnets::delete(c, &hex))
+                .await;
         }
         let n = meta.info.num_pieces();
         let files = meta.info.files.len();
@@ -131,6 +148,7 @@ impl Node {
             starting: false,
             restoring: false,
             run: None,
+            pending_peers: req.peers,
         };
         self.torrents().insert(hash, entry);
         schedule_locked(self).await;
@@ -139,6 +157,9 @@ impl Node {
 
     /// Stops a torrent and keeps it as `paused`.
     pub async fn pause(&self, hash: InfoHash) -> anyhow::Result<()> {
+        if self.magnet_op(hash, MagnetOp::Pause).await? {
+            return Ok(());
+        }
         let _ops = self.inner().ops.lock().await;
         stop_run(self, hash).await;
         set_intent(self, hash, Intent::Paused, None).await?;
@@ -148,6 +169,9 @@ impl Node {
 
     /// Resumes a paused or failed torrent (with its saved piece states).
     pub async fn resume(&self, hash: InfoHash) -> anyhow::Result<()> {
+        if self.magnet_op(hash, MagnetOp::Resume).await? {
+            return Ok(());
+        }
         let _ops = self.inner().ops.lock().await;
         let running = self.torrents().get(&hash).is_some_and(|e| e.run.is_some());
         if !running {
@@ -173,6 +197,9 @@ impl Node {
     /// Removes a torrent, and its data with `delete_data`. A download that was not
     /// complete is recorded in history as `cancelled`.
     pub async fn remove(&self, hash: InfoHash, delete_data: bool) -> anyhow::Result<()> {
+        if self.magnet_op(hash, MagnetOp::Remove).await? {
+            return Ok(());
+        }
         let _ops = self.inner().ops.lock().await;
         stop_run(self, hash).await;
         let Some(entry) = self.torrents().remove(&hash) else {

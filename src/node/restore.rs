@@ -64,6 +64,7 @@ pub(crate) async fn load(node: &Node) {
                 starting: false,
                 restoring,
                 run: None,
+                pending_peers: Vec::new(),
                 meta: Arc::new(meta),
             };
             map.insert(entry.meta.info_hash, entry);

@@ -107,6 +107,9 @@ async fn start(node: &Node, hash: InfoHash) {
         let mut map = node.torrents();
         let Some(e) = map.get_mut(&hash) else { return };
         e.starting = false;
+        for (addr, source) in std::mem::take(&mut e.pending_peers) {
+            handle.add_peers_from(&[addr], source);
+        }
         e.run = Some(Run {
             handle,
             seen_down: 0,

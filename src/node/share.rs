@@ -125,6 +125,7 @@ async fn run(
     let bytes = meta.to_bytes();
     let hash = meta.info_hash;
     let req = AddRequest {
+        peers: Vec::new(),
         torrent: bytes.clone(),
         save_dir: Some(save_dir),
         paused: false,

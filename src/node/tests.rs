@@ -77,6 +77,7 @@ async fn shutdown_waits_for_monitors_and_node_tasks() {
     let node = node(dir.path()).await;
     let bytes = torrent(dir.path());
     let req = AddRequest {
+        peers: Vec::new(),
         torrent: bytes,
         save_dir: Some(dir.path().to_path_buf()),
         paused: false,

@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS transfer_log (
     bytes     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transfer_log_hash ON transfer_log(info_hash);
+CREATE TABLE IF NOT EXISTS magnets (
+    info_hash TEXT PRIMARY KEY,
+    uri       TEXT NOT NULL,
+    save_dir  TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    added_at  INTEGER NOT NULL
+);
 ";
 
 /// Opens `path` with WAL and `synchronous=NORMAL` and brings the schema up to date.

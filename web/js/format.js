@@ -86,6 +86,7 @@ const STATE_LABELS = {
   paused: 'Paused',
   queued: 'Queued',
   checking: 'Checking',
+  metadata: 'Fetching metadata',
   error: 'Error',
 };
 

@@ -87,6 +87,33 @@ impl MetadataFetch {
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
+
+    /// A handle to watch or cancel the fetch from elsewhere.
+    pub fn control(&self) -> FetchControl {
+        FetchControl {
+            progress: self.progress.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// Watches or cancels a [`MetadataFetch`]; cheap to clone.
+#[derive(Clone)]
+pub struct FetchControl {
+    progress: watch::Receiver<FetchProgress>,
+    cancel: CancellationToken,
+}
+
+impl FetchControl {
+    /// What the fetch is doing now.
+    pub fn progress(&self) -> FetchProgress {
+        self.progress.borrow().clone()
+    }
+
+    /// Stops the fetch and its connections.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
 }
 
 /// What the fetch task shares with its connections.

@@ -161,7 +161,7 @@ export default {
       {
         id: 'status', label: 'Status', sort: (t) => t.state,
         create: (td) => td.append(h('span.badge')),
-        update: (td, t) => setBadge(td.firstChild, fmt.status(t), { downloading: 'down', error: 'bad', checking: 'warn' }[t.state] || 'muted'),
+        update: (td, t) => setBadge(td.firstChild, fmt.status(t), { downloading: 'down', error: 'bad', checking: 'warn', metadata: 'warn' }[t.state] || 'muted'),
         title: (t) => t.error || '',
       },
       { id: 'sp', label: 'Seeds / peers', cls: 'num', text: (t) => `${fmt.connSwarm(t.seeds, t.swarm_seeders)} / ${fmt.connSwarm(t.peers, t.swarm_leechers)}` },

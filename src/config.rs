@@ -42,6 +42,10 @@ pub struct UpArgs {
     /// Address of the embedded tracker (default: 0.0.0.0:5000 or the next free port).
     #[arg(long, env = "SHOAL_TRACKER_BIND")]
     pub tracker_bind: Option<SocketAddr>,
+    /// Run no embedded tracker and use no default tracker: each torrent relies on its
+    /// own trackers, the DHT, peer exchange and local discovery.
+    #[arg(long, env = "SHOAL_NO_TRACKER")]
+    pub no_tracker: bool,
     /// Where downloads are saved (default: the user's download folder).
     #[arg(long, env = "SHOAL_DOWNLOAD_DIR")]
     pub download_dir: Option<PathBuf>,
@@ -98,6 +102,8 @@ pub struct FileConfig {
     pub trackers: Vec<String>,
     /// Embedded tracker address. Default: 0.0.0.0:5000 or the next free port.
     pub tracker_bind: Option<SocketAddr>,
+    /// No embedded tracker and no default tracker (see `--no-tracker`). Default: false.
+    pub no_tracker: Option<bool>,
     /// Download folder. Default: the user's download folder.
     pub download_dir: Option<PathBuf>,
     /// Keep seeding completed downloads. Default: true.
@@ -186,6 +192,8 @@ pub struct NodeConfig {
     pub web: Option<SocketAddr>,
     /// Embedded tracker address (used when `settings.trackers` is empty at start).
     pub tracker_bind: Option<SocketAddr>,
+    /// No embedded tracker, no default tracker.
+    pub no_tracker: bool,
     /// Folders the API may list (`/api/fs`), share from and save to, besides the
     /// download dir.
     pub share_roots: Vec<PathBuf>,
@@ -254,6 +262,7 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         port: args.port.or(file.port),
         web: args.web.or(file.web),
         tracker_bind: args.tracker_bind.or(file.tracker_bind),
+        no_tracker: args.no_tracker || file.no_tracker.unwrap_or(false),
         share_roots,
         max_upload: match args.max_upload {
             Some(n) => n,

@@ -24,6 +24,7 @@ async fn node(dir: &Path) -> Node {
         port: None,
         web: None,
         tracker_bind: None,
+        no_tracker: false,
         share_roots: Vec::new(),
         max_upload: 1 << 20,
         settings: Settings {

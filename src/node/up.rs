@@ -56,7 +56,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     let mut embedded = None;
     let mut tracker_task = None;
-    if config.settings.trackers.is_empty() {
+    if config.no_tracker {
+        config.settings.trackers.clear();
+    } else if config.settings.trackers.is_empty() {
         let bind = config
             .tracker_bind
             .unwrap_or_else(config::default_tracker_bind);
@@ -83,6 +85,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let web_addr = web.local_addr()?;
     let web_url = format!("http://{}/", shown(web_addr));
     let data_dir = config.data_dir.clone();
+    let no_tracker = config.no_tracker;
     let node = Node::start(
         config,
         NodeParts {
@@ -102,6 +105,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         println!(
             "tracker: {url} (embedded; other machines join with --tracker http://<this host>:{port}/announce)"
         );
+    } else if no_tracker {
+        println!("tracker: none (--no-tracker: torrents use their own trackers, DHT, PEX and LSD)");
     }
     write_node_file(&data_dir, &web_url, session.listen_port()).await?;
 

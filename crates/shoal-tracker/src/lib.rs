@@ -80,6 +80,7 @@ mod server;
 mod service;
 mod stats;
 mod swarm;
+mod swarm_store;
 mod sys;
 mod udp;
 

@@ -22,7 +22,7 @@ use super::{SavedPeer, SavedSwarm, Snapshot, SwarmStore, SwarmStoreError};
 use crate::catalog::store::StoreError;
 
 /// File name of the swarm store inside the data dir.
-pub(crate) const FILE_NAME: &str = "swarms.sqlite";
+pub(crate) const FILE_NAME: &str = crate::SWARMS_FILE;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS swarms (

@@ -1,7 +1,7 @@
 //! Two `shoal tracker` processes sharing one PostgreSQL catalog (`--catalog-db`): what
 //! one publishes, the other finds and serves. PostgreSQL is a real server the test
 //! starts (the tracker crate's `tests/common/postgres.rs`); without it installed the test
-//! prints `SKIPPED:` and passes. Also the errors for unusable `--catalog-db` values.
+//! prints `SKIPPED:` and passes, or fails when `SHOAL_INTEROP_REQUIRED=1`. Also the errors for unusable `--catalog-db` values.
 
 mod common;
 #[path = "../crates/shoal-tracker/tests/common/postgres.rs"]

@@ -20,13 +20,15 @@ pub struct TrackerArgs {
     /// Seconds clients should wait between announces.
     #[arg(long, default_value_t = 1800)]
     pub interval: u32,
-    /// Folder for the catalog database (catalog.sqlite), created if missing. Without
-    /// it the catalog lives in memory and is lost at exit.
+    /// Folder for the catalog database (catalog.sqlite) and the saved swarms
+    /// (swarms.sqlite: peers written every 5 s and at exit, restored at start), created
+    /// if missing. Without it both live in memory and are lost at exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Keep the catalog in this PostgreSQL database instead of --data-dir, e.g.
     /// postgres://shoal:PASSWORD@db.lan:5432/shoal; several trackers may share it (each
-    /// sees the others' torrents within 5 s). Tables are created on first use. No TLS.
+    /// sees the others' torrents within 5 s). The swarms are saved there too, so a
+    /// replacement tracker starts with them. Tables are created on first use. No TLS.
     #[arg(long, env = "SHOAL_CATALOG_DB", value_name = "URL")]
     pub catalog_db: Option<String>,
     /// Track only torrents published to the catalog; announces for others are refused.
@@ -78,8 +80,10 @@ pub async fn run(args: TrackerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(url) = &args.catalog_db {
         println!("catalog: {} (PostgreSQL)", redact_url(url));
+        println!("swarms: {} (PostgreSQL)", redact_url(url));
     } else if let Some(dir) = &args.data_dir {
         println!("catalog: {}", dir.join("catalog.sqlite").display());
+        println!("swarms: {}", dir.join(shoal_tracker::SWARMS_FILE).display());
     }
     if addr.ip().is_unspecified() {
         println!(

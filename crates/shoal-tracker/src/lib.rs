@@ -1,9 +1,16 @@
 //! Shoal's BitTorrent tracker: HTTP (BEP 3 announce, BEP 23 compact peers, BEP 7
-//! `peers6`, BEP 48 scrape) and UDP (BEP 15, same port number) keeping swarms in
+//! `peers6`, BEP 48 scrape) and UDP (BEP 15, same port number) serving swarms from
 //! memory, plus a catalog of published torrents that can be searched by name, file
 //! name or info-hash prefix and fetched as `.torrent` files, persisted in SQLite
 //! (`data_dir/catalog.sqlite`) or in a PostgreSQL database shared by several trackers
 //! (`catalog_db`), and a status page (`/`, `/stats`).
+//!
+//! Swarms survive restarts when there is somewhere to keep them: with a `data_dir`
+//! they are saved to [`SWARMS_FILE`] beside the catalog, with a `catalog_db` to tables
+//! beside the catalog's, every 5 s (only what changed) and at shutdown, and restored
+//! when the tracker binds (peers silent longer than the peer TTL are dropped). So a
+//! restarted tracker, even after a crash, hands out its seeders at once instead of
+//! after their next announce. Without either, swarms live in memory only.
 //!
 //! Modes: open (any info-hash, the default) or catalog-only (announces for
 //! unpublished torrents are refused). Private torrents (BEP 27) are listed in search
@@ -38,7 +45,10 @@
 //!   (`recvmmsg`/`sendmmsg`). Both are Linux calls, made through `libc` (`sys` module).
 //! - Swarms live in a map sharded 64 ways by info-hash (`registry` module), each shard
 //!   a `std::sync::Mutex` held for one announce and never across `.await`, so every
-//!   runtime worker serves announces in parallel without a channel hop. Within a swarm,
+//!   runtime worker serves announces in parallel without a channel hop. Saving them
+//!   adds no IO and no lock to an announce: each shard has a changed flag set under its
+//!   lock, and the saver (`server::persist`, `swarm_store`) copies changed shards one
+//!   short lock at a time and writes them from `spawn_blocking`. Within a swarm,
 //!   seeders and leechers are separate lists per address family, compact (an IPv4
 //!   peer is 30 bytes in parallel vectors of addresses and of ids and times, no
 //!   allocation per peer), indexed by (peer id, IP) through a table of positions, so a
@@ -80,11 +90,16 @@ mod server;
 mod service;
 mod stats;
 mod swarm;
+mod swarm_store;
 mod sys;
 mod udp;
 
 pub use config::TrackerConfig;
 pub use server::{serve, Tracker};
+
+/// File name of the saved swarms inside [`TrackerConfig::data_dir`] (SQLite), beside
+/// the catalog's `catalog.sqlite`.
+pub const SWARMS_FILE: &str = "swarms.sqlite";
 
 /// Parses the first HTTP request head in `buf` as the server does: `Ok(None)` until
 /// the head is complete, then the bytes it spans, or why it gets 400. An entry point

@@ -2,12 +2,15 @@
 //! and the stats sampler.
 //!
 //! Task tree: [`Tracker::run`] owns a `JoinSet` holding the sweep task, the stats
-//! sampler, the shared-catalog refresher (PostgreSQL only) and the UDP workers, and
-//! another holding the accept loop (`accept` module), which owns one task per
-//! connection it does not answer inline. A semaphore of `max_connections` permits
+//! sampler, the shared-catalog refresher (PostgreSQL only) and the UDP workers, another
+//! holding the accept loop (`accept` module), which owns one task per connection it
+//! does not answer inline, and a third holding the swarm saver (`persist` module; only
+//! with a data dir or a PostgreSQL catalog). A semaphore of `max_connections` permits
 //! bounds the connections; when it is exhausted the accept loop waits and new clients
 //! queue in the kernel backlog. Shutdown stops the accept loop, which aborts its
-//! connection tasks and waits for them, then aborts every other task and waits.
+//! connection tasks and waits for them, then aborts every other task and waits, then
+//! tells the saver to make its last save (nothing changes the swarms by then) and
+//! waits for it.
 
 use std::future::Future;
 use std::io;
@@ -24,9 +27,11 @@ use tracing::{debug, info, warn, Instrument};
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
 use crate::service::Service;
+use crate::swarm_store::SwarmStore;
 use crate::udp::ConnectionIds;
 
 mod accept;
+mod persist;
 
 /// Attempts at finding a port free for both TCP and UDP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
@@ -38,12 +43,16 @@ pub struct Tracker {
     listener: AsyncFd<std::net::TcpListener>,
     udp: Option<UdpSocket>,
     service: Arc<Service>,
+    /// Where the swarms are saved, if anywhere.
+    swarm_store: Option<Arc<dyn SwarmStore>>,
 }
 
 impl Tracker {
-    /// Validates `config`, opens the catalog (creating `data_dir` if needed) and binds
-    /// `addr` for HTTP and, unless `config.udp` is off, UDP on the same port (port 0
-    /// picks a port free for both).
+    /// Validates `config`, opens the catalog (creating `data_dir` if needed), restores
+    /// the swarms saved by the last run (from `data_dir` or `catalog_db`; a store that
+    /// cannot be read is logged and the tracker starts with none) and binds `addr` for
+    /// HTTP and, unless `config.udp` is off, UDP on the same port (port 0 picks a port
+    /// free for both).
     pub async fn bind(addr: SocketAddr, config: TrackerConfig) -> io::Result<Tracker> {
         config.validate()?;
         let (listener, udp) = bind_pair(addr, config.udp).await?;
@@ -53,10 +62,13 @@ impl Tracker {
             .map_err(io::Error::other)?
             .map_err(|e| io::Error::other(format!("cannot open the catalog: {e}")))?;
         let listener = crate::sys::async_listener(listener.into_std()?)?;
+        let service = Arc::new(Service::new(config, catalog));
+        let swarm_store = persist::restore(&service).await;
         Ok(Tracker {
             listener,
             udp,
-            service: Arc::new(Service::new(config, catalog)),
+            service,
+            swarm_store,
         })
     }
 
@@ -86,6 +98,7 @@ impl Tracker {
             listener,
             udp,
             service,
+            swarm_store,
         } = self;
         let addr = listener.get_ref().local_addr()?;
         info!(%addr, udp = udp.is_some(), "tracker listening");
@@ -110,6 +123,15 @@ impl Tracker {
                 );
             }
         }
+        // Its own set: at shutdown it saves once more, after everything else stopped.
+        let mut saver = JoinSet::new();
+        let (stop_saving, last_save) = oneshot::channel();
+        if let Some(store) = swarm_store {
+            saver.spawn(
+                persist::save_loop(service.clone(), store, last_save)
+                    .instrument(tracing::info_span!("tracker_swarm_save")),
+            );
+        }
         // A set of its own: on shutdown the accept loop closes its connections itself.
         let mut acceptor = JoinSet::new();
         let (stop, stopped) = oneshot::channel();
@@ -122,6 +144,8 @@ impl Tracker {
         let _ = stop.send(());
         while acceptor.join_next().await.is_some() {}
         tasks.shutdown().await;
+        let _ = stop_saving.send(());
+        while saver.join_next().await.is_some() {}
         Ok(())
     }
 }

@@ -48,7 +48,11 @@ pub(crate) struct Scratch {
 impl Service {
     pub fn new(config: TrackerConfig, catalog: Catalog) -> Self {
         Service {
-            registry: Registry::new(config.max_swarms, config.max_peers_per_swarm),
+            registry: Registry::new(
+                config.max_swarms,
+                config.max_peers_per_swarm,
+                config.effective_peer_ttl(),
+            ),
             catalog: Arc::new(catalog),
             stats: Stats::new(Instant::now()),
             config,

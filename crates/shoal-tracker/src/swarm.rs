@@ -135,6 +135,44 @@ impl Swarm {
         self.v4.len() + self.v6.len()
     }
 
+    /// Completions counted so far (the scrape `downloaded`).
+    pub fn downloaded(&self) -> u32 {
+        self.downloaded
+    }
+
+    /// Puts back the completion count of a snapshot (never lowers it).
+    pub fn restore_downloaded(&mut self, n: u32) {
+        self.downloaded = self.downloaded.max(n);
+    }
+
+    /// Every stored peer as (address, peer id, seeder, last announce): what a snapshot
+    /// of the swarm keeps.
+    pub fn peers(&self) -> impl Iterator<Item = (SocketAddr, PeerId, bool, Tick)> + '_ {
+        let seeders = self.v4.seeders.iter().chain(self.v6.seeders.iter());
+        let leechers = self.v4.leechers.iter().chain(self.v6.leechers.iter());
+        seeders
+            .map(|(a, id, t)| (a, id, true, t))
+            .chain(leechers.map(|(a, id, t)| (a, id, false, t)))
+    }
+
+    /// Puts back a peer from a snapshot, last seen at `seen`, unless the swarm is full;
+    /// returns whether it was stored. Counts no completion.
+    pub fn restore(&mut self, peer_id: PeerId, addr: SocketAddr, seeder: bool, seen: Tick) -> bool {
+        let room = self.len() < self.max_peers;
+        let port = addr.port();
+        let applied = match addr {
+            SocketAddr::V4(s) => {
+                self.v4
+                    .apply(&self.hasher, peer_id, *s.ip(), port, seeder, seen, room)
+            }
+            SocketAddr::V6(s) => {
+                self.v6
+                    .apply(&self.hasher, peer_id, *s.ip(), port, seeder, seen, room)
+            }
+        };
+        applied.now_at.is_some()
+    }
+
     /// Drops peers last seen before `cutoff`; returns how many.
     pub fn expire(&mut self, cutoff: Tick) -> usize {
         self.v4.expire(&self.hasher, cutoff) + self.v6.expire(&self.hasher, cutoff)

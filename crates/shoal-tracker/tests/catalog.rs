@@ -123,11 +123,12 @@ async fn publish_search_fetch_restart(config: TrackerConfig) {
     assert_eq!(t.get("/torrent/xyz").await.0, 400);
     t.shutdown().await;
 
-    // Same catalog: the torrents are still there; swarms re-form from announces.
+    // Same catalog: the torrents are still there, and so is the swarm (saved at
+    // shutdown); the seeder announcing again is the same seeder.
     let t = Running::start(config).await;
     let res = search(&t, "bunny").await;
     assert_eq!(res.total, 1);
-    assert_eq!(res.hits[0].seeders, 0);
+    assert_eq!(res.hits[0].seeders, 1);
     assert_eq!(t.get(&format!("/torrent/{}", r.id)).await.2, bytes);
     announce(&t, &seeder(hash, 1, 7001)).await.unwrap();
     assert_eq!(search(&t, "bunny").await.hits[0].seeders, 1);

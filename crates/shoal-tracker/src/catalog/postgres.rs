@@ -141,7 +141,7 @@ impl PgStore {
     /// Runs `f` on the connection, reconnecting if the last one broke. When the
     /// connection turns out to be broken during `f` (server restarted, idle connection
     /// cut), `f` runs once more on a new one; every caller's `f` is safe to repeat.
-    fn with_client<T>(
+    pub(crate) fn with_client<T>(
         &self,
         mut f: impl FnMut(&mut Client) -> Result<T, ::postgres::Error>,
     ) -> Result<T, StoreError> {

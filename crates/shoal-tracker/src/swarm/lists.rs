@@ -96,6 +96,14 @@ impl<A: Ip> Peers<A> {
         self.meta.swap_remove(pos);
     }
 
+    /// Every peer as (address, peer id, last announce), in list order.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, PeerId, Tick)> + '_ {
+        self.addrs
+            .iter()
+            .zip(&self.meta)
+            .map(|(&(ip, port), m)| (ip.socket(port), m.id, m.seen))
+    }
+
     /// Keeps the peers seen at or after `cutoff`.
     fn retain_seen(&mut self, cutoff: Tick) {
         let mut keep = 0;

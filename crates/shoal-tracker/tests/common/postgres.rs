@@ -2,8 +2,10 @@
 //!
 //! [`server`] starts it on first use (`initdb` into a fresh temp dir, trust auth,
 //! listening on 127.0.0.1 at a free port and on a unix socket in that dir) and returns
-//! `None` after printing a `SKIPPED:` line when PostgreSQL is not installed; it installs
-//! nothing (`scripts/test` does). As root the server runs as the `postgres` user, since
+//! `None` after printing a `SKIPPED:` line when PostgreSQL is not installed, unless
+//! `SHOAL_INTEROP_REQUIRED=1` (set by `scripts/test`), which makes a missing PostgreSQL a
+//! failure as it does for the interop tests' clients; it installs nothing (`scripts/test`
+//! does). As root the server runs as the `postgres` user, since
 //! PostgreSQL refuses to run as root. [`PgServer::database`] creates an empty database
 //! per test, so tests sharing the server stay independent.
 //!
@@ -49,10 +51,16 @@ static SERVER: OnceLock<Option<PgServer>> = OnceLock::new();
 
 /// The server of this test process, started on first use; `None` (with a `SKIPPED:`
 /// line on stderr) when PostgreSQL is not installed. Panics when it is installed but
-/// does not start: that is a failure, not a skip.
+/// does not start, and when it is missing while `SHOAL_INTEROP_REQUIRED=1`: those are
+/// failures, not skips.
 pub fn server() -> Option<&'static PgServer> {
     let server = SERVER.get_or_init(|| {
-        let bin = find_bin_dir()?;
+        let Some(bin) = find_bin_dir() else {
+            if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
+                panic!("{SKIPPED} [SHOAL_INTEROP_REQUIRED=1: PostgreSQL must be installed]");
+            }
+            return None;
+        };
         match PgServer::start(bin) {
             Ok(s) => Some(s),
             Err(e) => panic!("PostgreSQL is installed but the test server did not start: {e}"),

@@ -46,7 +46,7 @@ pub fn start_node(name: &str, data: &Path, downloads: &Path, extra: &[&str]) -> 
     let peer_id = proc.wait_for_prefix("peer id: ", READY)?;
     let peer_port = parse_port(&proc.wait_for_prefix("peer port: ", READY)?)?;
     let url = proc.wait_for_prefix("web: ", READY)?;
-    let has_tracker = !extra.contains(&"--tracker");
+    let has_tracker = !extra.contains(&"--tracker") && !extra.contains(&"--no-tracker");
     let tracker = if has_tracker {
         let line = proc.wait_for_prefix("tracker: ", READY)?;
         Some(

@@ -215,6 +215,16 @@ pub async fn download(
 ) -> anyhow::Result<ExitCode> {
     let stop = interrupted();
     let (session, handle) = start(torrent, &net, false).await?;
+    // The moment the first piece is verified and stored (benchmarks time it).
+    let mut events = handle.subscribe();
+    let first_piece = tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if matches!(e, shoal_engine::TorrentEvent::PieceVerified { .. }) {
+                println!("first piece verified");
+                return;
+            }
+        }
+    });
     let mut watch = Watch::new(&handle);
     let bar = watch.bar.clone();
     let name = handle.status().name;
@@ -274,6 +284,7 @@ pub async fn download(
         }
     };
     let s = handle.status();
+    first_piece.abort();
     session.shutdown().await;
     if keep_seeding {
         println!("uploaded: {}", s.uploaded);

@@ -201,6 +201,24 @@ fn api_error_paths_and_queue() -> Result<()> {
         })?;
         n.wait_torrent(&ids[1].0, "second queued", QUICK, |t| state(t) == "queued")?;
 
+        // The unreachable tracker: an error, and a retry due within the first back-off (15 s),
+        // not after an interval; a queued torrent has no announce due.
+        let trackers = format!("torrents/{}/trackers", ids[0].0);
+        let tr = poll("a failed announce", QUICK, || {
+            let v = n.get(&trackers)?;
+            Ok((v[0]["failures"].as_u64() >= Some(1)).then_some(v))
+        })?;
+        let next = tr[0]["next_announce_in"].as_u64();
+        ensure!(
+            tr[0]["status"] == "error" && next.is_some_and(|s| s <= 15),
+            "trackers after a failed announce: {tr}"
+        );
+        let tr = n.get(&format!("torrents/{}/trackers", ids[1].0))?;
+        ensure!(
+            tr[0]["next_announce_in"].is_null() && tr[0]["failures"] == 0,
+            "queued: {tr}"
+        );
+
         // Files: out of range is 404, a change is returned.
         let (s, _) = call(
             "PUT",

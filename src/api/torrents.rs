@@ -375,14 +375,21 @@ pub async fn pieces(State(node): State<Node>, Path(id): Path<String>) -> ApiResu
 
 fn tracker_list(node: &Node, e: &crate::node::Entry) -> Vec<Value> {
     if let Some(r) = &e.run {
+        let now = std::time::Instant::now();
         return r
             .handle
             .status()
             .trackers
             .into_iter()
             .map(|t| {
+                // Rounded up, so "in 0 s" means an announce is under way.
+                let next_in = t.next_announce.map(|at| {
+                    let left = at.saturating_duration_since(now);
+                    left.as_secs() + u64::from(left.subsec_nanos() > 0)
+                });
                 json!({"url": t.url, "tier": t.tier, "status": t.status, "message": t.message,
-                       "seeders": t.seeders, "leechers": t.leechers})
+                       "seeders": t.seeders, "leechers": t.leechers, "failures": t.failures,
+                       "next_announce_in": next_in})
             })
             .collect();
     }
@@ -396,7 +403,7 @@ fn tracker_list(node: &Node, e: &crate::node::Entry) -> Vec<Value> {
         .enumerate()
         .map(|(tier, url)| {
             json!({"url": url, "tier": tier, "status": "not contacted", "message": null,
-                   "seeders": null, "leechers": null})
+                   "seeders": null, "leechers": null, "failures": 0, "next_announce_in": null})
         })
         .collect()
 }

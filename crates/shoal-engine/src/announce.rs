@@ -3,19 +3,24 @@
 //! mix `http://` and `udp://` trackers. The announce task of a torrent sends `started`,
 //! re-announces at the tracker's interval (sooner while downloading without peers), sends
 //! `completed` once and `stopped` on shutdown, and hands every peer address it learns
-//! to the torrent. It owns a [`udp::UdpClient`], so UDP connection ids are reused
-//! between its announces.
+//! to the torrent. When no tracker answers it retries after an exponential back-off
+//! from 15 s, and sends `started` to a tracker that failed since it last answered (it may
+//! have restarted and forgotten us): `schedule.rs` holds these rules. It owns a
+//! [`udp::UdpClient`], so UDP connection ids are reused between its announces.
 
 pub mod http;
+mod schedule;
 pub mod udp;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use schedule::{contacted_next, Schedule};
 use shoal_proto::tracker::{
     announce_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, TrackerError,
 };
 use thiserror::Error;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use udp::UdpClient;
 
@@ -74,13 +79,26 @@ pub async fn announce_tiers_via(
     udp: &mut UdpClient,
     tiers: &mut [Vec<String>],
     req: &AnnounceRequest,
+    seen: impl FnMut(&str, &Result<AnnounceResponse, AnnounceError>),
+) -> Result<(AnnounceResponse, String), AnnounceError> {
+    announce_tiers_by(udp, tiers, req, |_| req.event, seen).await
+}
+
+/// [`announce_tiers_via`], sending each tracker the event `event_for` its URL gives.
+async fn announce_tiers_by(
+    udp: &mut UdpClient,
+    tiers: &mut [Vec<String>],
+    req: &AnnounceRequest,
+    event_for: impl Fn(&str) -> AnnounceEvent,
     mut seen: impl FnMut(&str, &Result<AnnounceResponse, AnnounceError>),
 ) -> Result<(AnnounceResponse, String), AnnounceError> {
     let mut last_err = AnnounceError::Http("no trackers".into());
+    let mut req = req.clone();
     for tier in tiers.iter_mut() {
         for i in 0..tier.len() {
             let url = tier[i].clone();
-            let r = announce_one_via(udp, &url, req).await;
+            req.event = event_for(&url);
+            let r = announce_one_via(udp, &url, &req).await;
             seen(&url, &r);
             match r {
                 Ok(resp) => {
@@ -126,33 +144,21 @@ fn is_udp(url: &str) -> bool {
         .is_some_and(|s| s.eq_ignore_ascii_case("udp://"))
 }
 
-/// How long to wait after a successful announce. While alone and downloading
-/// (`alone`), ask again sooner (30 s, or the interval if shorter) so peers that
-/// started after us are found, but never before the tracker's `min interval`. A
-/// seeder waits the full interval: whoever starts later learns its address from the
-/// tracker and connects to it (and a node seeding 1000 torrents would otherwise
-/// announce 33 times a second).
-fn next_announce(resp: &AnnounceResponse, alone: bool) -> Duration {
-    let interval = u64::from(resp.interval.max(1));
-    if !alone {
-        return Duration::from_secs(interval);
-    }
-    let min = u64::from(resp.min_interval.unwrap_or(0));
-    Duration::from_secs(interval.min(30).max(min).max(5))
-}
-
-/// The announce loop of one torrent; returns after sending `stopped` on cancel.
+/// The announce loop of one torrent; returns after sending `stopped` on cancel. When
+/// and with which event it announces is [`Schedule`]'s.
 pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
     if tiers.iter().all(Vec::is_empty) {
         return;
     }
-    let mut event = AnnounceEvent::Started;
+    // A torrent complete at start never owes `completed`.
     let mut completed_sent = shared.is_seeding();
-    let mut failures = 0u32;
+    let mut schedule = Schedule::new(Instant::now().into_std());
     let mut udp = UdpClient::default();
     loop {
-        let req = shared.announce_request(event);
+        let req = shared.announce_request(AnnounceEvent::None);
+        let mut outcomes = Vec::new();
         let record = |url: &str, r: &Result<AnnounceResponse, AnnounceError>| {
+            outcomes.push((url.to_string(), r.is_ok()));
             shared.tracker_result(
                 url,
                 match r {
@@ -161,66 +167,56 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
                 },
             )
         };
-        let wait = match announce_tiers_via(&mut udp, &mut tiers, &req, record).await {
+        let event_for = |url: &str| schedule.event_for(url);
+        let round = announce_tiers_by(&mut udp, &mut tiers, &req, event_for, record).await;
+        for (url, answered) in &outcomes {
+            schedule.tracker_outcome(url, *answered);
+        }
+        let now = Instant::now().into_std();
+        let answered = match round {
             Ok((resp, url)) => {
-                failures = 0;
                 if let Some(w) = &resp.warning {
                     warn!(%url, "tracker warning: {w}");
                 }
                 debug!(%url, peers = resp.peers.len(), "announced");
                 shared.add_peers(&resp.peers, crate::torrent::PeerSource::Tracker);
-                event = AnnounceEvent::None;
                 let alone = !shared.is_seeding() && shared.peer_count() == 0;
-                next_announce(&resp, alone)
+                schedule.answered(now, &resp, alone);
+                Some(url)
             }
             Err(e) => {
-                failures += 1;
-                info!("announce failed: {e}");
-                Duration::from_secs((15u64 << failures.min(5)).min(300))
+                let next = schedule.failed(now);
+                let wait = next.saturating_duration_since(now).as_secs();
+                info!(
+                    failures = schedule.failures(),
+                    "announce failed: {e}; retrying in {wait} s"
+                );
+                None
             }
         };
+        let next = Instant::from_std(schedule.next());
+        shared.trackers_due(
+            &contacted_next(&tiers, answered.as_deref()),
+            schedule.next(),
+        );
         // Connection ids that will be stale when we wake are not worth their sockets.
-        udp.expire(tokio::time::Instant::now() + wait);
+        udp.expire(next);
         let completed = shared.completed_notify();
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(next) => {}
             _ = completed.notified(), if !completed_sent => {
                 completed_sent = true;
-                event = AnnounceEvent::Completed;
+                schedule.completed(Instant::now().into_std());
             }
             _ = shared.cancel.cancelled() => break,
         }
         if !completed_sent && shared.is_seeding() {
             completed_sent = true;
-            event = AnnounceEvent::Completed;
+            schedule.completed(Instant::now().into_std());
         }
     }
+    shared.trackers_due(&[], Instant::now().into_std());
     let req = shared.announce_request(AnnounceEvent::Stopped);
     let stop = announce_tiers_via(&mut udp, &mut tiers, &req, |_, _| {});
     let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resp(interval: u32, min_interval: Option<u32>) -> AnnounceResponse {
-        AnnounceResponse {
-            interval,
-            min_interval,
-            ..AnnounceResponse::default()
-        }
-    }
-
-    #[test]
-    fn a_lone_downloader_announces_sooner_but_never_before_min_interval() {
-        let secs = |r, alone| next_announce(&r, alone).as_secs();
-        assert_eq!(secs(resp(1800, None), false), 1800);
-        assert_eq!(secs(resp(1800, None), true), 30);
-        assert_eq!(secs(resp(1800, Some(60)), true), 60);
-        assert_eq!(secs(resp(1800, Some(10)), true), 30);
-        assert_eq!(secs(resp(20, None), true), 20);
-        assert_eq!(secs(resp(1, Some(0)), true), 5);
-        assert_eq!(secs(resp(0, None), false), 1);
-    }
 }

@@ -319,6 +319,8 @@ impl Shared {
                     message: None,
                     seeders: None,
                     leechers: None,
+                    failures: 0,
+                    next_announce: None,
                 })
             })
             .collect();
@@ -338,12 +340,23 @@ impl Shared {
                     t.message = w;
                     t.seeders = Some(s);
                     t.leechers = Some(l);
+                    t.failures = 0;
                 }
                 Err(e) => {
                     t.status = "error";
                     t.message = Some(e);
+                    t.failures = t.failures.saturating_add(1);
                 }
             }
+        }
+    }
+
+    /// Records when the next announce round is due (`at`) for the trackers it contacts
+    /// (`urls`); the others have none.
+    pub(crate) fn trackers_due(&self, urls: &[&str], at: Instant) {
+        let mut st = self.lock();
+        for t in &mut st.trackers {
+            t.next_announce = urls.contains(&t.url.as_str()).then_some(at);
         }
     }
 

@@ -351,6 +351,7 @@ function trackersView() {
       update: (td, t) => setBadge(td.firstChild, t.status, t.status === 'working' ? 'ok' : t.status === 'error' ? 'bad' : 'muted'),
     },
     { id: 'msg', label: 'Message', cls: 'name', text: (t) => t.message || '' },
+    { id: 'next', label: 'Next announce', text: nextAnnounce },
     { id: 'seeders', label: 'Seeders', cls: 'num', text: (t) => fmt.count(t.seeders) },
     { id: 'leechers', label: 'Leechers', cls: 'num', text: (t) => fmt.count(t.leechers) },
   ], {
@@ -358,6 +359,14 @@ function trackersView() {
     empty: h('div.empty.small', { text: 'This torrent has no trackers.' }),
   });
   return { el: table.wrap, update: (tr) => table.update(tr) };
+}
+
+/** "retrying in 15s" after failures, "in 29m 50s" otherwise; "now" while under way. */
+function nextAnnounce(t) {
+  if (t.next_announce_in == null) return '';
+  if (t.next_announce_in === 0) return 'now';
+  const when = `in ${fmt.duration(t.next_announce_in)}`;
+  return t.failures > 0 ? `retrying ${when}` : when;
 }
 
 function piecesView() {

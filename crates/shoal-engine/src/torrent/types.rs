@@ -1,6 +1,7 @@
 //! Public value types of a torrent: events, peer and tracker info.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// Something that happened to a torrent, for logs and persistence. Delivered through a
 /// bounded queue per subscriber: a slow subscriber misses events rather than slowing
@@ -121,4 +122,10 @@ pub struct TrackerInfo {
     pub seeders: Option<u32>,
     /// Leechers it reported.
     pub leechers: Option<u32>,
+    /// Announces to it that failed in a row (refused, timed out, `failure reason`).
+    pub failures: u32,
+    /// When it is next contacted, at the earliest: the next announce round, or its
+    /// retry after failures. `None` when no round will reach it (another tracker of its
+    /// tier answers first) or the torrent is stopping.
+    pub next_announce: Option<Instant>,
 }

@@ -287,6 +287,8 @@ async fn drive(
         .tasks
         .spawn(shared.traced(shared.announce_span(), announce));
     shared.add_peers(&opts.peers, opts.peer_source);
+    // Addresses learnt while checking (a magnet's peers, the DHT) wait for no tick.
+    shared.dial_candidates();
 
     let mut rng = SmallRng::from_entropy();
     let mut peer_rates: HashMap<PeerKey, (u64, u64, RateEstimator, RateEstimator)> = HashMap::new();

@@ -36,6 +36,7 @@ pub mod rate;
 pub mod session;
 pub mod storage;
 pub mod torrent;
+pub mod utp;
 
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{

@@ -284,6 +284,16 @@ impl Connection {
         self.recv.at_eof()
     }
 
+    /// Bytes waiting for [`Self::read`].
+    pub fn readable(&self) -> usize {
+        self.recv.readable()
+    }
+
+    /// Whether [`Self::close`] was called (or the connection ended): no more writes.
+    pub fn is_write_closed(&self) -> bool {
+        self.close_requested || self.state == State::Closed
+    }
+
     /// Bytes [`Self::write`] would take now.
     pub fn send_capacity(&self) -> usize {
         if self.close_requested || self.state == State::Closed {
@@ -371,7 +381,10 @@ impl Connection {
             }
             return;
         }
-        if h.conn_id != self.recv_id {
+        // A peer without state for us answers with a RESET carrying the id it got,
+        // which is our send id.
+        let reset_to_us = h.kind == PacketType::Reset && h.conn_id == self.send_id;
+        if h.conn_id != self.recv_id && !reset_to_us {
             return;
         }
         self.stats.packets_received += 1;

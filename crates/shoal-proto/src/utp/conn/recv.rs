@@ -70,6 +70,11 @@ impl RecvBuffer {
         self.finished && self.readable.is_empty()
     }
 
+    /// Bytes in order, waiting for the reader.
+    pub(super) fn readable(&self) -> usize {
+        self.readable.len()
+    }
+
     /// Bytes the buffer can still take: the advertised window.
     pub(super) fn window(&self) -> u32 {
         let used = self.readable.len() + self.ahead_bytes;

@@ -109,6 +109,7 @@ impl UtpEndpoint {
             timers: BinaryHeap::new(),
             rng: SmallRng::from_entropy(),
             out: Vec::new(),
+            dirty: Vec::new(),
         };
         tracker.spawn(driver.run().instrument(span));
         UtpEndpoint {
@@ -190,6 +191,8 @@ struct Driver {
     rng: SmallRng,
     /// Datagrams to send once the current event is handled.
     out: Vec<(SocketAddr, Vec<u8>)>,
+    /// Connections that took packets in the current batch (at most `RECV_BATCH`).
+    dirty: Vec<Key>,
 }
 
 fn now() -> Instant {
@@ -210,6 +213,10 @@ impl Driver {
                     for _ in 1..RECV_BATCH {
                         let Ok((addr, bytes)) = self.incoming.try_recv() else { break };
                         self.on_datagram(addr, &bytes);
+                    }
+                    // One service per connection per batch: one ack for many packets.
+                    for key in std::mem::take(&mut self.dirty) {
+                        self.service(key);
                     }
                 }
                 c = self.cmds.recv(), if cmds_open => match c {
@@ -288,7 +295,9 @@ impl Driver {
         let now = now();
         if let Some(e) = self.conns.get(&key) {
             e.shared.lock().conn.handle_packet(now, bytes);
-            self.service(key);
+            if !self.dirty.contains(&key) {
+                self.dirty.push(key);
+            }
         } else if kind == PacketType::Syn {
             self.accept(key, now, bytes);
         } else if kind != PacketType::Reset {

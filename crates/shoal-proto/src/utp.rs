@@ -31,6 +31,7 @@
 //! assert_eq!(&buf[..5], b"hello");
 //! ```
 
+mod config;
 mod conn;
 pub mod ledbat;
 pub mod packet;
@@ -38,5 +39,6 @@ pub mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use conn::{Connection, UtpConfig, UtpError, UtpStats};
+pub use config::UtpConfig;
+pub use conn::{Connection, UtpError, UtpStats};
 pub use packet::{peek_route, Header, Packet, PacketError, PacketType};

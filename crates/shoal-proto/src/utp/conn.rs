@@ -36,55 +36,11 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::ledbat::{Ledbat, LedbatConfig};
+use super::config::UtpConfig;
+use super::ledbat::Ledbat;
 use super::packet::{Header, Packet, PacketError, PacketType, MAX_SACK_BYTES};
 use recv::{Received, RecvBuffer, MAX_AHEAD};
 use send::{Flight, Rtt};
-
-/// Connection settings; [`Default`] follows BEP 29 and libtorrent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UtpConfig {
-    /// Largest payload per packet (bytes); also the congestion window's unit.
-    pub max_payload: usize,
-    /// Most bytes [`Connection::write`] holds before they are sent.
-    pub send_buffer: usize,
-    /// Receive buffer (bytes): the window we advertise.
-    pub recv_buffer: usize,
-    /// Timeout before the first round-trip sample (BEP 29: 1 s).
-    pub initial_rto: Duration,
-    /// Floor of the timeout (BEP 29: 500 ms).
-    pub min_rto: Duration,
-    /// Ceiling of the backed-off timeout.
-    pub max_rto: Duration,
-    /// Timeouts in a row that end a connected connection.
-    pub max_timeouts: u32,
-    /// SYN retransmissions before connecting fails.
-    pub syn_retries: u32,
-    /// Send an ack after this long without sending anything.
-    pub keepalive: Duration,
-    /// End the connection after this long without receiving anything.
-    pub idle_timeout: Duration,
-    /// Congestion control.
-    pub ledbat: LedbatConfig,
-}
-
-impl Default for UtpConfig {
-    fn default() -> Self {
-        UtpConfig {
-            max_payload: 1400,
-            send_buffer: 1 << 20,
-            recv_buffer: 1 << 20,
-            initial_rto: Duration::from_secs(1),
-            min_rto: Duration::from_millis(500),
-            max_rto: Duration::from_secs(60),
-            max_timeouts: 6,
-            syn_retries: 3,
-            keepalive: Duration::from_secs(29),
-            idle_timeout: Duration::from_secs(120),
-            ledbat: LedbatConfig::default(),
-        }
-    }
-}
 
 /// Why a connection ended other than by both sides closing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -576,7 +532,12 @@ impl Connection {
             self.window_limited = true;
             return None;
         }
-        let payload: Vec<u8> = self.unsent.drain(..size).collect();
+        let mut payload = Vec::with_capacity(size);
+        let (front, back) = self.unsent.as_slices();
+        let from_front = size.min(front.len());
+        payload.extend_from_slice(&front[..from_front]);
+        payload.extend_from_slice(&back[..size - from_front]);
+        self.unsent.drain(..size);
         let seq = self.seq_nr;
         self.seq_nr = seq.wrapping_add(1);
         let out = self.emit(now, PacketType::Data, seq, &payload);

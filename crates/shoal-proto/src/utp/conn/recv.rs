@@ -133,9 +133,11 @@ impl RecvBuffer {
     /// Copies readable bytes into `buf`.
     pub(super) fn read(&mut self, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.readable.len());
-        for (dst, src) in buf.iter_mut().zip(self.readable.drain(..n)) {
-            *dst = src;
-        }
+        let (front, back) = self.readable.as_slices();
+        let from_front = n.min(front.len());
+        buf[..from_front].copy_from_slice(&front[..from_front]);
+        buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+        self.readable.drain(..n);
         n
     }
 

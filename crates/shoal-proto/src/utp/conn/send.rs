@@ -7,7 +7,8 @@
 //! window: sent, not acked (cumulatively or selectively) and not declared lost. A packet
 //! is declared lost by a timeout (all of them), three duplicate acks (the oldest), or
 //! three later packets selectively acked; a fast-retransmitted packet is declared lost
-//! again only by a timeout, so one lost resend does not loop.
+//! again by those only once it has had a round trip and a quarter to be acked (else
+//! by the timeout), so the acks that caused a resend do not repeat it at once.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -152,7 +153,7 @@ impl Flight {
         } else if dup_candidate && !self.packets.is_empty() {
             self.dup_acks += 1;
             if self.dup_acks == 3 {
-                res.lost |= self.declare_lost(0);
+                res.lost |= self.declare_lost(0, now, rtt);
             }
         }
         if let Some(mask) = sack {
@@ -182,16 +183,21 @@ impl Flight {
             if self.packets[i].acked {
                 acked_after += 1;
             } else if acked_after >= 3 {
-                res.lost |= self.declare_lost(i);
+                res.lost |= self.declare_lost(i, now, rtt);
             }
         }
     }
 
-    fn declare_lost(&mut self, i: usize) -> bool {
+    fn declare_lost(&mut self, i: usize, now: Instant, rtt: &Rtt) -> bool {
         let Some(p) = self.packets.get_mut(i) else {
             return false;
         };
-        if p.acked || p.lost || p.fast_resent {
+        // A resend still unacked a round trip (and a quarter) after it went out, while
+        // later packets are being acked, was lost too; younger, it may be on its way.
+        let srtt = rtt.srtt();
+        let resend_lost =
+            !srtt.is_zero() && now.saturating_duration_since(p.sent_at) > srtt + srtt / 4;
+        if p.acked || p.lost || (p.fast_resent && !resend_lost) {
             return false;
         }
         p.lost = true;

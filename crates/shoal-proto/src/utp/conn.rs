@@ -346,6 +346,9 @@ impl Connection {
         self.stats.packets_received += 1;
         self.last_recv = now;
         self.reply_micro = self.micros(now).wrapping_sub(h.timestamp_us);
+        // The peer's window reopening (it read its buffer) means a packet we sent into
+        // it while closed was dropped for want of room, not lost in the network.
+        let reopened = self.peer_wnd < self.mss() && h.wnd_size >= self.mss();
         self.peer_wnd = h.wnd_size;
         if h.kind == PacketType::Reset {
             self.fail(UtpError::Reset);
@@ -369,7 +372,7 @@ impl Connection {
         if h.timestamp_diff_us != 0 {
             self.ledbat.on_delay_sample(now, h.timestamp_diff_us);
         }
-        self.on_ack(now, &p);
+        self.on_ack(now, &p, reopened);
         match h.kind {
             PacketType::Data if !p.payload.is_empty() => {
                 self.on_sequenced(h.seq_nr, p.payload, false)
@@ -386,7 +389,7 @@ impl Connection {
         }
     }
 
-    fn on_ack(&mut self, now: Instant, p: &Packet<'_>) {
+    fn on_ack(&mut self, now: Instant, p: &Packet<'_>, reopened: bool) {
         let h = p.header;
         let limited = self.window_limited || self.flight.bytes() + self.mss() > self.window();
         let dup = h.kind == PacketType::State;
@@ -401,6 +404,10 @@ impl Connection {
         } else if res.acked_bytes > 0 {
             self.ledbat.on_ack(res.acked_bytes, limited);
             self.window_limited = false;
+        }
+        if reopened && res.advanced == 0 {
+            // Resent at once, without a congestion cut: the window, not the path, failed.
+            self.flight.drop_oldest();
         }
         if res.advanced > 0 {
             self.timeouts_in_row = 0;

@@ -21,6 +21,10 @@ struct Side {
     got: Vec<u8>,
     /// Close once everything is written.
     close: bool,
+    /// Most bytes the application reads per step (a slow reader).
+    read_limit: usize,
+    /// Steps the application on its own every so often, not only on network events.
+    tick: Option<Duration>,
 }
 
 impl Side {
@@ -31,6 +35,8 @@ impl Side {
             written: 0,
             got: Vec::new(),
             close: true,
+            read_limit: usize::MAX,
+            tick: None,
         }
     }
 
@@ -43,11 +49,13 @@ impl Side {
             c.close();
         }
         let mut buf = [0u8; 64 * 1024];
-        loop {
-            let n = c.read(&mut buf);
+        let mut budget = self.read_limit;
+        while budget > 0 {
+            let n = c.read(&mut buf[..budget.min(64 * 1024)]);
             if n == 0 {
                 break;
             }
+            budget -= n;
             self.got.extend_from_slice(&buf[..n]);
         }
     }
@@ -93,9 +101,11 @@ impl Sim {
     }
 
     fn done(&self) -> bool {
+        // Closed, and the application has read everything up to the peer's FIN.
+        let over = |c: &Connection| c.is_closed() && c.at_eof();
         [&self.a, &self.b]
             .iter()
-            .all(|s| s.conn.as_ref().is_some_and(Connection::is_closed))
+            .all(|s| s.conn.as_ref().is_some_and(over))
     }
 
     /// Runs until both sides are closed or `until`; returns whether they closed.
@@ -110,11 +120,14 @@ impl Sim {
             }
             let timers =
                 [&self.a, &self.b].map(|s| s.conn.as_ref().and_then(Connection::poll_timeout));
+            let ticks = [&self.a, &self.b].map(|s| s.tick.map(|t| self.now + t));
             let next = [
                 self.ab.next_arrival(),
                 self.ba.next_arrival(),
                 timers[0],
                 timers[1],
+                ticks[0],
+                ticks[1],
             ]
             .into_iter()
             .flatten()
@@ -264,6 +277,34 @@ fn transfer_delay_and_loss() {
     transfer("20 ms + 1% loss", link, link, 5 * MB, 0);
 }
 
+/// A receiver with a 32 KiB buffer that reads 200 bytes every millisecond: the sender
+/// is held by the advertised window (down to zero), and the transfer goes at the
+/// reader's pace (200 kB/s), not at one packet per retransmission timeout.
+#[test]
+fn slow_reader_small_window() {
+    let mut sim = Sim::new(
+        LinkConfig::default(),
+        LinkConfig::default(),
+        5,
+        data(MB, 9),
+        Vec::new(),
+    );
+    sim.cfg.recv_buffer = 32 * 1024;
+    sim.b.read_limit = 200;
+    sim.b.tick = Some(Duration::from_millis(1));
+    assert!(sim.run(Duration::from_secs(600)), "not closed in 600 s");
+    assert!(sim.b.got == sim.a.data);
+    let secs = (sim.now - sim.t0).as_secs_f64();
+    assert!(secs < 6.0, "{secs} s for 1 MB at 200 kB/s");
+    let st = sim.a.conn().stats();
+    eprintln!(
+        "slow reader: 1 MB in {:.2} s simulated, retransmits {}, timeouts {}",
+        (sim.now - sim.t0).as_secs_f64(),
+        st.retransmits,
+        st.timeouts
+    );
+}
+
 /// A 1 MB/s bottleneck with a one-second queue: LEDBAT keeps the queueing delay near
 /// its 100 ms target instead of filling the queue, and still uses the link.
 #[test]
@@ -343,6 +384,43 @@ fn pair(now: Instant) -> (Connection, Connection) {
         (100, 101, 101, 100)
     );
     (a, b)
+}
+
+/// A packet sent into a closed window is dropped by the receiver; the update that
+/// reopens the window gets it resent at once, not after a retransmission timeout.
+#[test]
+fn a_reopened_window_resends_the_dropped_packet() {
+    let now = Instant::now();
+    let cfg = UtpConfig {
+        recv_buffer: 2800,
+        ..UtpConfig::default()
+    };
+    let mut a = Connection::connect(UtpConfig::default(), now, 100);
+    let mut b = Connection::accept(cfg, now, &a.poll_transmit(now).unwrap(), 5000).unwrap();
+    a.handle_packet(now, &b.poll_transmit(now).unwrap());
+    a.write(&[1; 10_000]);
+    let mut t = now;
+    // Two packets fill b's window; the third goes out as a probe and is dropped.
+    for _ in 0..3 {
+        t += Duration::from_millis(10);
+        let p = a.poll_transmit(t).unwrap();
+        b.handle_packet(t, &p);
+        a.handle_packet(t, &b.poll_transmit(t).unwrap());
+    }
+    assert_eq!(b.readable(), 2800);
+    assert!(
+        a.poll_transmit(t).is_none(),
+        "window closed, one packet out"
+    );
+    assert_eq!(b.read(&mut [0; 2800]), 2800);
+    a.handle_packet(t, &b.poll_transmit(t).expect("a window update"));
+    let resent = a
+        .poll_transmit(t)
+        .expect("the dropped packet, resent at once");
+    assert_eq!(Packet::decode(&resent).unwrap().payload.len(), 1400);
+    assert_eq!((a.stats().retransmits, a.stats().timeouts), (1, 0));
+    b.handle_packet(t, &resent);
+    assert_eq!(b.readable(), 1400);
 }
 
 #[test]

@@ -106,6 +106,16 @@ impl Flight {
         Some(p)
     }
 
+    /// The oldest packet was dropped by the receiver: resend it, if it is unacked.
+    pub(super) fn drop_oldest(&mut self) {
+        if let Some(p) = self.packets.front_mut() {
+            if !p.acked && !p.lost {
+                p.lost = true;
+                self.bytes -= size(p);
+            }
+        }
+    }
+
     /// The retransmission timer fired: every unacked packet is lost.
     pub(super) fn on_timeout(&mut self) {
         for p in self.packets.iter_mut().filter(|p| !p.acked) {

@@ -18,7 +18,8 @@
 //! - Loss: three duplicate acks or three later packets selectively acked resend a
 //!   packet and halve `cwnd`; the timeout (`srtt + 4 * rttvar`, at least 500 ms, 1 s
 //!   before any sample, doubled per consecutive timeout) resends everything unacked
-//!   with a one-packet window. `max_timeouts` in a row (`syn_retries` for the SYN) end
+//!   with a one-packet window; before it, two round trips after the last send, a
+//!   probe resends the oldest unacked packet alone. `max_timeouts` in a row (`syn_retries` for the SYN) end
 //!   the connection.
 //! - Receiving: packets are delivered in order; duplicates are dropped and re-acked;
 //!   every packet received is acked (with a selective ack past a gap).
@@ -64,6 +65,9 @@ pub enum UtpError {
     #[error("not a uTP SYN")]
     NotSyn,
 }
+
+/// Shortest wait before a tail-loss probe, for round trips of a few microseconds.
+const MIN_PROBE: Duration = Duration::from_millis(10);
 
 /// Counters and estimates of one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,6 +129,11 @@ pub struct Connection {
     /// Backed-off timeout and when it fires (set while packets are in flight).
     rto: Duration,
     rto_at: Option<Instant>,
+    /// Tail-loss probe: two round trips after the last send with packets unacked,
+    /// resend the oldest without collapsing the window (the timeout would).
+    probe_at: Option<Instant>,
+    /// A probe went out since the last ack that advanced: at most one per stall.
+    probed: bool,
     timeouts_in_row: u32,
     /// New data waited for the window since the last ack: the window was the limit.
     window_limited: bool,
@@ -166,6 +175,8 @@ impl Connection {
             peer_wnd: mss,
             rto: cfg.initial_rto,
             rto_at: None,
+            probe_at: None,
+            probed: false,
             timeouts_in_row: 0,
             window_limited: false,
             close_requested: false,
@@ -410,9 +421,13 @@ impl Connection {
             self.flight.drop_oldest();
         }
         if res.advanced > 0 {
+            self.probed = false;
             self.timeouts_in_row = 0;
             self.rto = self.rtt.rto();
             self.rto_at = (!self.flight.is_empty()).then(|| now + self.rto);
+            if self.flight.is_empty() {
+                self.probe_at = None;
+            }
         }
     }
 
@@ -433,7 +448,7 @@ impl Connection {
         let idle = self.last_recv + self.cfg.idle_timeout;
         let keepalive =
             (self.state == State::Connected).then(|| self.last_sent + self.cfg.keepalive);
-        [self.rto_at, Some(idle), keepalive]
+        [self.rto_at, self.probe_at, Some(idle), keepalive]
             .into_iter()
             .flatten()
             .min()
@@ -449,7 +464,14 @@ impl Connection {
             return;
         }
         if self.rto_at.is_some_and(|at| now >= at) {
+            self.probe_at = None;
             self.on_rto(now);
+        } else if self.probe_at.is_some_and(|at| now >= at) {
+            self.probe_at = None;
+            if !self.probed {
+                self.probed = true;
+                self.flight.drop_oldest();
+            }
         }
         if self.state == State::Connected
             && now.saturating_duration_since(self.last_sent) >= self.cfg.keepalive
@@ -582,6 +604,12 @@ impl Connection {
         self.ack_pending = false;
         self.last_sent = now;
         self.stats.packets_sent += 1;
+        if kind != PacketType::State {
+            let srtt = self.rtt.srtt();
+            if !srtt.is_zero() && !self.probed {
+                self.probe_at = Some(now + (srtt * 2).max(MIN_PROBE));
+            }
+        }
         if kind != PacketType::State && self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto);
         }

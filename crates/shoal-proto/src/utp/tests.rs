@@ -423,6 +423,36 @@ fn a_reopened_window_resends_the_dropped_packet() {
     assert_eq!(b.readable(), 1400);
 }
 
+/// The last packets of a burst are lost: two round trips later one probe resends the
+/// oldest, well before the retransmission timeout, and the window stays.
+#[test]
+fn tail_loss_is_probed_before_the_timeout() {
+    let t0 = Instant::now();
+    let cfg = UtpConfig::default();
+    let mut a = Connection::connect(cfg, t0, 100);
+    let syn = a.poll_transmit(t0).unwrap();
+    let t = t0 + Duration::from_millis(20);
+    let mut b = Connection::accept(cfg, t, &syn, 5000).unwrap();
+    a.handle_packet(t, &b.poll_transmit(t).unwrap()); // srtt 20 ms
+    a.write(&[1; 2800]);
+    let lost = [a.poll_transmit(t).unwrap(), a.poll_transmit(t).unwrap()];
+    let cwnd = a.stats().cwnd;
+    let probe = a.poll_timeout().unwrap();
+    assert_eq!(probe - t, Duration::from_millis(40));
+    a.handle_timeout(probe);
+    let resent = a.poll_transmit(probe).expect("the probe");
+    assert_eq!(resent[20..], lost[0][20..], "the oldest packet's payload");
+    assert_eq!(
+        (a.stats().retransmits, a.stats().timeouts, a.stats().cwnd),
+        (1, 0, cwnd)
+    );
+    assert!(a.poll_transmit(probe).is_none());
+    assert!(
+        a.poll_timeout().unwrap() - t >= Duration::from_millis(500),
+        "then the RTO"
+    );
+}
+
 #[test]
 fn keepalive_holds_an_idle_connection_and_silence_ends_it() {
     let now = Instant::now();

@@ -35,10 +35,12 @@ mod config;
 mod conn;
 pub mod ledbat;
 pub mod packet;
+mod stats;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::UtpConfig;
-pub use conn::{Connection, UtpError, UtpStats};
+pub use conn::{Connection, UtpError};
 pub use packet::{peek_route, Header, Packet, PacketError, PacketType};
+pub use stats::UtpStats;

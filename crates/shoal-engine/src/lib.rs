@@ -7,7 +7,8 @@
 //! tested in memory on simulated time), picks blocks rarest-first ([`picker`]), chokes
 //! tit-for-tat ([`choker`]), verifies every piece with SHA-1 off the async runtime and
 //! stores it through a [`storage::Storage`] (files, memory, or fault injection for
-//! tests). [`create`] builds new torrents from files.
+//! tests). [`create`] builds new torrents from files. [`utp`] carries connections over
+//! uTP on a UDP socket (BEP 29, LEDBAT); the session does not use it yet.
 //!
 //! It does not persist state between runs, speak DHT or encrypt; the node above it
 //! does persistence.
@@ -37,6 +38,7 @@ pub mod rate;
 pub mod session;
 pub mod storage;
 pub mod torrent;
+pub mod utp;
 
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{

@@ -10,6 +10,7 @@
 //! - [`peers`]: compact peer lists (BEP 23, BEP 7).
 //! - [`tracker`]: HTTP tracker announce/scrape requests and responses (BEP 3, 23, 48).
 //! - [`udp_tracker`]: UDP tracker packets (BEP 15).
+//! - [`utp`]: uTP (BEP 29) packets, connections and LEDBAT congestion control.
 //! - [`catalog`]: the tracker catalog's JSON messages and search-query parsing.
 //! - [`ids`]: [`InfoHash`], [`PeerId`], [`PieceIndex`].
 //!
@@ -30,6 +31,7 @@ pub mod peers;
 pub mod tracker;
 pub mod udp_tracker;
 pub mod urlenc;
+pub mod utp;
 pub mod wire;
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! tested in memory on simulated time), picks blocks rarest-first ([`picker`]), chokes
 //! tit-for-tat ([`choker`]), verifies every piece with SHA-1 off the async runtime and
 //! stores it through a [`storage::Storage`] (files, memory, or fault injection for
-//! tests). [`create`] builds new torrents from files.
+//! tests). [`create`] builds new torrents from files. [`lsd`] finds peers on the local
+//! network by multicast (BEP 14) when [`SessionConfig::lsd`] is set.
 //!
 //! It does not persist state between runs, speak DHT or encrypt; the node above it
 //! does persistence.
@@ -30,6 +31,7 @@ pub mod catalog;
 pub mod choker;
 mod conn;
 pub mod create;
+pub mod lsd;
 pub mod magnet;
 pub mod peer;
 pub mod picker;
@@ -38,6 +40,7 @@ pub mod session;
 pub mod storage;
 pub mod torrent;
 
+pub use lsd::LsdConfig;
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{
     PeerInfo, PeerSource, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus,

@@ -68,6 +68,12 @@ impl Cookie {
         ok.then(|| Cookie(s.to_owned()))
     }
 
+    /// A cookie of 16 hex digits from the caller's random bytes (this crate has no
+    /// randomness of its own).
+    pub fn with_random(random: [u8; 8]) -> Cookie {
+        Cookie(crate::ids::to_hex(&random))
+    }
+
     /// The cookie's text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -223,6 +229,12 @@ fn trim(s: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn random_cookies_are_valid() {
+        let c = Cookie::with_random([0xff, 0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(Cookie::new(c.as_str()), Some(c));
+    }
 
     fn cookie() -> Cookie {
         Cookie::new("c00k1e").unwrap()

@@ -155,19 +155,25 @@ impl Lsd {
         loop {
             let due = schedule.due(Instant::now(), &torrents.public_info_hashes());
             self.announce(listen_port, &due).await;
-            let sleep = tokio::time::sleep_until(schedule.next_round().into());
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = sleep => {}
-                r = self.socket.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.received(&*torrents, from, &buf[..n]),
-                    Err(e) => {
-                        debug!("LSD receive failed: {e}");
-                        // Errors such as ICMP reports must not spin the loop.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
+            let round = schedule.next_round().into();
+            // Received packets are handled here without looking at the schedule, so a
+            // flood of them never walks the session's torrent list.
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = self.wake.notified() => break,
+                    () = tokio::time::sleep_until(round) => break,
+                    r = self.socket.recv_from(&mut buf) => match r {
+                        Ok((n, from)) => {
+                            handle_packet(&*torrents, &self.cookie, from, &buf[..n]);
+                        }
+                        Err(e) => {
+                            debug!("LSD receive failed: {e}");
+                            // Errors such as ICMP reports must not spin the loop.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    },
+                }
             }
         }
     }
@@ -181,10 +187,6 @@ impl Lsd {
         if !hashes.is_empty() {
             debug!(torrents = hashes.len(), "LSD announce sent");
         }
-    }
-
-    fn received(&self, torrents: &dyn LsdTorrents, from: SocketAddr, packet: &[u8]) {
-        handle_packet(torrents, &self.cookie, from, packet);
     }
 }
 

@@ -5,7 +5,7 @@ pub mod create;
 pub mod tracker;
 pub mod transfer;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -34,6 +34,20 @@ pub struct NetArgs {
     /// Download limit in bytes per second, e.g. 8MiB (default: unlimited).
     #[arg(long, value_parser = parse_size)]
     pub max_down: Option<u64>,
+    /// Find peers on the local network by multicast (BEP 14 local service discovery).
+    #[arg(long)]
+    pub lsd: bool,
+    /// IPv4 address of the interface local discovery uses (implies --lsd; default:
+    /// the kernel's choice).
+    #[arg(long, value_name = "IPV4")]
+    pub lsd_interface: Option<Ipv4Addr>,
+}
+
+/// The engine's LSD settings from `--lsd` and `--lsd-interface` (which implies it).
+pub fn lsd_config(on: bool, interface: Option<Ipv4Addr>) -> Option<shoal_engine::LsdConfig> {
+    (on || interface.is_some()).then(|| shoal_engine::LsdConfig {
+        interface: interface.unwrap_or(Ipv4Addr::UNSPECIFIED),
+    })
 }
 
 /// Parses `123`, `16KiB`, `8MiB`, `1GiB`, `2MB`, `1k`.

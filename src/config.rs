@@ -68,6 +68,13 @@ pub struct UpArgs {
     /// Largest file accepted by `POST /api/upload`, e.g. 1GiB (default 4GiB).
     #[arg(long, env = "SHOAL_MAX_UPLOAD", value_parser = parse_size)]
     pub max_upload: Option<u64>,
+    /// Find peers on the local network by multicast (BEP 14 local service discovery).
+    #[arg(long, env = "SHOAL_LSD")]
+    pub lsd: bool,
+    /// IPv4 address of the interface local discovery uses (implies --lsd; default:
+    /// the kernel's choice).
+    #[arg(long, env = "SHOAL_LSD_INTERFACE", value_name = "IPV4")]
+    pub lsd_interface: Option<Ipv4Addr>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -119,6 +126,11 @@ pub struct FileConfig {
     pub share_roots: Vec<PathBuf>,
     /// Largest file `POST /api/upload` takes, bytes or `"1GiB"`. Default: 4 GiB.
     pub max_upload: Option<SizeValue>,
+    /// Local service discovery (BEP 14). Default: false.
+    pub lsd: Option<bool>,
+    /// IPv4 address of the interface LSD uses (implies `lsd = true`). Default: the
+    /// kernel's choice.
+    pub lsd_interface: Option<Ipv4Addr>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -203,6 +215,8 @@ pub struct NodeConfig {
     pub settings: Settings,
     /// Settings given by flags or environment this run (they override stored ones).
     pub overrides: SettingsPatch,
+    /// Local service discovery; `None`: off.
+    pub lsd: Option<shoal_engine::LsdConfig>,
 }
 
 /// The platform data directory for Shoal (`$XDG_DATA_HOME/shoal`, `~/.local/share/shoal`).
@@ -263,6 +277,10 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         web: args.web.or(file.web),
         tracker_bind: args.tracker_bind.or(file.tracker_bind),
         no_tracker: args.no_tracker || file.no_tracker.unwrap_or(false),
+        lsd: crate::cli::lsd_config(
+            args.lsd || file.lsd.unwrap_or(false),
+            args.lsd_interface.or(file.lsd_interface),
+        ),
         share_roots,
         max_upload: match args.max_upload {
             Some(n) => n,
@@ -307,6 +325,28 @@ mod tests {
         assert_eq!(c.max_up.unwrap().bytes().unwrap(), 1 << 20);
         assert_eq!(c.max_down.unwrap().bytes().unwrap(), 500);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn lsd_is_off_unless_asked_and_an_interface_implies_it() {
+        use shoal_engine::LsdConfig;
+        let c: FileConfig = toml::from_str("lsd_interface = \"10.0.0.1\"\n").unwrap();
+        let iface = c.lsd_interface;
+        assert_eq!(
+            crate::cli::lsd_config(c.lsd.unwrap_or(false), iface),
+            Some(LsdConfig {
+                interface: Ipv4Addr::new(10, 0, 0, 1)
+            })
+        );
+        let c: FileConfig = toml::from_str("lsd = true\n").unwrap();
+        assert_eq!(
+            crate::cli::lsd_config(c.lsd.unwrap_or(false), c.lsd_interface),
+            Some(LsdConfig {
+                interface: Ipv4Addr::UNSPECIFIED
+            })
+        );
+        assert_eq!(crate::cli::lsd_config(false, None), None);
+        assert!(toml::from_str::<FileConfig>("lsd_interface = \"::1\"").is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ async fn start(
         listen: SocketAddr::new(net.bind_ip, net.port.unwrap_or(0)),
         max_up: net.max_up.unwrap_or(0),
         max_down: net.max_down.unwrap_or(0),
+        lsd: super::lsd_config(net.lsd, net.lsd_interface),
         ..SessionConfig::default()
     };
     if net.port.is_some() {

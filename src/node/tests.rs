@@ -37,6 +37,7 @@ async fn node(dir: &Path) -> Node {
             download_dir: dir.join("downloads"),
         },
         overrides: SettingsPatch::default(),
+        lsd: None,
     };
     let parts = NodeParts {
         session,

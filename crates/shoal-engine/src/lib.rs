@@ -8,7 +8,9 @@
 //! tit-for-tat ([`choker`]), verifies every piece with SHA-1 off the async runtime and
 //! stores it through a [`storage::Storage`] (files, memory, or fault injection for
 //! tests). [`create`] builds new torrents from files. [`utp`] carries connections over
-//! uTP on a UDP socket (BEP 29, LEDBAT); the session does not use it yet.
+//! uTP on a UDP socket (BEP 29, LEDBAT). [`lsd`] finds peers on the local network by
+//! multicast (BEP 14) when [`SessionConfig::lsd`] is set. [`magnet`] fetches a
+//! torrent's metadata from peers (BEP 9).
 //!
 //! It does not persist state between runs, speak DHT or encrypt; the node above it
 //! does persistence.
@@ -31,6 +33,7 @@ pub mod catalog;
 pub mod choker;
 mod conn;
 pub mod create;
+pub mod lsd;
 pub mod magnet;
 pub mod peer;
 pub mod picker;
@@ -40,6 +43,7 @@ pub mod storage;
 pub mod torrent;
 pub mod utp;
 
+pub use lsd::LsdConfig;
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{
     PeerInfo, PeerSource, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus,

@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
 
+use crate::lsd::{Lsd, LsdConfig, LsdError, LsdHandle, LsdTorrents};
 pub use crate::rate::Limits;
-use crate::torrent::{Shared, TorrentHandle, TorrentOptions};
+use crate::torrent::{PeerSource, Shared, TorrentHandle, TorrentOptions};
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct SessionConfig {
     pub max_up: u64,
     /// Download limit in bytes per second (0 = unlimited).
     pub max_down: u64,
+    /// Local Service Discovery (BEP 14) on this interface; `None` (the default): off.
+    pub lsd: Option<LsdConfig>,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +52,7 @@ impl Default for SessionConfig {
             port_range: Some((6000, 6100)),
             max_up: 0,
             max_down: 0,
+            lsd: None,
         }
     }
 }
@@ -67,6 +71,9 @@ pub enum SessionError {
     /// The torrent is already in the session.
     #[error("torrent {0} is already added")]
     Duplicate(InfoHash),
+    /// Local Service Discovery was asked for but its socket could not be set up.
+    #[error(transparent)]
+    Lsd(LsdError),
 }
 
 /// A stable `key` announce parameter derived from the peer ID.
@@ -85,8 +92,11 @@ struct Inner {
     /// Stops the accept loop and the incoming handshakes (a child of `cancel`), first
     /// on shutdown so that no connection reaches a torrent being stopped.
     accept_cancel: CancellationToken,
-    /// The accept loop and the incoming connections still reading their handshake.
+    /// The accept loop and the incoming connections still reading their handshake
+    /// (and the LSD task).
     tasks: TaskTracker,
+    /// Wakes the LSD task when a torrent is added; `None` when LSD is off.
+    lsd: Option<LsdHandle>,
 }
 
 /// How long shutdown waits for the accept loop and incoming handshakes after
@@ -111,8 +121,15 @@ impl Session {
                 source,
             })?
             .port();
+        let lsd = config
+            .lsd
+            .as_ref()
+            .map(Lsd::bind)
+            .transpose()
+            .map_err(SessionError::Lsd)?;
         let cancel = CancellationToken::new();
         let inner = Arc::new(Inner {
+            lsd: lsd.as_ref().map(Lsd::handle),
             limits: Arc::new(Limits::new(config.max_up, config.max_down)),
             config,
             listen_port,
@@ -125,6 +142,15 @@ impl Session {
         inner
             .tasks
             .spawn(accept_loop(inner.clone(), listener).instrument(span));
+        if let Some(lsd) = lsd {
+            // Stopped with the accept loop: both bring peers to torrents being stopped.
+            let cancel = inner.accept_cancel.clone();
+            let torrents: Arc<dyn LsdTorrents> = inner.clone();
+            let span = tracing::info_span!("lsd");
+            inner
+                .tasks
+                .spawn(lsd.run(torrents, listen_port, cancel).instrument(span));
+        }
         Ok(Session { inner })
     }
 
@@ -161,6 +187,9 @@ impl Session {
         );
         let handle = TorrentHandle::start(shared.clone(), opts);
         map.insert(shared.info_hash(), (shared, handle.clone()));
+        if let Some(lsd) = &self.inner.lsd {
+            lsd.torrent_added();
+        }
         Ok(handle)
     }
 
@@ -339,6 +368,31 @@ async fn incoming(
     match shared {
         Some(s) => s.accept(stream, addr, hs, permit),
         None => debug!("incoming peer for unknown torrent {}", hs.info_hash),
+    }
+}
+
+impl LsdTorrents for Inner {
+    fn public_info_hashes(&self) -> Vec<InfoHash> {
+        let map = self.torrents.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, (s, _))| !s.meta.info.private)
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
+    fn add_lsd_peer(&self, hash: &InfoHash, addr: SocketAddr) -> bool {
+        let shared = {
+            let map = self.torrents.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(hash).map(|(s, _)| s.clone())
+        };
+        // Private torrents take peers from their tracker only (BEP 27).
+        match shared {
+            Some(s) if !s.meta.info.private => {
+                s.add_peers(&[addr], PeerSource::Lsd);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

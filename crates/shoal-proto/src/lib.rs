@@ -11,6 +11,7 @@
 //! - [`tracker`]: HTTP tracker announce/scrape requests and responses (BEP 3, 23, 48).
 //! - [`udp_tracker`]: UDP tracker packets (BEP 15).
 //! - [`utp`]: uTP (BEP 29) packets, connections and LEDBAT congestion control.
+//! - [`lsd`]: Local Service Discovery announces (BEP 14).
 //! - [`catalog`]: the tracker catalog's JSON messages and search-query parsing.
 //! - [`ids`]: [`InfoHash`], [`PeerId`], [`PieceIndex`].
 //!
@@ -24,6 +25,7 @@
 pub mod bencode;
 pub mod catalog;
 pub mod ids;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;

@@ -105,3 +105,45 @@ async fn shutdown_waits_for_half_open_and_connected_peers() {
     // Nothing accepts any more.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+fn torrent_in(dir: &Path, private: bool) -> Metainfo {
+    let data = dir.join(if private { "private" } else { "public" });
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f.bin"), [u8::from(private); 1000]).unwrap();
+    let opts = CreateOptions {
+        private,
+        ..CreateOptions::default()
+    };
+    create_torrent(&data, &opts, &|_, _| {}).unwrap()
+}
+
+#[tokio::test]
+async fn lsd_sees_public_torrents_only_and_feeds_them_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, private) = (torrent_in(dir.path(), false), torrent_in(dir.path(), true));
+    let (pub_hash, priv_hash) = (public.info_hash, private.info_hash);
+    let session = Session::start(SessionConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        port_range: None,
+        ..SessionConfig::default()
+    })
+    .await
+    .unwrap();
+    let opts = || TorrentOptions {
+        save_dir: dir.path().join("dl"),
+        ..TorrentOptions::default()
+    };
+    session.add_torrent(public, opts()).unwrap();
+    session.add_torrent(private, opts()).unwrap();
+    let inner: &dyn LsdTorrents = &*session.inner;
+    assert_eq!(inner.public_info_hashes(), [pub_hash]);
+    // Nothing listens on port 1 of loopback: a dial, if it starts, fails at once.
+    let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert!(!inner.add_lsd_peer(&priv_hash, peer));
+    assert!(!inner.add_lsd_peer(&InfoHash([3; 20]), peer));
+    assert!(inner.add_lsd_peer(&pub_hash, peer));
+    let shared = |h| session.inner.torrents.lock().unwrap()[h].0.clone();
+    assert!(shared(&pub_hash).candidate_or_dialing(&peer));
+    assert!(!shared(&priv_hash).candidate_or_dialing(&peer));
+    session.shutdown().await;
+}

@@ -396,8 +396,10 @@ def summarize(paths):
                  + (" (dirty tree)" if m2.get("git_dirty") else "") + "; load "
                  f"average at start {m2.get('loadavg_start')}, at end {e2.get('loadavg_end', '-')}; "
                  f"{m2.get('concurrent_note', '')})")
-    L.append(f"- tracker for transfers: {meta.get('tracker')} on 127.0.0.1; all traffic on "
-             "loopback; data: " + str(meta.get("data_generator")))
+    L.append(f"- tracker for transfers: {meta.get('tracker')} on 127.0.0.1"
+             + (" (scenario `magnet`: none, the seeder is in the link's x.pe)"
+                if group(runs, "magnet") else "")
+             + "; all traffic on loopback; data: " + str(meta.get("data_generator")))
     L.append("- wall time: from starting the leecher (process spawn; for qBittorrent the Web API "
              "add call) to every piece verified (completion line, process exit for aria2 and "
              "rqbit, Web API poll every 50 ms for qBittorrent). CPU: user+system seconds of the "

@@ -1,14 +1,22 @@
 #!/usr/bin/python3
 """Seed or download one torrent with libtorrent (python3-libtorrent), for bench/run.
 
-    lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--keep-seeding]
+    lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--keep-seeding] [--plugins]
+    lt_driver.py magnet MAGNET SAVE_DIR --peer HOST:PORT [--keep-seeding]
 
 Session: no default plugins (no PEX, ut_metadata, smart_ban), DHT, LSD, UPnP and NAT-PMP
 off, uTP off (TCP only), allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
 its own address in a tracker reply), listening on 127.0.0.1 only.
-Prints `peer port: N` once listening, `seeding` when a seeder has checked its data,
+`--plugins` (a seeder that serves metadata, BEP 9) and `magnet` create the session with
+libtorrent's default plugins (ut_metadata, ut_pex, smart_ban): metadata exchange needs them.
+Prints `peer port: N` once listening, `seeding NAME` when a seeder has checked its data,
 `complete: NAME` when a leecher has every piece verified (then exits unless
 --keep-seeding), and `uploaded: N` (payload bytes) on SIGTERM/SIGINT before exiting.
+`magnet` adds the bare magnet link (lt.parse_magnet_uri), dials --peer (again whenever it
+has no peer) and also prints `metadata received: NAME` when it has the info dictionary
+(metadata_received_alert, or status().has_metadata) and `first piece verified` when the
+first piece has been verified (piece_finished_alert, or status().num_pieces > 0); piece
+alerts are asked for only until then.
 """
 
 import argparse
@@ -21,12 +29,17 @@ import libtorrent as lt
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["seed", "leech"])
-    ap.add_argument("torrent")
+    ap.add_argument("mode", choices=["seed", "leech", "magnet"])
+    ap.add_argument("torrent", help="the .torrent file, or the magnet link in mode magnet")
     ap.add_argument("save")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--keep-seeding", action="store_true")
+    ap.add_argument("--plugins", action="store_true",
+                    help="default plugins (ut_metadata, ut_pex, smart_ban); always on for magnet")
+    ap.add_argument("--peer", help="HOST:PORT to dial (mode magnet)")
     a = ap.parse_args()
+    if a.mode == "magnet" and not a.peer:
+        ap.error("magnet needs --peer HOST:PORT")
 
     settings = {
         "listen_interfaces": f"127.0.0.1:{a.port}",
@@ -40,37 +53,76 @@ def main():
         "enable_incoming_utp": False,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     }
-    ses = lt.session(settings, flags=0)
+    base_mask = settings["alert_mask"]
+    if a.mode == "magnet":
+        # Until the first piece: piece_finished_alert wakes the loop at once (not 50 ms later).
+        settings["alert_mask"] = base_mask | lt.alert.category_t.piece_progress_notification
+    # Default plugins only where metadata must be served or fetched (the plain seed/leech
+    # figures of the other scenarios keep the session without them).
+    ses = lt.session(settings) if (a.plugins or a.mode == "magnet") else lt.session(settings, flags=0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
 
-    info = lt.torrent_info(a.torrent)
-    atp = lt.add_torrent_params()
-    atp.ti = info
-    atp.save_path = a.save
-    h = ses.add_torrent(atp)
-    name = info.name()
+    if a.mode == "magnet":
+        atp = lt.parse_magnet_uri(a.torrent)
+        atp.save_path = a.save
+        h = ses.add_torrent(atp)
+        info = None
+        name = None
+        host, pport = a.peer.rsplit(":", 1)
+        peer = (host, int(pport))
+    else:
+        info = lt.torrent_info(a.torrent)
+        atp = lt.add_torrent_params()
+        atp.ti = info
+        atp.save_path = a.save
+        h = ses.add_torrent(atp)
+        name = info.name()
 
     port = ses.listen_port()
     while port == 0 and not stop:
         time.sleep(0.01)
         port = ses.listen_port()
     print(f"peer port: {port}", flush=True)
+    if a.mode == "magnet":
+        h.connect_peer(peer)
+        last_dial = time.monotonic()
 
     said_seeding = False
     done = False
+    said_meta = said_piece = False
     while not stop:
         ses.wait_for_alert(50)
+        got_meta = got_piece = False
         for al in ses.pop_alerts():
             if isinstance(al, lt.torrent_error_alert) or isinstance(al, lt.file_error_alert):
                 print(f"error: {al.message()}", file=sys.stderr, flush=True)
+            elif isinstance(al, lt.metadata_received_alert):
+                got_meta = True
+            elif isinstance(al, lt.piece_finished_alert):
+                got_piece = True
         st = h.status()
+        if a.mode == "magnet":
+            if not said_meta and (got_meta or st.has_metadata):
+                info = h.torrent_file()
+                name = info.name() if info is not None else st.name
+                print(f"metadata received: {name}", flush=True)
+                said_meta = True
+            if said_meta and not said_piece and (got_piece or st.num_pieces > 0):
+                print("first piece verified", flush=True)
+                said_piece = True
+                ses.apply_settings({"alert_mask": base_mask})
+            if st.num_peers == 0 and not done and time.monotonic() - last_dial >= 0.5:
+                h.connect_peer(peer)  # re-dial while it has no peer
+                last_dial = time.monotonic()
+            if not said_meta:
+                continue
         if a.mode == "seed":
             if not said_seeding and st.is_seeding:
                 print(f"seeding {name}", flush=True)
                 said_seeding = True
-        elif not done and st.is_seeding and st.num_pieces == info.num_pieces():
+        elif not done and st.is_seeding and (info is None or st.num_pieces == info.num_pieces()):
             print(f"complete: {name}", flush=True)
             done = True
             if not a.keep_seeding:

@@ -212,7 +212,8 @@ class Shoal:
         return subprocess.run([ctx.shoal, "--version"], capture_output=True,
                               text=True).stdout.strip()
 
-    def seed(self, ctx, torrent, data_root):
+    def seed(self, ctx, torrent, data_root, serve_metadata=False):
+        # Shoal always serves metadata (ut_metadata); serve_metadata changes nothing.
         p = Proc([ctx.shoal, "seed", torrent, "--dir", data_root, "--port", "0",
                   "--bind-ip", "127.0.0.1"], name="shoal-seed", log_path=ctx.log("shoal-seed"))
         p.wait_line(r"^seeding ", 300)
@@ -224,6 +225,14 @@ class Shoal:
         if keep_seeding:
             argv.append("--seed")
         p = Proc(argv, name="shoal-leech", log_path=ctx.log("shoal-leech"))
+        return Handle(p, done_pattern=r"^complete: ")
+
+    def leech_magnet(self, ctx, magnet, save_dir):
+        """Download from a bare magnet link (its x.pe names the seeder): prints `metadata
+        received: NAME`, `first piece verified`, `complete: NAME`."""
+        p = Proc([ctx.shoal, "download", magnet, "--dir", save_dir, "--port", "0",
+                  "--bind-ip", "127.0.0.1", "--stall-timeout", "60"],
+                 name="shoal-magnet", log_path=ctx.log("shoal-magnet"))
         return Handle(p, done_pattern=r"^complete: ")
 
 
@@ -243,11 +252,20 @@ class Libtorrent:
         argv = [SYS_PY, os.path.join(BENCH, "drivers", "lt_driver.py"), mode, torrent, d]
         return argv + (["--keep-seeding"] if keep else [])
 
-    def seed(self, ctx, torrent, data_root):
-        p = Proc(self._argv("seed", torrent, data_root), name="lt-seed",
-                 log_path=ctx.log("lt-seed"))
+    def seed(self, ctx, torrent, data_root, serve_metadata=False):
+        # serve_metadata: a session with libtorrent's default plugins (ut_metadata), so
+        # magnet leechers can fetch the info dictionary from it (scenario `magnet`).
+        argv = self._argv("seed", torrent, data_root) + (["--plugins"] if serve_metadata else [])
+        p = Proc(argv, name="lt-seed", log_path=ctx.log("lt-seed"))
         p.wait_line(r"^seeding ", 300)
         return Handle(p)
+
+    def leech_magnet(self, ctx, magnet, save_dir):
+        """Bare magnet link; the driver dials the x.pe seeder (default plugins for BEP 9)."""
+        peer = re.search(r"[?&]x\.pe=([^&]+)", magnet).group(1)
+        p = Proc(self._argv("magnet", magnet, save_dir) + ["--peer", peer], name="lt-magnet",
+                 log_path=ctx.log("lt-magnet"))
+        return Handle(p, done_pattern=r"^complete: ")
 
     def leech(self, ctx, torrent, save_dir, keep_seeding=False):
         p = Proc(self._argv("leech", torrent, save_dir, keep_seeding), name="lt-leech",

@@ -243,9 +243,60 @@ def repeat_section(runs, L):
                   why="needs 20 runs of 512 MiB")
 
 
+def magnet_section(runs, L):
+    """Scenario `magnet`: a bare magnet link (x.pe = the one seeder, no tracker) to the
+    metadata, the first verified piece and done, per client; returns the Targets "no slower
+    than libtorrent" for the first piece and for done (judged like S3: Shoal's median and
+    Shoal's slowest run against libtorrent's median, on 1 GiB only)."""
+    g = group(runs, "magnet")
+    if not g:
+        return []
+    L.append(f"\n## M. Magnet link: bare magnet to first piece and to done "
+             f"({size_of(runs, 'magnet')}, 256 KiB pieces, metadata from one peer)\n")
+    L.append("| client | ok/runs | metadata s | first piece s | done s | MB/s (size / done) | "
+             "leecher CPU s | leecher peak anon MiB | seeder CPU s | vs libtorrent (done, median) | "
+             "machine at run start |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    lt_ok = ok_rows(g.get("libtorrent", []))
+    lt_done = med(vals_of(lt_ok, "wall_s"))
+    for c in sorted(g, key=lambda c: c != "shoal"):
+        ok = ok_rows(g[c])
+        w = med(vals_of(ok, "wall_s"))
+        L.append(f"| {c} | {len(ok)}/{len(g[c])} | {mm(ok, 't_metadata_s', 3)} | "
+                 f"{mm(ok, 't_first_piece_s', 3)} | {mm(ok, 'wall_s', 2)} | {mm(ok, 'mb_s')} | "
+                 f"{mm(ok, 'leecher_cpu_s', 2)} | {mm(ok, 'leecher_peak_anon_mib')} | "
+                 f"{mm(ok, 'seeder_cpu_s', 2)} | "
+                 f"{f'{w / lt_done:.2f}x time' if w and lt_done and c != 'libtorrent' else '-'} | "
+                 f"{state_column(g[c])} |")
+    L.append("\nEvery time is median (min-max) in seconds from the leecher's spawn (process start, "
+             "given only `magnet:?xt=urn:btih:<hex>&x.pe=127.0.0.1:<seeder port>`) to its "
+             "`metadata received:`, `first piece verified` and `complete:` lines. The seeder "
+             "starts from a tracker-less .torrent and serves metadata (libtorrent: session with "
+             "default plugins); no tracker runs. libtorrent's times include the Python "
+             "interpreter's start and libtorrent's own connection scheduling.")
+    sh = ok_rows(g.get("shoal", []))
+    if not sh or not lt_ok:
+        return []
+    size = sh[0].get("bytes")
+    judged = dict(judged=size == GiB, why=f"{size_of(runs, 'magnet')} data, target on 1 GiB")
+    out = []
+    for key, what in (("t_first_piece_s", "first verified piece"), ("wall_s", "done")):
+        v, ref, slow = med(vals_of(sh, key)), med(vals_of(lt_ok, key)), hi(sh, key)
+        if v is None or ref is None:
+            continue
+        out.append(Target(f"Magnet: Shoal's bare magnet to {what} no slower than libtorrent's "
+                          "median (median and slowest run)", f"{v:.3f} s vs {ref:.3f} s",
+                          v <= ref, f"{slow:.3f} s vs {ref:.3f} s", slow <= ref, **judged))
+    return out
+
+
 def headline(r):
     """The main figure of a run record, for the per-run table."""
     sc = r.get("scenario")
+    if sc == "magnet" and r.get("wall_s") is not None:
+        return (f"metadata {fmt(r.get('t_metadata_s'), 3)} s, first piece "
+                f"{fmt(r.get('t_first_piece_s'), 3)} s, done {fmt(r.get('wall_s'), 3)} s "
+                f"({fmt(r.get('mb_s'))} MB/s)")
     if sc == "tracker-http":
         return f"{fmt(r.get('req_s'), 0)} announces/s ({r.get('mode')})"
     if sc == "tracker-udp":
@@ -345,8 +396,10 @@ def summarize(paths):
                  + (" (dirty tree)" if m2.get("git_dirty") else "") + "; load "
                  f"average at start {m2.get('loadavg_start')}, at end {e2.get('loadavg_end', '-')}; "
                  f"{m2.get('concurrent_note', '')})")
-    L.append(f"- tracker for transfers: {meta.get('tracker')} on 127.0.0.1; all traffic on "
-             "loopback; data: " + str(meta.get("data_generator")))
+    L.append(f"- tracker for transfers: {meta.get('tracker')} on 127.0.0.1"
+             + (" (scenario `magnet`: none, the seeder is in the link's x.pe)"
+                if group(runs, "magnet") else "")
+             + "; all traffic on loopback; data: " + str(meta.get("data_generator")))
     L.append("- wall time: from starting the leecher (process spawn; for qBittorrent the Web API "
              "add call) to every piece verified (completion line, process exit for aria2 and "
              "rqbit, Web API poll every 50 ms for qBittorrent). CPU: user+system seconds of the "
@@ -578,6 +631,7 @@ def summarize(paths):
     rep_target = repeat_section(runs, L)
     if rep_target:
         targets.append(rep_target)
+    targets += magnet_section(runs, L)
 
     errors(runs, L)
     every_run(runs, L)
@@ -588,8 +642,8 @@ def summarize(paths):
         head = ["\n## Targets of issue 7\n",
                 "Judged on the median of this run and on Shoal's slowest run against the "
                 "reference's median: a target is met only if both hold where the issue defines "
-                "both (S1's throughput with its two thresholds; S2, S3, S4 and S6 with the same "
-                "threshold for both). A figure in parentheses is shown for information only "
+                "both (S1's throughput with its two thresholds; S2, S3, S4, S6 and the magnet "
+                "times with the same threshold for both). A figure in parentheses is shown for information only "
                 "(S1 CPU and memory are defined at the median, S5 on the median).\n",
                 "| target | median | slowest run | met |", "|---|---|---|---|"]
         head += [f"| {t.name} | {t.median} | {t.slowest or '-'} | {t.met()} |" for t in targets]

@@ -22,7 +22,7 @@ MiB = 1 << 20
 # slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
 # 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
 DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
-                "hash": 7, "repeat": 20}
+                "hash": 7, "repeat": 20, "magnet": 7}
 QUICK_RUNS = {"repeat": 3}
 
 
@@ -71,16 +71,23 @@ class Session:
     def skip(self, scenario, client, reason):
         self.emit({"type": "skip", "scenario": scenario, "client": client, "reason": reason})
 
-    def torrent(self, ds):
-        """Create (once per session) the .torrent of data set DS: 256 KiB pieces."""
-        if ds.root in self.torrents:
-            return self.torrents[ds.root]
-        out = os.path.join(self.ctx.tmp, os.path.basename(ds.root) + ".torrent")
-        subprocess.run([self.ctx.shoal, "create", ds.path, "--tracker", self.ctx.tracker_url,
-                        "--piece-size", str(256 * 1024), "-o", out], check=True,
-                       stdout=subprocess.DEVNULL)
-        self.torrents[ds.root] = out
-        self.hashes.append(info_hash(self.ctx, out))
+    def torrent(self, ds, tracker=True):
+        """Create (once per session) the .torrent of data set DS: 256 KiB pieces. Without
+        TRACKER (scenario `magnet`: seeders started from a .torrent, leechers given only a
+        bare magnet link) the torrent has no announce URL; its info dictionary, hence its
+        info-hash, is the same."""
+        key = (ds.root, tracker)
+        if key in self.torrents:
+            return self.torrents[key]
+        out = os.path.join(self.ctx.tmp, os.path.basename(ds.root)
+                           + ("" if tracker else "-notracker") + ".torrent")
+        argv = [self.ctx.shoal, "create", ds.path, "--piece-size", str(256 * 1024), "-o", out]
+        if tracker:
+            argv[3:3] = ["--tracker", self.ctx.tracker_url]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        self.torrents[key] = out
+        if tracker:
+            self.hashes.append(info_hash(self.ctx, out))
         return out
 
     def start_tracker(self):
@@ -109,14 +116,20 @@ def mem_of(h, prefix):
 
 
 def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, keep_seeding=False,
-             timeout=300):
-    """One seeder, N leechers started together; returns the result record."""
+             timeout=300, magnet=False):
+    """One seeder, N leechers started together; returns the result record.
+
+    MAGNET (scenario `magnet`): no tracker; the seeder starts from a tracker-less .torrent
+    and serves metadata; each leecher gets only `magnet:?xt=urn:btih:<hex>&x.pe=127.0.0.1:
+    <seeder port>` and the record also has t_metadata_s and t_first_piece_s (from the
+    leecher's spawn to its `metadata received:` and `first piece verified` lines)."""
     ctx = sess.ctx
-    torrent = sess.torrent(ds)
+    torrent = sess.torrent(ds, tracker=not magnet)
     rec = {"scenario": scenario, "client": seeder_name if seeder_name == leecher_name else
            f"{seeder_name}->{leecher_name}", "seeder": seeder_name, "leecher": leecher_name,
            "run": run, "bytes": ds.size, "files": ds.files or 1, "leechers": n_leechers,
-           "tracker": sess.tracker_kind, "ok": False, "error": None}
+           "tracker": "none (magnet x.pe)" if magnet else sess.tracker_kind, "ok": False,
+           "error": None}
     # Flush dirty pages before the run too, not only after the previous one: the first run of
     # a scenario would otherwise compete with the writeback of a data set just generated (up
     # to 1 GiB dirty) or of other processes' writes. The state is taken after this sync, so it
@@ -127,13 +140,22 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
     leechers = []
     dirs = []
     try:
-        tracker = sess.start_tracker()
+        if not magnet:
+            tracker = sess.start_tracker()
         paths = ds.file_paths()
         data.warm(paths)
-        seeder = CLIENTS[seeder_name].seed(ctx, torrent, ds.root)
-        # Every seeder must be known to the tracker before the clock starts, so each leecher
-        # gets it in its first announce reply.
-        wait_seeding_on_tracker(ctx, torrent, seeder.proc)
+        if magnet:
+            # seed() returns once the seeder prints `seeding` (its data checked); it is
+            # listening by then (`peer port: N` comes first).
+            seeder = CLIENTS[seeder_name].seed(ctx, torrent, ds.root, serve_metadata=True)
+            _, m = seeder.proc.wait_line(r"^peer port: (\d+)", 10)
+            uri = f"magnet:?xt=urn:btih:{info_hash(ctx, torrent)}&x.pe=127.0.0.1:{m.group(1)}"
+            rec["magnet"] = uri
+        else:
+            seeder = CLIENTS[seeder_name].seed(ctx, torrent, ds.root)
+            # Every seeder must be known to the tracker before the clock starts, so each
+            # leecher gets it in its first announce reply.
+            wait_seeding_on_tracker(ctx, torrent, seeder.proc)
         rec["seeder_cache"] = data.cached_fraction(paths)
         rec["seeder_cache_state"] = "warm (read before the run)"
         s_cpu0 = seeder.proc.cpu_s()
@@ -142,9 +164,20 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
         for i in range(n_leechers):
             d = ctx.tmpdir(f"leech{i}")
             dirs.append(d)
-            leechers.append(CLIENTS[leecher_name].leech(ctx, torrent, d, keep_seeding))
+            if magnet:
+                leechers.append(CLIENTS[leecher_name].leech_magnet(ctx, uri, d))
+            else:
+                leechers.append(CLIENTS[leecher_name].leech(ctx, torrent, d, keep_seeding))
         for h in leechers:
             h.wait_done(timeout)
+        if magnet:
+            # Lines are timestamped as the harness reads them (bench/lib/proc.py); both came
+            # before `complete:`, so they are already in.
+            h = leechers[0]
+            t_meta, _ = h.proc.wait_line(r"^metadata received: ", 1)
+            t_piece, _ = h.proc.wait_line(r"^first piece verified", 1)
+            rec["t_metadata_s"] = round(t_meta - h.t0, 3)
+            rec["t_first_piece_s"] = round(t_piece - h.t0, 3)
         s_cpu = seeder.proc.cpu_s() - s_cpu0
         t0 = min(h.t0 for h in leechers)
         t_last = max(h.t_done for h in leechers)
@@ -248,6 +281,17 @@ def s4_mixed(sess):
     others = usable(sess, "mixed", ["qbittorrent", "libtorrent"])
     pairs = [(o, "shoal") for o in others] + [("shoal", o) for o in others]
     round_robin(sess, "mixed", pairs, ds)
+
+
+def s_magnet(sess):
+    """A bare magnet link to the first verified piece and to done: the 1 GiB file of
+    `single` (--size-mib N: N MiB), metadata (BEP 9) from the one seeder named by the
+    link's x.pe, no tracker. Shoal -> Shoal and libtorrent -> libtorrent, interleaved."""
+    cfg = sess.cfg
+    ds = data.DataSet(cfg.cache, "single", "file",
+                      size=sess.size(16 * MiB if cfg.quick else GiB)).ensure()
+    names = usable(sess, "magnet", ["shoal", "libtorrent"])
+    round_robin(sess, "magnet", [(n, n) for n in names], ds, magnet=True)
 
 
 def s_repeat(sess):
@@ -499,6 +543,7 @@ def hashing(sess):
 SCENARIOS = {
     "single": s1_single, "tree": s2_tree, "crowd": s3_crowd, "mixed": s4_mixed,
     "tracker": s5_tracker, "node": s6_node, "hash": hashing, "repeat": s_repeat,
+    "magnet": s_magnet,
 }
 ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],
            "6": ["node", "hash"], "s1": ["single"], "s2": ["tree"], "s3": ["crowd"],

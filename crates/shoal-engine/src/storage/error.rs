@@ -140,6 +140,19 @@ pub enum StorageError {
         /// Offset in the file.
         offset: u64,
     },
+    /// A file was deleted (unlinked) while the torrent had it open: reads still see the
+    /// old data through the open handle, but the user removed it, and writes would go
+    /// to a file nobody can reach, so the torrent stops.
+    #[error(
+        "{path} was deleted outside Shoal while in use (piece {piece}): put it back and \
+         recheck, or resume the torrent to check its data and download what is missing"
+    )]
+    Deleted {
+        /// The file.
+        path: PathBuf,
+        /// The piece being read or written.
+        piece: u32,
+    },
     /// Flushing a file to disk failed.
     #[error("cannot flush {path} to disk: {source}; check the disk, then recheck the torrent")]
     Sync {

@@ -33,7 +33,8 @@ pub(crate) fn decide(
         if f.length > 0 && now[i].is_none() && (had || complete) {
             let path = dir.join(info.file_rel_path(f));
             return Check::Missing(format!(
-                "file {} is missing; put it back and resume, or remove the torrent",
+                "file {} is missing; put it back and resume, resume to download it \
+                 again, or remove the torrent",
                 path.display()
             ));
         }

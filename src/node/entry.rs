@@ -58,6 +58,10 @@ pub struct Entry {
     pub downloaded: u64,
     /// Payload bytes sent, all runs.
     pub uploaded: u64,
+    /// The next start hashes every piece and downloads whatever is missing, even whole
+    /// files of a complete torrent (a recheck, or a resume after an error), instead of
+    /// trusting the resume record or failing on a missing file.
+    pub recheck: bool,
     /// Being started (stat of files, adding to the session).
     pub starting: bool,
     /// Loaded at start and not yet through the queue (shown as `checking`).

@@ -145,6 +145,7 @@ impl Node {
             resume,
             downloaded: 0,
             uploaded: 0,
+            recheck: false,
             starting: false,
             restoring: false,
             run: None,
@@ -167,13 +168,27 @@ impl Node {
         Ok(())
     }
 
-    /// Resumes a paused or failed torrent (with its saved piece states).
+    /// Resumes a paused torrent with its saved piece states. A torrent stopped by an
+    /// error (a file deleted, shortened or unreadable, a full disk) is rechecked
+    /// instead: its saved piece states may be wrong, so every piece is hashed and
+    /// what is missing, whole files included, is downloaded again.
     pub async fn resume(&self, hash: InfoHash) -> anyhow::Result<()> {
         if self.magnet_op(hash, MagnetOp::Resume).await? {
             return Ok(());
         }
         let _ops = self.inner().ops.lock().await;
-        let running = self.torrents().get(&hash).is_some_and(|e| e.run.is_some());
+        let running = {
+            let mut map = self.torrents();
+            match map.get_mut(&hash) {
+                Some(e) if e.run.is_none() && e.error.is_some() => {
+                    e.resume = None;
+                    e.recheck = true;
+                    false
+                }
+                Some(e) => e.run.is_some(),
+                None => false,
+            }
+        };
         if !running {
             set_intent(self, hash, Intent::Active, None).await?;
             schedule_locked(self).await;
@@ -182,12 +197,13 @@ impl Node {
     }
 
     /// Stops the torrent, forgets its resume data and starts it again: every piece is
-    /// hashed before use.
+    /// hashed before use, and missing files are downloaded again.
     pub async fn recheck(&self, hash: InfoHash) -> anyhow::Result<()> {
         let _ops = self.inner().ops.lock().await;
         stop_run(self, hash).await;
         if let Some(e) = self.torrents().get_mut(&hash) {
             e.resume = None;
+            e.recheck = true;
         }
         set_intent(self, hash, Intent::Active, None).await?;
         schedule_locked(self).await;

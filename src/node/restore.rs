@@ -61,6 +61,7 @@ pub(crate) async fn load(node: &Node) {
                 resume,
                 downloaded: row.downloaded,
                 uploaded: row.uploaded,
+                recheck: false,
                 starting: false,
                 restoring,
                 run: None,

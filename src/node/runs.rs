@@ -59,11 +59,13 @@ async fn start(node: &Node, hash: InfoHash) {
         let mut map = node.torrents();
         let Some(e) = map.get_mut(&hash) else { return };
         e.starting = true;
+        // A recheck trusts no record and takes a missing file as data to download.
+        let recheck = std::mem::take(&mut e.recheck);
         (
             e.meta.clone(),
             e.save_dir.clone(),
-            e.resume.clone(),
-            e.completed_at.is_some() && e.have.is_full(),
+            e.resume.clone().filter(|_| !recheck),
+            e.completed_at.is_some() && e.have.is_full() && !recheck,
             e.wanted.clone(),
             e.priorities.iter().map(|&p| p.into()).collect(),
         )

@@ -34,8 +34,10 @@
 //!   it was called is durable.
 //!
 //! What the errors ([`StorageError`]) mean to the engine: [`StorageError::Truncated`]
-//! is data that should be there and is not (a file shortened or removed outside
-//! Shoal): pieces we announced are gone, so a seeding torrent stops and asks for a
+//! is data that should be there and is not (a file shortened outside Shoal), and
+//! [`StorageError::Deleted`] a file deleted while open (reads through the open handle
+//! would still succeed, so [`FileStorage`] checks the link count after each read and
+//! write): pieces we announced are gone, so a seeding torrent stops and asks for a
 //! recheck. [`StorageError::DiskFull`], [`StorageError::Write`] and
 //! [`StorageError::Sync`] stop the torrent (it can resume once the disk is fixed).
 //! [`StorageError::Read`] (e.g. `EIO`) fails that read only: the peer asking gets

@@ -373,3 +373,59 @@ async fn file_truncated_under_a_seeding_torrent_is_detected() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_deleted_under_a_seeding_torrent_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, bytes) = torrent(300_000, 32 * 1024);
+    let root = dir.path().join("t");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.bin"), &bytes[..200_000]).unwrap();
+    std::fs::write(root.join("b.bin"), &bytes[200_000..]).unwrap();
+    let quiet = Duration::from_millis(1500);
+    within(async {
+        let seeder = Session::start(config()).await.unwrap();
+        let seed = seeder
+            .add_torrent(
+                meta.clone(),
+                TorrentOptions {
+                    save_dir: dir.path().into(),
+                    seed_only: true,
+                    ..TorrentOptions::default()
+                },
+            )
+            .unwrap();
+        phase_until(&seed, |p| *p == Phase::Seeding).await.unwrap();
+        let mut peer = RawPeer::connect(seeder.listen_port(), &meta).await;
+        let last = meta.info.num_pieces() - 1;
+        let replies = peer.ask(&blocks_of(&meta, last), quiet).await;
+        assert_eq!(count_true_blocks(&replies, &meta, &bytes), 1, "{replies:?}");
+
+        // b.bin is deleted behind the torrent's back. Its open handle still reads the
+        // old bytes, so only the link count tells: the seeder must notice, send none of
+        // its blocks and stop, naming the file.
+        std::fs::remove_file(root.join("b.bin")).unwrap();
+        let replies = peer.ask(&blocks_of(&meta, last - 1), quiet).await;
+        assert_eq!(
+            count_true_blocks(&replies, &meta, &bytes),
+            0,
+            "blocks of a deleted file were sent: {replies:?}"
+        );
+        let err = phase_until(&seed, |_| false).await.unwrap_err();
+        assert!(
+            err.contains("b.bin") && err.contains("deleted outside Shoal"),
+            "{err}"
+        );
+        // Once stopped, a.bin is not served either.
+        let mut gone = false;
+        for _ in 0..20 {
+            if peer.ask(&blocks_of(&meta, 0), quiet).await.is_empty() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "the stopped torrent still serves");
+        seeder.shutdown().await;
+    })
+    .await;
+}

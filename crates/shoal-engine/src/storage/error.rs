@@ -78,6 +78,19 @@ pub enum StorageError {
         /// The OS error.
         source: io::Error,
     },
+    /// A file or folder could not be created or opened for writing because the save
+    /// folder is read-only (a read-only mount, an immutable folder) or its permissions
+    /// forbid it.
+    #[error(
+        "cannot write to {path}: {source}; the save folder is read-only or not writable: \
+         make it writable or choose another save folder, then resume"
+    )]
+    NotWritable {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A file could not be extended to its final (sparse) size.
     #[error(
         "cannot extend {path} to {length} bytes: {source}; check free space and the \
@@ -139,6 +152,19 @@ pub enum StorageError {
         piece: u32,
         /// Offset in the file.
         offset: u64,
+    },
+    /// A file was deleted (unlinked) while the torrent had it open: reads still see the
+    /// old data through the open handle, but the user removed it, and writes would go
+    /// to a file nobody can reach, so the torrent stops.
+    #[error(
+        "{path} was deleted outside Shoal while in use (piece {piece}): put it back and \
+         recheck, or resume the torrent to check its data and download what is missing"
+    )]
+    Deleted {
+        /// The file.
+        path: PathBuf,
+        /// The piece being read or written.
+        piece: u32,
     },
     /// Flushing a file to disk failed.
     #[error("cannot flush {path} to disk: {source}; check the disk, then recheck the torrent")]
@@ -213,6 +239,26 @@ impl StorageError {
                 offset,
                 source,
             }
+        }
+    }
+}
+
+/// Linux and macOS "read-only file system".
+const EROFS: i32 = 30;
+
+impl StorageError {
+    /// Classifies a failure to create or open for writing: a read-only or unwritable
+    /// place gets its own variant, anything else `other`.
+    pub(super) fn creating(
+        path: PathBuf,
+        source: io::Error,
+        other: impl FnOnce(PathBuf, io::Error) -> StorageError,
+    ) -> Self {
+        if source.kind() == io::ErrorKind::PermissionDenied || source.raw_os_error() == Some(EROFS)
+        {
+            StorageError::NotWritable { path, source }
+        } else {
+            other(path, source)
         }
     }
 }

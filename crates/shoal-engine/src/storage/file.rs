@@ -26,7 +26,7 @@ use super::{check, open, vectored, OpenMode, Storage, StorageError};
 use sha1::{Digest, Sha1};
 use shoal_proto::metainfo::Info;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -198,6 +198,21 @@ impl FileStorage {
     }
 }
 
+/// Fails with [`StorageError::Deleted`] when `file` was unlinked since we opened it (one
+/// `fstat`): the data read through the handle is still the old, intact data, but the
+/// user removed the file, and what we write to it is lost, so the torrent must stop.
+fn still_linked(file: &File, slot: &layout::FileSlot, piece: u32) -> Result<(), StorageError> {
+    match file.metadata() {
+        Ok(m) if m.nlink() == 0 => Err(StorageError::Deleted {
+            path: slot.path.clone(),
+            piece,
+        }),
+        // A failed fstat on an open handle says nothing about the file's name: the read
+        // or write itself succeeded, so keep it.
+        _ => Ok(()),
+    }
+}
+
 impl Storage for FileStorage {
     /// One `pread` per file the block touches; a file not created yet is missing data.
     fn read(&self, piece: u32, begin: u32, buf: &mut [u8]) -> Result<(), StorageError> {
@@ -215,6 +230,7 @@ impl Storage for FileStorage {
             let chunk = &mut buf[seg.buf_offset..seg.buf_offset + seg.len];
             file.read_exact_at(chunk, seg.file_offset)
                 .map_err(|e| StorageError::read(slot.path.clone(), piece, seg.file_offset, e))?;
+            still_linked(file, slot, piece)?;
         }
         Ok(())
     }
@@ -240,6 +256,7 @@ impl Storage for FileStorage {
             vectored::write_all_vectored_at(file, &seg_parts, seg.file_offset)
                 .map_err(|e| StorageError::write(slot.path.clone(), piece, seg.file_offset, e))?;
             drop(lock);
+            still_linked(file, slot, piece)?;
             if let Some(w) = self.written.get(seg.file) {
                 w.store(true, Ordering::Relaxed);
             }

@@ -32,7 +32,12 @@ pub(super) fn create_root(save_dir: &Path, info: &Info) -> Result<(), StorageErr
     } else {
         save_dir.join(&info.name)
     };
-    fs::create_dir_all(&root).map_err(|source| StorageError::CreateDir { path: root, source })
+    fs::create_dir_all(&root).map_err(|source| {
+        StorageError::creating(root, source, |path, source| StorageError::CreateDir {
+            path,
+            source,
+        })
+    })
 }
 
 /// Whether anything is at `path` (a folder there is reported when it is opened).
@@ -77,9 +82,10 @@ fn open_for_seeding(path: &Path, length: u64) -> Result<File, StorageError> {
 /// `length` bytes (sparse); returns it with the length it had before.
 pub(super) fn create_file(path: &Path, length: u64) -> Result<(File, u64), StorageError> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|source| StorageError::CreateDir {
-            path: parent.into(),
-            source,
+        fs::create_dir_all(parent).map_err(|source| {
+            StorageError::creating(parent.into(), source, |path, source| {
+                StorageError::CreateDir { path, source }
+            })
         })?;
     }
     // Never `truncate(true)`: existing data is kept and checked, not thrown away.
@@ -93,10 +99,10 @@ pub(super) fn create_file(path: &Path, length: u64) -> Result<(File, u64), Stora
             if path.is_dir() {
                 StorageError::NotAFile { path: path.into() }
             } else {
-                StorageError::Open {
-                    path: path.into(),
+                StorageError::creating(path.into(), source, |path, source| StorageError::Open {
+                    path,
                     source,
-                }
+                })
             }
         })?;
     let actual = file_len(&file, path)?;

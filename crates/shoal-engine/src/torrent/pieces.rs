@@ -212,11 +212,14 @@ impl Shared {
     }
 
     /// A read of blocks for the peer at `addr` failed: it gets none of the blocks not
-    /// read. Data that should be there and is not (a file shortened or removed outside
+    /// read. Data that should be there and is not (a file shortened or deleted outside
     /// Shoal) means pieces we announced are gone, so the torrent stops with the reason
     /// and the user rechecks it; other read errors fail that read only.
     pub(crate) fn serve_failed(&self, addr: SocketAddr, e: StorageError) {
-        if !matches!(e, StorageError::Truncated { .. }) {
+        if !matches!(
+            e,
+            StorageError::Truncated { .. } | StorageError::Deleted { .. }
+        ) {
             warn!(%addr, "cannot serve data: {e}");
             return;
         }

@@ -9,8 +9,9 @@
 //! stores it through a [`storage::Storage`] (files, memory, or fault injection for
 //! tests). [`create`] builds new torrents from files.
 //!
-//! It does not persist state between runs, speak DHT or encrypt; the node above it
-//! does persistence.
+//! Peer connections may use Message Stream Encryption ([`peer::mse`], per
+//! [`EncryptionPolicy`]). It does not persist state between runs or speak DHT; the
+//! node above it does persistence.
 //!
 //! ```no_run
 //! # async fn demo(meta: shoal_proto::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +38,7 @@ pub mod session;
 pub mod storage;
 pub mod torrent;
 
-pub use session::{Session, SessionConfig, SessionError};
+pub use session::{EncryptionPolicy, Session, SessionConfig, SessionError};
 pub use torrent::{
     PeerInfo, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus, TrackerInfo,
 };

@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::choker::{Choker, ChokerConfig};
+use crate::peer::mse::EncryptionPolicy;
 use crate::peer::{PeerCmd, PeerStats};
 use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
@@ -117,6 +118,8 @@ pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
     pub client: String,
     pub incoming: bool,
+    /// The payload is RC4-encrypted (MSE).
+    pub encrypted: bool,
     /// Where the peer accepts connections, when known.
     pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,
@@ -167,6 +170,8 @@ pub struct Shared {
     pub(crate) listen_port: u16,
     pub(crate) cancel: CancellationToken,
     pub(crate) limits: Arc<Limits>,
+    /// Whether dials use MSE; set once by the session (tests leave the default).
+    pub(crate) encryption: OnceLock<EncryptionPolicy>,
     /// Payload bytes sent.
     pub(crate) uploaded: AtomicU64,
     /// Payload bytes received (including discarded duplicates and failed pieces).
@@ -212,6 +217,7 @@ impl Shared {
             listen_port,
             cancel,
             limits,
+            encryption: OnceLock::new(),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             storage: OnceLock::new(),

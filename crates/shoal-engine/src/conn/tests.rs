@@ -411,12 +411,14 @@ async fn corrupt_pieces_get_the_peer_banned() {
         harness::peer_id(3),
         &shoal_proto::wire::Bitfield::new(0),
     );
-    let again = us.shared.register_peer(addr(3), harness::peer_id(3), true);
+    let again = us
+        .shared
+        .register_peer(addr(3), harness::peer_id(3), true, false);
     assert!(matches!(again, Err(PeerError::Closed(why)) if why.contains("banned")));
     let other_port = std::net::SocketAddr::from(([10, 0, 0, 3], 7000));
     let again = us
         .shared
-        .register_peer(other_port, harness::peer_id(3), true);
+        .register_peer(other_port, harness::peer_id(3), true, false);
     assert!(again.is_err(), "a banned peer ID came back on another port");
 }
 

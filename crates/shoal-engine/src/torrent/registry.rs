@@ -20,6 +20,7 @@ impl Shared {
         addr: SocketAddr,
         peer_id: PeerId,
         incoming: bool,
+        encrypted: bool,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
         if self.storage.get().is_none() {
             return Err(PeerError::Closed("torrent is still checking its data"));
@@ -44,6 +45,7 @@ impl Shared {
                 addr,
                 client: peer_id.client_name(),
                 incoming,
+                encrypted,
                 listen_addr: None,
                 peer_id,
                 tx,

@@ -44,6 +44,7 @@ fn add_peer(sh: &Shared, key: PeerKey, addr: &str, id: u8) -> mpsc::UnboundedRec
         addr: addr.parse().unwrap(),
         client: String::new(),
         incoming: true,
+        encrypted: false,
         listen_addr: None,
         peer_id: PeerId(peer_id),
         tx,

@@ -26,5 +26,6 @@ pub mod rc4;
 
 pub use handshake::{
     req2_hash, Established, Initiator, Method, Methods, MseError, Progress, Receiver, Secrets,
+    MAX_PAD_LEN,
 };
 pub use rc4::Rc4;

@@ -17,7 +17,7 @@ use super::rc4::Rc4;
 use crate::InfoHash;
 
 /// Longest pad the spec allows (PadA, PadB, PadC, PadD).
-pub const MAX_PAD: usize = 512;
+pub const MAX_PAD_LEN: usize = 512;
 /// The verification constant: eight zero bytes, sent encrypted.
 const VC: [u8; 8] = [0; 8];
 
@@ -153,7 +153,7 @@ fn xor20(a: &[u8; 20], b: &[u8]) -> [u8; 20] {
 }
 
 fn pad(p: &[u8]) -> &[u8] {
-    &p[..p.len().min(MAX_PAD)]
+    &p[..p.len().min(MAX_PAD_LEN)]
 }
 
 /// Finds `needle` in `hay` starting at most at `max_start`.

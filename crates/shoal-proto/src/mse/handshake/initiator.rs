@@ -121,13 +121,13 @@ impl Initiator {
     }
 
     fn on_sync(&mut self, vc: [u8; 8]) -> Result<Option<State>, MseError> {
-        match find(&self.io.buf, &vc, MAX_PAD) {
+        match find(&self.io.buf, &vc, MAX_PAD_LEN) {
             Some(at) => {
                 self.io.buf.drain(..at + vc.len());
                 Ok(Some(State::Select))
             }
-            None if self.io.buf.len() >= MAX_PAD + vc.len() => {
-                Err(MseError::NoVc(KEY_LEN + MAX_PAD + vc.len()))
+            None if self.io.buf.len() >= MAX_PAD_LEN + vc.len() => {
+                Err(MseError::NoVc(KEY_LEN + MAX_PAD_LEN + vc.len()))
             }
             None => Ok(None),
         }
@@ -154,7 +154,7 @@ impl Initiator {
             });
         };
         let len = u16_at(&b, 4);
-        if len as usize > MAX_PAD {
+        if len as usize > MAX_PAD_LEN {
             return Err(MseError::PadTooLong(len));
         }
         Ok(Some(State::PadD {

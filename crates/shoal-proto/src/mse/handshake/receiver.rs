@@ -112,13 +112,13 @@ impl<F: FnMut(&[u8; 20]) -> Option<InfoHash>> Receiver<F> {
     }
 
     fn on_sync(&mut self, req1: [u8; 20], req3: [u8; 20]) -> Result<Option<State>, MseError> {
-        match find(&self.io.buf, &req1, MAX_PAD) {
+        match find(&self.io.buf, &req1, MAX_PAD_LEN) {
             Some(at) => {
                 self.io.buf.drain(..at + req1.len());
                 Ok(Some(State::Skey { req3 }))
             }
-            None if self.io.buf.len() >= MAX_PAD + req1.len() => {
-                Err(MseError::NoReq1(KEY_LEN + MAX_PAD + req1.len()))
+            None if self.io.buf.len() >= MAX_PAD_LEN + req1.len() => {
+                Err(MseError::NoReq1(KEY_LEN + MAX_PAD_LEN + req1.len()))
             }
             None => Ok(None),
         }
@@ -154,7 +154,7 @@ impl<F: FnMut(&[u8; 20]) -> Option<InfoHash>> Receiver<F> {
                 accepted: self.accept.0,
             })?;
         let len = u16_at(&b, 12);
-        if len as usize > MAX_PAD {
+        if len as usize > MAX_PAD_LEN {
             return Err(MseError::PadTooLong(len));
         }
         Ok(Some(State::PadC {

@@ -264,8 +264,8 @@ fn every_prefix_waits() {
 
 /// Where the spec's limits end: the receiver needs the hash to start within 512 bytes
 /// of PadA, the initiator the VC within 512 bytes of PadB.
-const RECEIVER_LIMIT: usize = KEY_LEN + MAX_PAD + 20;
-const INITIATOR_LIMIT: usize = KEY_LEN + MAX_PAD + 8;
+const RECEIVER_LIMIT: usize = KEY_LEN + MAX_PAD_LEN + 20;
+const INITIATOR_LIMIT: usize = KEY_LEN + MAX_PAD_LEN + 8;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
+use shoal_engine::EncryptionPolicy;
 
 /// Network options of the seed and download commands.
 #[derive(Args, Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct NetArgs {
     /// Download limit in bytes per second, e.g. 8MiB (default: unlimited).
     #[arg(long, value_parser = parse_size)]
     pub max_down: Option<u64>,
+    /// Peer connection encryption (MSE): off, allow, prefer or require.
+    #[arg(long, default_value = "allow")]
+    pub encryption: EncryptionPolicy,
 }
 
 /// Parses `123`, `16KiB`, `8MiB`, `1GiB`, `2MB`, `1k`.

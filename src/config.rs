@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use shoal_engine::EncryptionPolicy;
+
 use crate::cli::parse_size;
 
 /// First port tried for the web UI and API when `--web` is not given.
@@ -64,6 +66,9 @@ pub struct UpArgs {
     /// Largest file accepted by `POST /api/upload`, e.g. 1GiB (default 4GiB).
     #[arg(long, env = "SHOAL_MAX_UPLOAD", value_parser = parse_size)]
     pub max_upload: Option<u64>,
+    /// Peer connection encryption (MSE): off, allow, prefer or require (default allow).
+    #[arg(long, env = "SHOAL_ENCRYPTION")]
+    pub encryption: Option<EncryptionPolicy>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -113,6 +118,9 @@ pub struct FileConfig {
     pub share_roots: Vec<PathBuf>,
     /// Largest file `POST /api/upload` takes, bytes or `"1GiB"`. Default: 4 GiB.
     pub max_upload: Option<SizeValue>,
+    /// Peer connection encryption (MSE): `"off"`, `"allow"`, `"prefer"` or
+    /// `"require"`. Default: `"allow"`.
+    pub encryption: Option<String>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -191,6 +199,8 @@ pub struct NodeConfig {
     pub share_roots: Vec<PathBuf>,
     /// Largest body of `POST /api/upload`, in bytes.
     pub max_upload: u64,
+    /// Peer connection encryption (fixed for the node's run).
+    pub encryption: EncryptionPolicy,
     /// Run-time settings at start.
     pub settings: Settings,
     /// Settings given by flags or environment this run (they override stored ones).
@@ -263,6 +273,15 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
                 .map_or(Ok(DEFAULT_MAX_UPLOAD), SizeValue::bytes)
                 .context("config.toml: bad max_upload")?,
         },
+        encryption: match args.encryption {
+            Some(p) => p,
+            None => file
+                .encryption
+                .as_deref()
+                .map_or(Ok(EncryptionPolicy::default()), str::parse)
+                .map_err(anyhow::Error::msg)
+                .context("config.toml: bad encryption")?,
+        },
         settings,
         overrides,
     })
@@ -298,6 +317,26 @@ mod tests {
         assert_eq!(c.max_up.unwrap().bytes().unwrap(), 1 << 20);
         assert_eq!(c.max_down.unwrap().bytes().unwrap(), 500);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    /// `encryption` comes from config.toml unless a flag gives it; a bad value names
+    /// the key.
+    #[test]
+    fn encryption_from_file_then_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = UpArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..UpArgs::default()
+        };
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Allow);
+        std::fs::write(dir.path().join("config.toml"), "encryption = \"prefer\"\n").unwrap();
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Prefer);
+        args.encryption = Some(EncryptionPolicy::Require);
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Require);
+        args.encryption = None;
+        std::fs::write(dir.path().join("config.toml"), "encryption = \"forced\"\n").unwrap();
+        let e = format!("{:#}", load(&args).unwrap_err());
+        assert!(e.contains("encryption") && e.contains("require"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ async fn start(
         listen: SocketAddr::new(net.bind_ip, net.port.unwrap_or(0)),
         max_up: net.max_up.unwrap_or(0),
         max_down: net.max_down.unwrap_or(0),
+        encryption: net.encryption,
         ..SessionConfig::default()
     };
     if net.port.is_some() {

@@ -26,6 +26,7 @@ async fn node(dir: &Path) -> Node {
         tracker_bind: None,
         share_roots: Vec::new(),
         max_upload: 1 << 20,
+        encryption: shoal_engine::EncryptionPolicy::default(),
         settings: Settings {
             max_down: 0,
             max_up: 0,

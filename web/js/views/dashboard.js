@@ -332,7 +332,7 @@ function peersView() {
     { id: 'up', label: 'Up', cls: 'num', sort: (p) => p.up_rate, text: (p) => fmt.rate(p.up_rate, true) },
     { id: 'dl', label: 'Downloaded', cls: 'num opt', sort: (p) => p.downloaded, text: (p) => fmt.bytes(p.downloaded) },
     { id: 'ul', label: 'Uploaded', cls: 'num opt', sort: (p) => p.uploaded, text: (p) => fmt.bytes(p.uploaded) },
-    { id: 'flags', label: 'Flags', cls: 'mono', text: (p) => p.flags || '', title: () => 'D downloading · U uploading · d/u interested but choked · I incoming · S snubbed' },
+    { id: 'flags', label: 'Flags', cls: 'mono', text: (p) => p.flags || '', title: () => 'D downloading · U uploading · d/u interested but choked · I incoming · S snubbed · E encrypted' },
   ], {
     key: (p) => p.addr, label: 'Peers', sortBy: 'addr',
     empty: h('div.empty.small', { text: 'No connected peers.' }),

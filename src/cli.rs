@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
+use shoal_engine::EncryptionPolicy;
 
 /// Network options of the seed and download commands.
 #[derive(Args, Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct NetArgs {
     /// the kernel's choice).
     #[arg(long, value_name = "IPV4")]
     pub lsd_interface: Option<Ipv4Addr>,
+    /// Peer connection encryption (MSE): off, allow, prefer or require.
+    #[arg(long, default_value = "allow")]
+    pub encryption: EncryptionPolicy,
 }
 
 /// The engine's LSD settings from `--lsd` and `--lsd-interface` (which implies it).

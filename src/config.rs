@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use shoal_engine::EncryptionPolicy;
+
 use crate::cli::parse_size;
 
 /// First port tried for the web UI and API when `--web` is not given.
@@ -75,6 +77,9 @@ pub struct UpArgs {
     /// the kernel's choice).
     #[arg(long, env = "SHOAL_LSD_INTERFACE", value_name = "IPV4")]
     pub lsd_interface: Option<Ipv4Addr>,
+    /// Peer connection encryption (MSE): off, allow, prefer or require (default allow).
+    #[arg(long, env = "SHOAL_ENCRYPTION")]
+    pub encryption: Option<EncryptionPolicy>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -131,6 +136,9 @@ pub struct FileConfig {
     /// IPv4 address of the interface LSD uses (implies `lsd = true`). Default: the
     /// kernel's choice.
     pub lsd_interface: Option<Ipv4Addr>,
+    /// Peer connection encryption (MSE): `"off"`, `"allow"`, `"prefer"` or
+    /// `"require"`. Default: `"allow"`.
+    pub encryption: Option<String>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -211,6 +219,8 @@ pub struct NodeConfig {
     pub share_roots: Vec<PathBuf>,
     /// Largest body of `POST /api/upload`, in bytes.
     pub max_upload: u64,
+    /// Peer connection encryption (fixed for the node's run).
+    pub encryption: EncryptionPolicy,
     /// Run-time settings at start.
     pub settings: Settings,
     /// Settings given by flags or environment this run (they override stored ones).
@@ -290,6 +300,15 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
                 .map_or(Ok(DEFAULT_MAX_UPLOAD), SizeValue::bytes)
                 .context("config.toml: bad max_upload")?,
         },
+        encryption: match args.encryption {
+            Some(p) => p,
+            None => file
+                .encryption
+                .as_deref()
+                .map_or(Ok(EncryptionPolicy::default()), str::parse)
+                .map_err(anyhow::Error::msg)
+                .context("config.toml: bad encryption")?,
+        },
         settings,
         overrides,
     })
@@ -325,6 +344,26 @@ mod tests {
         assert_eq!(c.max_up.unwrap().bytes().unwrap(), 1 << 20);
         assert_eq!(c.max_down.unwrap().bytes().unwrap(), 500);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    /// `encryption` comes from config.toml unless a flag gives it; a bad value names
+    /// the key.
+    #[test]
+    fn encryption_from_file_then_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = UpArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..UpArgs::default()
+        };
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Allow);
+        std::fs::write(dir.path().join("config.toml"), "encryption = \"prefer\"\n").unwrap();
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Prefer);
+        args.encryption = Some(EncryptionPolicy::Require);
+        assert_eq!(load(&args).unwrap().encryption, EncryptionPolicy::Require);
+        args.encryption = None;
+        std::fs::write(dir.path().join("config.toml"), "encryption = \"forced\"\n").unwrap();
+        let e = format!("{:#}", load(&args).unwrap_err());
+        assert!(e.contains("encryption") && e.contains("require"), "{e}");
     }
 
     #[test]

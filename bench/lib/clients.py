@@ -204,6 +204,8 @@ class OpenTracker:
 
 class Shoal:
     name = "shoal"
+    # Extra flags of both ends (the MSE variant adds `--encryption require`).
+    flags = []
 
     def available(self):
         return True, ""
@@ -215,16 +217,17 @@ class Shoal:
     def seed(self, ctx, torrent, data_root, serve_metadata=False):
         # Shoal always serves metadata (ut_metadata); serve_metadata changes nothing.
         p = Proc([ctx.shoal, "seed", torrent, "--dir", data_root, "--port", "0",
-                  "--bind-ip", "127.0.0.1"], name="shoal-seed", log_path=ctx.log("shoal-seed"))
+                  "--bind-ip", "127.0.0.1"] + self.flags, name=f"{self.name}-seed",
+                 log_path=ctx.log(f"{self.name}-seed"))
         p.wait_line(r"^seeding ", 300)
         return Handle(p)
 
     def leech(self, ctx, torrent, save_dir, keep_seeding=False):
         argv = [ctx.shoal, "download", torrent, "--dir", save_dir, "--port", "0",
-                "--bind-ip", "127.0.0.1", "--stall-timeout", "60"]
+                "--bind-ip", "127.0.0.1", "--stall-timeout", "60"] + self.flags
         if keep_seeding:
             argv.append("--seed")
-        p = Proc(argv, name="shoal-leech", log_path=ctx.log("shoal-leech"))
+        p = Proc(argv, name=f"{self.name}-leech", log_path=ctx.log(f"{self.name}-leech"))
         return Handle(p, done_pattern=r"^complete: ")
 
     def leech_magnet(self, ctx, magnet, save_dir):
@@ -234,6 +237,12 @@ class Shoal:
                   "--bind-ip", "127.0.0.1", "--stall-timeout", "60"],
                  name="shoal-magnet", log_path=ctx.log("shoal-magnet"))
         return Handle(p, done_pattern=r"^complete: ")
+
+
+class ShoalRc4(Shoal):
+    """Shoal with MSE required at both ends: every byte RC4-encrypted (scenario `mse`)."""
+    name = "shoal-rc4"
+    flags = ["--encryption", "require"]
 
 
 class Libtorrent:
@@ -481,4 +490,5 @@ class _QbtHandle(Handle):
         raise TimeoutError("qBittorrent leecher did not finish")
 
 
-CLIENTS = {c.name: c for c in (Shoal(), QBittorrent(), Libtorrent(), Rqbit(), Aria2())}
+CLIENTS = {c.name: c for c in (Shoal(), ShoalRc4(), QBittorrent(), Libtorrent(), Rqbit(),
+                                Aria2())}

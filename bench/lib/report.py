@@ -205,6 +205,29 @@ def errors(runs, lines):
                          f"run {r.get('run')}: {r.get('error')}")
 
 
+def mse_section(runs, L):
+    """Scenario `mse`: Shoal plaintext against Shoal with RC4 at both ends, interleaved;
+    returns the Target (RC4 median within 15% of plaintext's, and RC4's slowest run within
+    15% of plaintext's median) or None."""
+    if not group(runs, "mse"):
+        return None
+    L.append(f"\n## M. Message Stream Encryption ({size_of(runs, 'mse')}, 256 KiB pieces): "
+             "Shoal plaintext and Shoal `--encryption require` (RC4) at both ends\n")
+    m = transfer_table(runs, "mse", L) or {}
+    plain, rc4 = m.get("shoal"), m.get("shoal-rc4")
+    if not plain or not rc4:
+        return None
+    slow = lo(ok_rows(group(runs, "mse").get("shoal-rc4", [])), "mb_s")
+    L.append(f"\nRC4 / plaintext throughput: {rc4 / plain:.2f} at the median"
+             f"{f', {slow / plain:.2f} for the slowest RC4 run' if slow else ''}.")
+    size = next((r["bytes"] for r in runs if r.get("scenario") == "mse" and r.get("bytes")), 0)
+    return Target("MSE: RC4 at most 15% slower than plaintext (median and slowest run)",
+                  f"{rc4 / plain:.2f}x", rc4 >= 0.85 * plain,
+                  f"{slow / plain:.2f}x" if slow else None,
+                  slow >= 0.85 * plain if slow else None,
+                  judged=size == GiB, why=f"{size_of(runs, 'mse')} data, target on 1 GiB")
+
+
 def repeat_section(runs, L):
     """Scenario `repeat`: N back-to-back Shoal transfers, every run with its machine state;
     returns the stability Target (slowest within 1.5x of the fastest) or None."""
@@ -632,6 +655,9 @@ def summarize(paths):
     if rep_target:
         targets.append(rep_target)
     targets += magnet_section(runs, L)
+    mse_target = mse_section(runs, L)
+    if mse_target:
+        targets.append(mse_target)
 
     errors(runs, L)
     every_run(runs, L)

@@ -22,7 +22,7 @@ MiB = 1 << 20
 # slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
 # 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
 DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
-                "hash": 7, "repeat": 20, "magnet": 7}
+                "hash": 7, "repeat": 20, "magnet": 7, "mse": 7}
 QUICK_RUNS = {"repeat": 3}
 
 
@@ -307,6 +307,18 @@ def s_repeat(sess):
     round_robin(sess, "repeat", [("shoal", "shoal")], ds)
 
 
+def s_mse(sess):
+    """The single-file transfer of S1 (1 GiB, or --size-mib) with Shoal plaintext and Shoal
+    with `--encryption require` at both ends (RC4 on every byte), runs interleaved. The
+    summary gives the RC4 / plaintext ratio; the target is RC4 at most 15% slower."""
+    cfg = sess.cfg
+    size = sess.size(16 * MiB if cfg.quick else GiB)
+    ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
+    # The RC4 variant is Shoal too: it runs whenever Shoal does.
+    if usable(sess, "mse", ["shoal"]):
+        round_robin(sess, "mse", [("shoal", "shoal"), ("shoal-rc4", "shoal-rc4")], ds)
+
+
 # --- scenario 5: trackers ------------------------------------------------------------------
 
 def s5_tracker(sess):
@@ -544,6 +556,7 @@ SCENARIOS = {
     "single": s1_single, "tree": s2_tree, "crowd": s3_crowd, "mixed": s4_mixed,
     "tracker": s5_tracker, "node": s6_node, "hash": hashing, "repeat": s_repeat,
     "magnet": s_magnet,
+    "mse": s_mse,
 }
 ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],
            "6": ["node", "hash"], "s1": ["single"], "s2": ["tree"], "s3": ["crowd"],

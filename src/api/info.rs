@@ -31,6 +31,7 @@ pub async fn node(State(node): State<Node>) -> Json<Value> {
         "trackers": node.settings().trackers,
         "embedded_tracker": node.embedded_tracker(),
         "uptime_secs": node.uptime_secs(),
+        "encryption": node.config().encryption.as_str(),
     }))
 }
 

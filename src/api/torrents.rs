@@ -342,13 +342,17 @@ pub async fn peers(
                 if p.snubbed {
                     flags.push('S');
                 }
+                if p.encrypted {
+                    flags.push('E');
+                }
                 json!({
                     "addr": p.addr.to_string(), "client": p.client, "progress": p.progress,
                     "down_rate": p.down_rate, "up_rate": p.up_rate,
                     "downloaded": p.downloaded, "uploaded": p.uploaded, "seed": p.seed,
                     "am_choking": p.am_choking, "am_interested": p.am_interested,
                     "peer_choking": p.peer_choking, "peer_interested": p.peer_interested,
-                    "incoming": p.incoming, "flags": flags, "source": p.source.as_str(),
+                    "incoming": p.incoming, "encrypted": p.encrypted, "flags": flags,
+                    "source": p.source.as_str(),
                 })
             })
             .collect(),

@@ -37,6 +37,7 @@ async fn start(
         max_up: net.max_up.unwrap_or(0),
         max_down: net.max_down.unwrap_or(0),
         lsd: super::lsd_config(net.lsd, net.lsd_interface),
+        encryption: net.encryption,
         ..SessionConfig::default()
     };
     if net.port.is_some() {

@@ -27,6 +27,7 @@ async fn node(dir: &Path) -> Node {
         no_tracker: false,
         share_roots: Vec::new(),
         max_upload: 1 << 20,
+        encryption: shoal_engine::EncryptionPolicy::default(),
         settings: Settings {
             max_down: 0,
             max_up: 0,

@@ -80,6 +80,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         max_up: config.settings.max_up,
         max_down: config.settings.max_down,
         lsd: config.lsd.clone(),
+        encryption: config.encryption,
     })
     .await?;
     let web = bind_web(config.web).await?;

@@ -63,6 +63,9 @@ pub enum PeerError {
     /// Socket error.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// The MSE (encryption) handshake failed.
+    #[error("encryption handshake: {0}")]
+    Encryption(#[from] shoal_proto::mse::MseError),
     /// The peer sent bytes that break the protocol.
     #[error("protocol error: {0}")]
     Wire(#[from] WireError),

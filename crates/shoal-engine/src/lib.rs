@@ -12,8 +12,9 @@
 //! multicast (BEP 14) when [`SessionConfig::lsd`] is set. [`magnet`] fetches a
 //! torrent's metadata from peers (BEP 9).
 //!
-//! It does not persist state between runs, speak DHT or encrypt; the node above it
-//! does persistence.
+//! Peer connections may use Message Stream Encryption ([`peer::mse`], per
+//! [`EncryptionPolicy`]). It does not persist state between runs or speak DHT; the
+//! node above it does persistence.
 //!
 //! ```no_run
 //! # async fn demo(meta: shoal_proto::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +45,7 @@ pub mod torrent;
 pub mod utp;
 
 pub use lsd::LsdConfig;
-pub use session::{Session, SessionConfig, SessionError};
+pub use session::{EncryptionPolicy, Session, SessionConfig, SessionError};
 pub use torrent::{
     PeerInfo, PeerSource, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus,
     TrackerInfo,

@@ -5,8 +5,9 @@
 //! when the connection asks, and passes output to a writer task that owns the write
 //! half ([`writer`]).
 //!
-//! The stream is any [`Transport`]: TCP now; an encrypted stream or uTP plug in
-//! under the same driver without touching the rules.
+//! The stream is any [`Transport`]: TCP, or TCP after an MSE handshake
+//! ([`mse::MseStream`]); uTP can plug in under the same driver without touching the
+//! rules.
 //!
 //! Nothing here waits on the writer without also watching the torrent's cancellation
 //! and the connection's write timeout, so a peer that never reads cannot freeze the
@@ -14,6 +15,7 @@
 //! and ends the connection when nothing is taken for `WRITE_TIMEOUT` (60 s).
 
 pub mod handshake;
+pub mod mse;
 mod upload;
 pub(crate) mod writer;
 
@@ -48,6 +50,10 @@ pub trait Transport: Send + 'static {
     type Write: AsyncWrite + Unpin + Send + 'static;
     /// Splits the stream, after setting whatever options the driver relies on.
     fn split(self) -> (Self::Read, Self::Write);
+    /// The payload is encrypted (shown in the peer list).
+    fn encrypted(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
@@ -77,7 +83,8 @@ pub(crate) async fn run<T: Transport>(
     remote: Handshake,
     source: PeerSource,
 ) -> Result<(), PeerError> {
-    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, source)?;
+    let encrypted = stream.encrypted();
+    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, source, encrypted)?;
     let (result, pieces) = drive(&shared, stream, addr, &remote, key, stats, cmd_rx).await;
     shared.unregister_peer(key, remote.peer_id, &pieces);
     if let Err(e) = &result {

@@ -2,7 +2,9 @@
 //! global rate limits, and the set of running torrents.
 //!
 //! Incoming connections are read up to the handshake, then handed to the torrent the
-//! handshake names; unknown info-hashes are dropped.
+//! handshake names; unknown info-hashes are dropped. The first 20 bytes tell a
+//! plaintext handshake from MSE (anything else); which of the two are taken follows
+//! [`SessionConfig::encryption`].
 //!
 //! Task tree: the session's [`TaskTracker`] owns the accept loop and one task per
 //! incoming connection until its handshake is read (then the torrent's tracker owns
@@ -15,8 +17,10 @@ use std::time::Duration;
 
 use shoal_proto::magnet::Magnet;
 use shoal_proto::metainfo::Metainfo;
+use shoal_proto::wire::Handshake;
 use shoal_proto::{InfoHash, PeerId};
 use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +28,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
 
 use crate::lsd::{Lsd, LsdConfig, LsdError, LsdHandle, LsdTorrents};
+use crate::peer::handshake::{self, PREFIX_LEN};
+pub use crate::peer::mse::EncryptionPolicy;
+use crate::peer::{mse, PeerError, Transport};
 pub use crate::rate::Limits;
 use crate::torrent::{PeerSource, Shared, TorrentHandle, TorrentOptions};
 
@@ -42,6 +49,8 @@ pub struct SessionConfig {
     pub max_down: u64,
     /// Local Service Discovery (BEP 14) on this interface; `None` (the default): off.
     pub lsd: Option<LsdConfig>,
+    /// Which peer connections use MSE (protocol encryption), both ways.
+    pub encryption: EncryptionPolicy,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +62,7 @@ impl Default for SessionConfig {
             max_up: 0,
             max_down: 0,
             lsd: None,
+            encryption: EncryptionPolicy::default(),
         }
     }
 }
@@ -185,6 +195,7 @@ impl Session {
             self.inner.limits.clone(),
             self.inner.cancel.child_token(),
         );
+        let _ = shared.encryption.set(self.inner.config.encryption);
         let handle = TorrentHandle::start(shared.clone(), opts);
         map.insert(shared.info_hash(), (shared, handle.clone()));
         if let Some(lsd) = &self.inner.lsd {
@@ -347,27 +358,82 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-/// Reads an incoming connection's handshake and hands it to the torrent it names.
+/// Reads an incoming connection's handshake (after an MSE handshake, if that is what
+/// it opens with) and hands it to the torrent it names.
 async fn incoming(
     inner: Arc<Inner>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
-    let hs = match crate::peer::handshake::read_handshake(&mut stream).await {
-        Ok(hs) => hs,
-        Err(e) => {
-            debug!("bad incoming handshake: {e}");
-            return;
+    if let Err(e) = sniff(&inner, stream, addr, permit).await {
+        debug!("incoming connection refused: {e}");
+    }
+}
+
+async fn sniff(
+    inner: &Arc<Inner>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), PeerError> {
+    let policy = inner.config.encryption;
+    let mut first = [0u8; PREFIX_LEN];
+    // An MSE initiator sends at least its 96-byte key at once, so 20 bytes come
+    // either way.
+    tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, stream.read_exact(&mut first))
+        .await
+        .map_err(|_| PeerError::Timeout("handshake"))??;
+    if handshake::is_plaintext(&first) {
+        if !policy.accepts_plaintext() {
+            return Err(PeerError::Closed(
+                "plaintext refused: encryption is required",
+            ));
         }
+        let hs = handshake::read_handshake_after(&mut stream, &first).await?;
+        return hand_over(inner, stream, addr, hs, permit);
+    }
+    let accept = policy.incoming_methods().ok_or(PeerError::Closed(
+        "not a BitTorrent handshake, and encryption is off",
+    ))?;
+    let lookup = |req2: &[u8; 20]| {
+        // A handful of torrents per node: hashing each is cheaper than keeping a map.
+        let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
+        map.keys()
+            .copied()
+            .find(|h| shoal_proto::mse::req2_hash(h) == *req2)
     };
+    let (mut s, skey) = mse::accept(stream, &first, accept, lookup).await?;
+    let hs = handshake::read_handshake(&mut s).await?;
+    if hs.info_hash != skey {
+        return Err(PeerError::Protocol(
+            "handshake names another torrent than the encryption handshake".into(),
+        ));
+    }
+    hand_over(inner, s, addr, hs, permit)
+}
+
+/// Gives a handshaken connection to the torrent it names.
+fn hand_over<T: Transport + AsyncWrite + Unpin>(
+    inner: &Arc<Inner>,
+    stream: T,
+    addr: SocketAddr,
+    hs: Handshake,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), PeerError> {
     let shared = {
         let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&hs.info_hash).map(|(s, _)| s.clone())
     };
     match shared {
-        Some(s) => s.accept(stream, addr, hs, permit),
-        None => debug!("incoming peer for unknown torrent {}", hs.info_hash),
+        Some(s) => {
+            s.accept(stream, addr, hs, permit);
+            Ok(())
+        }
+        None => Err(PeerError::Protocol(format!(
+            "incoming peer for unknown torrent {}",
+            hs.info_hash
+        ))),
     }
 }
 

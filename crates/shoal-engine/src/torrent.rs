@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::choker::{Choker, ChokerConfig};
+use crate::peer::mse::EncryptionPolicy;
 use crate::peer::{PeerCmd, PeerStats};
 use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
@@ -121,6 +122,8 @@ pub(crate) struct PeerEntry {
     pub incoming: bool,
     /// Where we learnt of it.
     pub source: PeerSource,
+    /// The payload is RC4-encrypted (MSE).
+    pub encrypted: bool,
     /// Where the peer accepts connections, when known.
     pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,
@@ -171,6 +174,8 @@ pub struct Shared {
     pub(crate) listen_port: u16,
     pub(crate) cancel: CancellationToken,
     pub(crate) limits: Arc<Limits>,
+    /// Whether dials use MSE; set once by the session (tests leave the default).
+    pub(crate) encryption: OnceLock<EncryptionPolicy>,
     /// Payload bytes sent.
     pub(crate) uploaded: AtomicU64,
     /// Payload bytes received (including discarded duplicates and failed pieces).
@@ -216,6 +221,7 @@ impl Shared {
             listen_port,
             cancel,
             limits,
+            encryption: OnceLock::new(),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             storage: OnceLock::new(),

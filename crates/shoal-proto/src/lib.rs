@@ -6,6 +6,7 @@
 //! - [`bencode`]: decoder that keeps raw spans (for the info-hash) and an encoder.
 //! - [`metainfo`]: `.torrent` files, v1 single- and multi-file, BEP 12 and BEP 27.
 //! - [`magnet`]: magnet URIs (BEP 9 form).
+//! - [`mse`]: Message Stream Encryption (RC4 + Diffie-Hellman obfuscation handshake).
 //! - [`wire`]: peer wire handshake and messages (BEP 3, BEP 6 fast, BEP 10 framing).
 //! - [`peers`]: compact peer lists (BEP 23, BEP 7).
 //! - [`tracker`]: HTTP tracker announce/scrape requests and responses (BEP 3, 23, 48).
@@ -29,6 +30,7 @@ pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
+pub mod mse;
 pub mod peers;
 pub mod tracker;
 pub mod udp_tracker;

@@ -415,6 +415,7 @@ async fn corrupt_pieces_get_the_peer_banned() {
         addr(3),
         harness::peer_id(3),
         crate::torrent::PeerSource::Incoming,
+        false,
     );
     assert!(matches!(again, Err(PeerError::Closed(why)) if why.contains("banned")));
     let other_port = std::net::SocketAddr::from(([10, 0, 0, 3], 7000));
@@ -422,6 +423,7 @@ async fn corrupt_pieces_get_the_peer_banned() {
         other_port,
         harness::peer_id(3),
         crate::torrent::PeerSource::Incoming,
+        false,
     );
     assert!(again.is_err(), "a banned peer ID came back on another port");
 }

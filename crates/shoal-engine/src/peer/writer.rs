@@ -166,6 +166,11 @@ impl Batch {
                 }
             }
         }
+        // A buffering transport (MSE encrypts ahead of the socket) sends the rest now,
+        // before the writer waits for more output.
+        tokio::time::timeout(WRITE_TIMEOUT, w.flush())
+            .await
+            .map_err(|_| std::io::Error::new(ErrorKind::TimedOut, "peer stopped reading"))??;
         self.small.clear();
         self.parts.clear();
         self.len = 0;

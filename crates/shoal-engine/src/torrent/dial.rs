@@ -2,16 +2,44 @@
 //! Every task started here belongs to the torrent's task tracker, runs in the span
 //! `torrent{hash, name}:peer{addr}` (see `spans`), and gives up its connect or
 //! handshake when the torrent stops.
+//!
+//! A dial follows the session's [`EncryptionPolicy`]: one attempt, or (`allow`,
+//! `prefer`) a second one the other way round when the peer closed the connection
+//! during the first one's handshake, as a peer refusing that kind of connection does.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use shoal_proto::mse::Methods;
+use shoal_proto::wire::Handshake;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::candidates::MAX_CANDIDATES;
 use super::{PeerSource, Shared, MAX_DIAL_RETRIES, MAX_PEERS};
-use crate::peer::{self, PeerError};
+use crate::peer::mse::{EncryptionPolicy, MseStream};
+use crate::peer::{self, PeerError, Transport};
+
+/// A connection whose handshakes are done, plaintext or through MSE.
+enum Dialled {
+    Plain(TcpStream, Handshake),
+    /// Boxed: two RC4 states make the stream large, and it moves a few times.
+    Mse(Box<MseStream>, Handshake),
+}
+
+/// The peer hung up (or reset) during the handshake: it may want the other kind of
+/// connection.
+fn peer_closed(e: &PeerError) -> bool {
+    matches!(e, PeerError::Io(io) if matches!(
+        io.kind(),
+        ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+    ))
+}
 
 /// Dial failure counts kept; beyond this, counts of addresses no longer queued go.
 const MAX_DIAL_FAILURES: usize = 2 * MAX_CANDIDATES;
@@ -102,43 +130,82 @@ impl Shared {
         }
     }
 
+    /// The session's encryption policy.
+    pub(crate) fn encryption(&self) -> EncryptionPolicy {
+        self.encryption.get().copied().unwrap_or_default()
+    }
+
     /// Dials and runs one peer; the flag says whether the handshake completed.
     async fn dial(
         self: &Arc<Self>,
         addr: SocketAddr,
         source: PeerSource,
     ) -> (bool, Result<(), PeerError>) {
-        let handshake = async {
-            let connect = TcpStream::connect(addr);
-            let mut stream =
-                match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(_) => return Err(PeerError::Timeout("connect")),
-                };
-            let theirs =
-                peer::handshake::outgoing(&mut stream, self.meta.info_hash, self.our_id).await?;
-            Ok((stream, theirs))
-        };
-        let r = tokio::select! {
-            r = handshake => r,
-            _ = self.cancel.cancelled() => Err(PeerError::Closed("torrent stopped")),
-        };
-        let (stream, theirs) = match r {
-            Ok(x) => x,
-            Err(e) => return (false, Err(e)),
-        };
-        (
-            true,
-            peer::run(self.clone(), stream, addr, theirs, source).await,
-        )
+        let plan = self.encryption().dial_plan();
+        let mut result = Err(PeerError::Closed("nothing to dial"));
+        for (i, &mse) in plan.iter().enumerate() {
+            let r = tokio::select! {
+                r = self.dial_once(addr, mse) => r,
+                _ = self.cancel.cancelled() => Err(PeerError::Closed("torrent stopped")),
+            };
+            match r {
+                Err(e) if i + 1 < plan.len() && peer_closed(&e) => {
+                    tracing::debug!(
+                        encrypted = mse.is_some(),
+                        "peer closed the handshake: {e}; trying the other way"
+                    );
+                }
+                r => {
+                    result = r;
+                    break;
+                }
+            }
+        }
+        match result {
+            Ok(Dialled::Plain(s, theirs)) => {
+                (true, peer::run(self.clone(), s, addr, theirs, source).await)
+            }
+            Ok(Dialled::Mse(s, theirs)) => {
+                (true, peer::run(self.clone(), *s, addr, theirs, source).await)
+            }
+            Err(e) => (false, Err(e)),
+        }
+    }
+
+    /// Connects and exchanges the handshakes: plaintext, or MSE offering `mse` with our
+    /// BitTorrent handshake inside.
+    async fn dial_once(
+        &self,
+        addr: SocketAddr,
+        mse: Option<Methods>,
+    ) -> Result<Dialled, PeerError> {
+        let connect = TcpStream::connect(addr);
+        let mut stream =
+            match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => return Err(PeerError::Timeout("connect")),
+            };
+        let (hash, id) = (self.meta.info_hash, self.our_id);
+        match mse {
+            None => {
+                let theirs = peer::handshake::outgoing(&mut stream, hash, id).await?;
+                Ok(Dialled::Plain(stream, theirs))
+            }
+            Some(provide) => {
+                let ia = Handshake::new(hash, id).encode().to_vec();
+                let mut s = peer::mse::connect(stream, hash, provide, ia).await?;
+                let theirs = peer::handshake::answer(&mut s, hash, id).await?;
+                Ok(Dialled::Mse(Box::new(s), theirs))
+            }
+        }
     }
 
     /// Takes over an incoming connection whose handshake named this torrent. `permit`
     /// is the session's half-open slot, held until our handshake is sent.
-    pub(crate) fn accept(
+    pub(crate) fn accept<T: Transport + AsyncWrite + Unpin>(
         self: &Arc<Self>,
-        mut stream: TcpStream,
+        mut stream: T,
         addr: SocketAddr,
         theirs: shoal_proto::wire::Handshake,
         permit: OwnedSemaphorePermit,

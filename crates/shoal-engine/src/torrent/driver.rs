@@ -231,6 +231,7 @@ impl TorrentHandle {
                     peer_choking: r(&s.peer_choking),
                     peer_interested: r(&s.peer_interested),
                     incoming: p.incoming,
+                    encrypted: p.encrypted,
                     snubbed: r(&s.snubbed),
                     source: p.source,
                 }

@@ -20,6 +20,7 @@ impl Shared {
         addr: SocketAddr,
         peer_id: PeerId,
         source: PeerSource,
+        encrypted: bool,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
         if self.storage.get().is_none() {
             return Err(PeerError::Closed("torrent is still checking its data"));
@@ -45,6 +46,7 @@ impl Shared {
                 client: peer_id.client_name(),
                 incoming: source == PeerSource::Incoming,
                 source,
+                encrypted,
                 listen_addr: None,
                 peer_id,
                 tx,

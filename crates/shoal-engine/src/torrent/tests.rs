@@ -45,6 +45,7 @@ fn add_peer(sh: &Shared, key: PeerKey, addr: &str, id: u8) -> mpsc::UnboundedRec
         client: String::new(),
         incoming: true,
         source: PeerSource::Incoming,
+        encrypted: false,
         listen_addr: None,
         peer_id: PeerId(peer_id),
         tx,

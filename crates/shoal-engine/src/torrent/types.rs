@@ -101,6 +101,9 @@ pub struct PeerInfo {
     pub peer_interested: bool,
     /// The peer connected to us.
     pub incoming: bool,
+    /// The payload is RC4-encrypted (MSE); an MSE connection that settled on
+    /// plaintext is not.
+    pub encrypted: bool,
     /// The peer left our requests unanswered for a long time.
     pub snubbed: bool,
     /// Where we learnt of it.

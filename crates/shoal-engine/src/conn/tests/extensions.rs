@@ -167,7 +167,7 @@ async fn private_torrents_offer_neither_metadata_nor_pex() {
     assert!(extended(&side.output(), THEIR_METADATA).is_empty());
     // Nor do we ever send PEX, and PEX sent to us is ignored.
     side.shared
-        .register_peer(addr(40), peer_id(40), PeerSource::Tracker)
+        .register_peer(addr(40), peer_id(40), PeerSource::Tracker, false)
         .unwrap();
     side.timeout(now + PEX_FIRST + Duration::from_secs(1))
         .unwrap();
@@ -183,7 +183,7 @@ async fn pex_sends_added_then_dropped_peers_once_a_minute() {
     side.output();
     let (other, ..) = side
         .shared
-        .register_peer(addr(40), peer_id(40), PeerSource::Tracker)
+        .register_peer(addr(40), peer_id(40), PeerSource::Tracker, false)
         .unwrap();
     side.timeout(now + Duration::from_millis(500)).unwrap();
     assert!(

@@ -130,7 +130,7 @@ impl Side {
             shared.load_pieces(&vec![true; num_pieces as usize]);
         }
         let (key, stats, cmds) = shared
-            .register_peer(o.peer.0, peer_id(o.peer.1), PeerSource::Manual)
+            .register_peer(o.peer.0, peer_id(o.peer.1), PeerSource::Manual, false)
             .unwrap();
         let cfg = ConnConfig {
             key,

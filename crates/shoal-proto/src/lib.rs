@@ -10,6 +10,7 @@
 //! - [`peers`]: compact peer lists (BEP 23, BEP 7).
 //! - [`tracker`]: HTTP tracker announce/scrape requests and responses (BEP 3, 23, 48).
 //! - [`udp_tracker`]: UDP tracker packets (BEP 15).
+//! - [`dht`]: the Mainline DHT (BEP 5, BEP 42 ids) as a sans-IO state machine.
 //! - [`catalog`]: the tracker catalog's JSON messages and search-query parsing.
 //! - [`ids`]: [`InfoHash`], [`PeerId`], [`PieceIndex`].
 //!
@@ -22,6 +23,7 @@
 
 pub mod bencode;
 pub mod catalog;
+pub mod dht;
 pub mod ids;
 pub mod magnet;
 pub mod metainfo;

@@ -410,8 +410,18 @@ impl Dht {
         if closest.len() < K {
             seeds.extend(self.bootstrap.iter().map(|a| (None, *a)));
         }
-        self.lookups
-            .insert(lid, Lookup::new(self.id, target, kind, seeds));
+        let mut lookup = Lookup::new(self.id, target, kind, seeds);
+        if let LookupKind::GetPeers { .. } = kind {
+            // We are one of the nodes too: peers announced to us count (with two
+            // nodes, the other one's announce is only ever stored here).
+            let local = lookup.note_peers(&self.store.get(&target, now));
+            if !local.is_empty() {
+                let peers = local.into_iter().map(SocketAddr::V4).collect();
+                self.events
+                    .push_back(DhtEvent::Peers { lookup: lid, peers });
+            }
+        }
+        self.lookups.insert(lid, lookup);
         self.advance(lid, now);
         lid
     }

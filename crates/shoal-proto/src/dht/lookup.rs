@@ -167,8 +167,14 @@ impl Lookup {
         for (id, a) in &r.nodes {
             self.add(Some(*id), *a);
         }
+        self.note_peers(&r.values)
+    }
+
+    /// Takes peers found (in an answer, or in our own store); returns those not
+    /// reported before.
+    pub(crate) fn note_peers(&mut self, values: &[SocketAddrV4]) -> Vec<SocketAddrV4> {
         let mut new = Vec::new();
-        for p in &r.values {
+        for p in values {
             if self.peers.len() < MAX_PEERS && self.peers.insert(*p) {
                 new.push(*p);
             }

@@ -102,6 +102,13 @@ fn tokens_gate_announces_and_implied_port_uses_the_source() {
     );
     let Body::Response(r) = m.body else { panic!() };
     assert_eq!(r.values, vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000)]);
+    // Our own lookups report the peers stored here, too.
+    let lid = n.get_peers(now, InfoHash(ih));
+    let found = std::iter::from_fn(|| n.poll_event()).find_map(|e| match e {
+        DhtEvent::Peers { lookup, peers } if lookup == lid => Some(peers),
+        _ => None,
+    });
+    assert_eq!(found, Some(vec![local(4000)]));
     // The token outlives one rotation, not two.
     let later = now + token::ROTATE + Duration::from_secs(61);
     n.handle_timeout(later);

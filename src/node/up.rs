@@ -77,6 +77,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         port_range: config.port.is_none().then_some((6000, 6100)),
         max_up: config.settings.max_up,
         max_down: config.settings.max_down,
+        dht: None,
     })
     .await?;
     let web = bind_web(config.web).await?;

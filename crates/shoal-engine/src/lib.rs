@@ -9,8 +9,11 @@
 //! stores it through a [`storage::Storage`] (files, memory, or fault injection for
 //! tests). [`create`] builds new torrents from files.
 //!
-//! It does not persist state between runs, speak DHT or encrypt; the node above it
-//! does persistence.
+//! With [`SessionConfig::dht`] it runs a Mainline DHT node ([`dht`], on the shared
+//! UDP endpoint [`udp`]) through which torrents that are not private find peers.
+//!
+//! It does not persist state between runs or encrypt; the node above it does
+//! persistence (including the DHT's nodes, from [`dht::DhtHandle::nodes`]).
 //!
 //! ```no_run
 //! # async fn demo(meta: shoal_proto::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
@@ -30,13 +33,16 @@ pub mod catalog;
 pub mod choker;
 mod conn;
 pub mod create;
+pub mod dht;
 pub mod peer;
 pub mod picker;
 pub mod rate;
 pub mod session;
 pub mod storage;
 pub mod torrent;
+pub mod udp;
 
+pub use dht::{DhtConfig, DhtHandle};
 pub use session::{Session, SessionConfig, SessionError};
 pub use torrent::{
     PeerInfo, Phase, TorrentEvent, TorrentHandle, TorrentOptions, TorrentStatus, TrackerInfo,

@@ -30,7 +30,10 @@ impl Dht {
             }
             Method::GetPeers { info_hash } => {
                 r.nodes = self.table.closest(&info_hash, K, now);
+                // Not the querier itself (same address and port, as when its UDP and
+                // TCP ports agree): some clients ban the address they meet themselves at.
                 r.values = self.store.get(&info_hash, now);
+                r.values.retain(|p| *p != from);
                 r.token = Some(self.tokens.make(*from.ip()).to_vec());
                 Body::Response(r)
             }

@@ -102,6 +102,12 @@ fn tokens_gate_announces_and_implied_port_uses_the_source() {
     );
     let Body::Response(r) = m.body else { panic!() };
     assert_eq!(r.values, vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000)]);
+    // The peer itself is not told about itself.
+    let get = query(me, Method::GetPeers { info_hash: ih });
+    let Body::Response(r) = ask(&mut n, now, local(4000), &get).body else {
+        panic!()
+    };
+    assert!(r.values.is_empty());
     // Our own lookups report the peers stored here, too.
     let lid = n.get_peers(now, InfoHash(ih));
     let found = std::iter::from_fn(|| n.poll_event()).find_map(|e| match e {

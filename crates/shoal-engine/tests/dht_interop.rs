@@ -6,7 +6,8 @@
 //! The Python side is a script the test writes to a temp dir. It prints `PORT n` once
 //! listening, reads our DHT port from stdin and adds us as a DHT node (libtorrent does
 //! not take nodes into its table from their queries alone), then asks for a DHT
-//! announce every two seconds until stdin closes. The child is killed on drop.
+//! announce every two seconds until stdin closes. The child is killed on drop. Its uTP
+//! is off until Shoal speaks uTP. Set `RUST_LOG=shoal_engine=debug` to see the lookups.
 //! Skips when `/usr/bin/python3` cannot import `libtorrent`, unless
 //! `SHOAL_INTEROP_REQUIRED=1`.
 
@@ -32,6 +33,12 @@ s = lt.session({
     'dht_restrict_routing_ips': False, 'dht_restrict_search_ips': False,
     'dht_enforce_node_id': False, 'dht_ignore_dark_internet': False,
     'dht_prefer_verified_node_ids': False,
+    # We speak no uTP yet: a uTP attempt to us would hang until its timeout, and
+    # meanwhile libtorrent refuses our TCP connection as a duplicate of it.
+    'enable_outgoing_utp': False, 'enable_incoming_utp': False,
+    # Every peer is 127.0.0.1: tell them apart by port, or one self-connection
+    # (libtorrent bans the address it meets itself at) would ban us too.
+    'allow_multiple_connections_per_ip': True,
     'alert_mask': 0,
 })
 h = s.add_torrent({'ti': lt.torrent_info(torrent), 'save_path': save})
@@ -118,6 +125,10 @@ async fn finds_a_libtorrent_seeder_through_its_dht() {
     if !have_libtorrent() {
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (seed_dir, fetch_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let meta = torrent(seed_dir.path(), 2 * 1024 * 1024 + 77, 128 * 1024);
     let script = seed_dir.path().join("seed.py");

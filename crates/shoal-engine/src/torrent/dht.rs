@@ -81,8 +81,11 @@ async fn follow(
                 Err(_) => break,
             }
         }
-        found += batch.len();
-        add_peers(shared, &batch);
+        if !batch.is_empty() {
+            found += batch.len();
+            tracing::debug!(peers = ?batch, "dht found peers");
+            add_peers(shared, &batch);
+        }
         batch.clear();
     }
 }

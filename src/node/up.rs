@@ -81,6 +81,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         max_down: config.settings.max_down,
         lsd: config.lsd.clone(),
         encryption: config.encryption,
+        dht: None,
     })
     .await?;
     let web = bind_web(config.web).await?;

@@ -13,8 +13,12 @@
 //! torrent's metadata from peers (BEP 9).
 //!
 //! Peer connections may use Message Stream Encryption ([`peer::mse`], per
-//! [`EncryptionPolicy`]). It does not persist state between runs or speak DHT; the
-//! node above it does persistence.
+//! [`EncryptionPolicy`]). With [`SessionConfig::dht`] it runs a Mainline DHT node
+//! ([`dht`], on the shared UDP endpoint [`udp`]) through which torrents that are not
+//! private find peers.
+//!
+//! It does not persist state between runs; the node above it does persistence
+//! (including the DHT's nodes, from [`dht::DhtHandle::nodes`]).
 //!
 //! ```no_run
 //! # async fn demo(meta: shoal_proto::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +38,7 @@ pub mod catalog;
 pub mod choker;
 mod conn;
 pub mod create;
+pub mod dht;
 pub mod lsd;
 pub mod magnet;
 pub mod peer;
@@ -42,8 +47,10 @@ pub mod rate;
 pub mod session;
 pub mod storage;
 pub mod torrent;
+pub mod udp;
 pub mod utp;
 
+pub use dht::{DhtConfig, DhtHandle};
 pub use lsd::LsdConfig;
 pub use session::{EncryptionPolicy, Session, SessionConfig, SessionError};
 pub use torrent::{

@@ -6,9 +6,14 @@
 //! plaintext handshake from MSE (anything else); which of the two are taken follows
 //! [`SessionConfig::encryption`].
 //!
-//! Task tree: the session's [`TaskTracker`] owns the accept loop and one task per
+//! With [`SessionConfig::dht`], the session also binds UDP on the peer port's number
+//! ([`crate::udp`]) and runs a DHT node ([`crate::dht`]) that every torrent not marked
+//! private asks for peers.
+//!
+//! Task tree: the session's [`TaskTracker`] owns the accept loop, one task per
 //! incoming connection until its handshake is read (then the torrent's tracker owns
-//! it); [`Session::shutdown`] cancels them, stops every torrent and waits for both.
+//! it), and the UDP receiver and DHT tasks; [`Session::shutdown`] cancels them, stops
+//! every torrent and waits for both.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,12 +32,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
 
+use crate::dht::{DhtConfig, DhtHandle};
 use crate::lsd::{Lsd, LsdConfig, LsdError, LsdHandle, LsdTorrents};
 use crate::peer::handshake::{self, PREFIX_LEN};
 pub use crate::peer::mse::EncryptionPolicy;
 use crate::peer::{mse, PeerError, Transport};
 pub use crate::rate::Limits;
 use crate::torrent::{PeerSource, Shared, TorrentHandle, TorrentOptions};
+use crate::udp::{UdpEndpoint, UdpRoutes};
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -51,6 +58,8 @@ pub struct SessionConfig {
     pub lsd: Option<LsdConfig>,
     /// Which peer connections use MSE (protocol encryption), both ways.
     pub encryption: EncryptionPolicy,
+    /// Run a DHT node (BEP 5) on the peer port's number over UDP; `None`: no DHT.
+    pub dht: Option<DhtConfig>,
 }
 
 impl Default for SessionConfig {
@@ -63,6 +72,7 @@ impl Default for SessionConfig {
             max_down: 0,
             lsd: None,
             encryption: EncryptionPolicy::default(),
+            dht: None,
         }
     }
 }
@@ -73,6 +83,14 @@ pub enum SessionError {
     /// Could not listen.
     #[error("cannot listen for peers on {addr}: {source}; choose another port with --port")]
     Listen {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Could not bind the UDP socket of the DHT.
+    #[error("cannot bind UDP {addr} for the DHT: {source}; choose another port with --port")]
+    Udp {
         /// The address tried.
         addr: SocketAddr,
         /// The cause.
@@ -97,13 +115,16 @@ struct Inner {
     listen_port: u16,
     limits: Arc<Limits>,
     torrents: Mutex<HashMap<InfoHash, (Arc<Shared>, TorrentHandle)>>,
+    /// The DHT, when configured; torrents that are not private use it.
+    dht: Option<DhtHandle>,
     /// Parent of every torrent's token; cancelled last on shutdown.
     cancel: CancellationToken,
-    /// Stops the accept loop and the incoming handshakes (a child of `cancel`), first
-    /// on shutdown so that no connection reaches a torrent being stopped.
+    /// Stops the accept loop, the incoming handshakes, the UDP receiver and the DHT
+    /// (a child of `cancel`), first on shutdown so that no connection reaches a
+    /// torrent being stopped. Torrents see a stopped DHT as one that finds nothing.
     accept_cancel: CancellationToken,
-    /// The accept loop and the incoming connections still reading their handshake
-    /// (and the LSD task).
+    /// The accept loop, the incoming connections still reading their handshake, the
+    /// LSD task, the UDP receiver and the DHT task.
     tasks: TaskTracker,
     /// Wakes the LSD task when a torrent is added; `None` when LSD is off.
     lsd: Option<LsdHandle>,
@@ -138,15 +159,26 @@ impl Session {
             .transpose()
             .map_err(SessionError::Lsd)?;
         let cancel = CancellationToken::new();
+        let accept_cancel = cancel.child_token();
+        let tasks = TaskTracker::new();
+        let dht = match &config.dht {
+            Some(dht_config) => {
+                let addr = SocketAddr::new(config.listen.ip(), listen_port);
+                let dht = start_dht(addr, dht_config.clone(), &tasks, &accept_cancel).await;
+                Some(dht.map_err(|source| SessionError::Udp { addr, source })?)
+            }
+            None => None,
+        };
         let inner = Arc::new(Inner {
             lsd: lsd.as_ref().map(Lsd::handle),
             limits: Arc::new(Limits::new(config.max_up, config.max_down)),
             config,
             listen_port,
             torrents: Mutex::new(HashMap::new()),
-            accept_cancel: cancel.child_token(),
+            dht,
+            accept_cancel,
             cancel,
-            tasks: TaskTracker::new(),
+            tasks,
         });
         let span = tracing::info_span!("accept", port = listen_port);
         inner
@@ -174,6 +206,11 @@ impl Session {
         self.inner.config.peer_id
     }
 
+    /// The DHT, when the session runs one (to save its nodes, show its size).
+    pub fn dht(&self) -> Option<DhtHandle> {
+        self.inner.dht.clone()
+    }
+
     /// Adds a torrent and starts checking, announcing and transferring.
     pub fn add_torrent(
         &self,
@@ -196,7 +233,9 @@ impl Session {
             self.inner.cancel.child_token(),
         );
         let _ = shared.encryption.set(self.inner.config.encryption);
-        let handle = TorrentHandle::start(shared.clone(), opts);
+        // BEP 27: a private torrent's peers come from its trackers only.
+        let dht = self.inner.dht.clone().filter(|_| !shared.meta.info.private);
+        let handle = TorrentHandle::start(shared.clone(), opts, dht);
         map.insert(shared.info_hash(), (shared, handle.clone()));
         if let Some(lsd) = &self.inner.lsd {
             lsd.torrent_added();
@@ -300,6 +339,30 @@ impl Session {
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
     }
+}
+
+/// Binds the UDP endpoint on `addr` and starts its receiver and the DHT on `tasks`.
+async fn start_dht(
+    addr: SocketAddr,
+    config: DhtConfig,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> std::io::Result<DhtHandle> {
+    let endpoint = UdpEndpoint::bind(addr).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(crate::dht::DATAGRAM_QUEUE);
+    let routes = UdpRoutes {
+        dht: Some(tx),
+        // The uTP driver plugs in here.
+        utp: None,
+    };
+    endpoint.start_receiver(routes, tasks, cancel.clone());
+    Ok(crate::dht::start(
+        config,
+        endpoint,
+        rx,
+        tasks,
+        cancel.clone(),
+    ))
 }
 
 async fn bind(config: &SessionConfig) -> Result<TcpListener, SessionError> {

@@ -13,6 +13,7 @@
 //! `.await` and never while taking the session's locks.
 
 mod candidates;
+mod dht;
 mod dial;
 mod driver;
 mod events;

@@ -13,6 +13,7 @@
 //! - [`udp_tracker`]: UDP tracker packets (BEP 15).
 //! - [`utp`]: uTP (BEP 29) packets, connections and LEDBAT congestion control.
 //! - [`lsd`]: Local Service Discovery announces (BEP 14).
+//! - [`dht`]: the Mainline DHT (BEP 5, BEP 42 ids) as a sans-IO state machine.
 //! - [`catalog`]: the tracker catalog's JSON messages and search-query parsing.
 //! - [`ids`]: [`InfoHash`], [`PeerId`], [`PieceIndex`].
 //!
@@ -25,6 +26,7 @@
 
 pub mod bencode;
 pub mod catalog;
+pub mod dht;
 pub mod ids;
 pub mod lsd;
 pub mod magnet;

@@ -1,4 +1,5 @@
-//! The torrent's driver task: opens and checks the data, starts the announce task,
+//! The torrent's driver task: opens and checks the data, starts the announce task
+//! (and the DHT task when the torrent may use the DHT),
 //! recomputes rates every second, runs the choker every ten seconds (and at once
 //! when a seeder's peers come to hold, or stop holding, every piece: `rechoke`),
 //! and keeps the connection budget filled from known addresses.
@@ -24,6 +25,7 @@ use super::{
     PeerInfo, PeerKey, PeerSource, Phase, Shared, TorrentEvents, TorrentOptions, TrackerInfo,
 };
 use crate::choker::PeerSnapshot;
+use crate::dht::DhtHandle;
 use crate::peer::PeerCmd;
 use crate::picker::Priority;
 use crate::rate::RateEstimator;
@@ -86,7 +88,11 @@ pub struct TorrentHandle {
 }
 
 impl TorrentHandle {
-    pub(crate) fn start(shared: Arc<Shared>, opts: TorrentOptions) -> TorrentHandle {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        opts: TorrentOptions,
+        dht: Option<DhtHandle>,
+    ) -> TorrentHandle {
         // Before the check, which may take minutes: changes made through the handle
         // meanwhile then apply on top of these, not the other way round.
         shared.init_file_choices(
@@ -94,7 +100,7 @@ impl TorrentHandle {
             opts.file_priorities.as_deref(),
         );
         let rates = Arc::new(std::sync::Mutex::new((0, 0)));
-        let drive = drive(shared.clone(), opts, rates.clone());
+        let drive = drive(shared.clone(), opts, rates.clone(), dht);
         let task = shared
             .tasks
             .spawn(shared.traced(shared.driver_span(), drive));
@@ -268,6 +274,7 @@ async fn drive(
     shared: Arc<Shared>,
     opts: TorrentOptions,
     rates: Arc<std::sync::Mutex<(u64, u64)>>,
+    dht: Option<DhtHandle>,
 ) {
     if let Err(msg) = open_and_check(&shared, &opts).await {
         shared.set_phase(Phase::Error(msg));
@@ -287,6 +294,12 @@ async fn drive(
     let announce = shared
         .tasks
         .spawn(shared.traced(shared.announce_span(), announce));
+    let dht = dht.map(|dht| {
+        let lookups = super::dht::run(shared.clone(), dht);
+        shared
+            .tasks
+            .spawn(shared.traced(shared.dht_span(), lookups))
+    });
     shared.add_peers(&opts.peers, opts.peer_source);
     // Addresses learnt while checking (a magnet's peers, the DHT) wait for no tick.
     shared.dial_candidates();
@@ -361,6 +374,9 @@ async fn drive(
         }
     }
     let _ = announce.await;
+    if let Some(dht) = dht {
+        let _ = dht.await;
+    }
 }
 
 /// No peers, no dials pending, no addresses to dial and both rates at zero: the

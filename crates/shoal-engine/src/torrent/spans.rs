@@ -40,6 +40,11 @@ impl Shared {
         tracing::info_span!(parent: &self.span, "driver")
     }
 
+    /// The DHT lookup task's span.
+    pub(crate) fn dht_span(&self) -> Span {
+        tracing::info_span!(parent: &self.span, "dht")
+    }
+
     /// The announce task's span.
     pub(crate) fn announce_span(&self) -> Span {
         tracing::info_span!(parent: &self.span, "announce")

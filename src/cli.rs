@@ -45,6 +45,42 @@ pub struct NetArgs {
     /// Peer connection encryption (MSE): off, allow, prefer or require.
     #[arg(long, default_value = "allow")]
     pub encryption: EncryptionPolicy,
+    /// Join the Mainline DHT (BEP 5) through the usual public routers.
+    #[arg(long)]
+    pub dht: bool,
+    /// Join the DHT through this node instead of the public routers (repeatable;
+    /// implies --dht).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+}
+
+/// Public DHT routers used by `--dht` when no `--dht-bootstrap` is given.
+pub const DHT_ROUTERS: &[&str] = &[
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
+/// The DHT's bootstrap nodes from `--dht` and `--dht-bootstrap` (which implies it):
+/// `None` when the DHT is off; the public routers when none are named.
+pub fn dht_bootstrap(on: bool, nodes: &[String]) -> Option<Vec<String>> {
+    if !nodes.is_empty() {
+        return Some(nodes.to_vec());
+    }
+    on.then(|| DHT_ROUTERS.iter().map(|s| s.to_string()).collect())
+}
+
+/// The engine's DHT settings for `bootstrap` nodes and nodes saved earlier.
+pub fn dht_config(
+    bootstrap: Option<Vec<String>>,
+    saved: Vec<(shoal_proto::dht::NodeId, std::net::SocketAddr)>,
+) -> Option<shoal_engine::DhtConfig> {
+    bootstrap.map(|bootstrap| shoal_engine::DhtConfig {
+        bootstrap,
+        nodes: saved,
+        ..shoal_engine::DhtConfig::default()
+    })
 }
 
 /// The engine's LSD settings from `--lsd` and `--lsd-interface` (which implies it).

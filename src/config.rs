@@ -77,6 +77,18 @@ pub struct UpArgs {
     /// the kernel's choice).
     #[arg(long, env = "SHOAL_LSD_INTERFACE", value_name = "IPV4")]
     pub lsd_interface: Option<Ipv4Addr>,
+    /// Join the Mainline DHT (BEP 5) through the usual public routers (off by default).
+    #[arg(long, env = "SHOAL_DHT")]
+    pub dht: bool,
+    /// Join the DHT through this node instead of the public routers (repeatable;
+    /// implies --dht).
+    #[arg(
+        long = "dht-bootstrap",
+        env = "SHOAL_DHT_BOOTSTRAP",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub dht_bootstrap: Vec<String>,
     /// Peer connection encryption (MSE): off, allow, prefer or require (default allow).
     #[arg(long, env = "SHOAL_ENCRYPTION")]
     pub encryption: Option<EncryptionPolicy>,
@@ -136,6 +148,11 @@ pub struct FileConfig {
     /// IPv4 address of the interface LSD uses (implies `lsd = true`). Default: the
     /// kernel's choice.
     pub lsd_interface: Option<Ipv4Addr>,
+    /// Join the Mainline DHT through the public routers. Default: false.
+    pub dht: Option<bool>,
+    /// DHT bootstrap nodes (`"host:port"`), replacing the public routers; implies
+    /// `dht = true`. Default: none.
+    pub dht_bootstrap: Vec<String>,
     /// Peer connection encryption (MSE): `"off"`, `"allow"`, `"prefer"` or
     /// `"require"`. Default: `"allow"`.
     pub encryption: Option<String>,
@@ -227,6 +244,8 @@ pub struct NodeConfig {
     pub overrides: SettingsPatch,
     /// Local service discovery; `None`: off.
     pub lsd: Option<shoal_engine::LsdConfig>,
+    /// DHT bootstrap nodes; `None`: no DHT.
+    pub dht: Option<Vec<String>>,
 }
 
 /// The platform data directory for Shoal (`$XDG_DATA_HOME/shoal`, `~/.local/share/shoal`).
@@ -290,6 +309,14 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         lsd: crate::cli::lsd_config(
             args.lsd || file.lsd.unwrap_or(false),
             args.lsd_interface.or(file.lsd_interface),
+        ),
+        dht: crate::cli::dht_bootstrap(
+            args.dht || file.dht.unwrap_or(false),
+            if args.dht_bootstrap.is_empty() {
+                &file.dht_bootstrap
+            } else {
+                &args.dht_bootstrap
+            },
         ),
         share_roots,
         max_upload: match args.max_upload {

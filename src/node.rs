@@ -152,6 +152,7 @@ impl Node {
         node.spawn(monitor::write_log(node.clone(), log_rx));
         node.spawn(monitor::save_totals(node.clone()));
         node.spawn(outcome::run(node.clone(), outcome_rx));
+        node.spawn(save_dht_nodes_every(node.clone(), DHT_SAVE_INTERVAL));
         restore::load(&node).await;
         node.restore_magnets().await;
         node.spawn(restore::start(node.clone()));
@@ -341,6 +342,7 @@ impl Node {
     /// Stops every torrent, saves resume data and statistics, and waits for the
     /// node's tasks.
     pub async fn shutdown(&self) {
+        save_dht_nodes(self).await;
         runs::stop_all(self).await;
         self.inner.cancel.cancel();
         self.inner.tasks.close();
@@ -359,6 +361,42 @@ impl Node {
         let t = &self.inner.totals;
         t.downloaded.fetch_add(down, Ordering::Relaxed);
         t.uploaded.fetch_add(up, Ordering::Relaxed);
+    }
+}
+
+/// How often the DHT's routing table is saved (and at shutdown).
+const DHT_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Saves the DHT's routing table, when the session runs a DHT with nodes in it, so the
+/// next start need not bootstrap from the routers.
+async fn save_dht_nodes(node: &Node) {
+    let Some(dht) = node.session().dht() else {
+        return;
+    };
+    let nodes = dht.nodes().await;
+    if nodes.is_empty() {
+        return;
+    }
+    let n = nodes.len();
+    let r = node
+        .store()
+        .call(move |c| crate::store::torrents::save_dht_nodes(c, &nodes))
+        .await;
+    match r {
+        Ok(()) => tracing::debug!(nodes = n, "saved the DHT routing table"),
+        Err(e) => tracing::warn!("cannot save the DHT routing table: {e:#}"),
+    }
+}
+
+async fn save_dht_nodes_every(node: Node, every: std::time::Duration) {
+    if node.session().dht().is_none() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => save_dht_nodes(&node).await,
+            _ = node.inner().cancel.cancelled() => return,
+        }
     }
 }
 

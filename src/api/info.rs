@@ -21,6 +21,13 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 }
 
 pub async fn node(State(node): State<Node>) -> Json<Value> {
+    let dht = match node.session().dht() {
+        Some(d) => {
+            let s = d.stats().await;
+            json!({"enabled": true, "nodes": s.good + s.questionable})
+        }
+        None => json!({"enabled": false, "nodes": 0}),
+    };
     Json(json!({
         "peer_id": crate::node::up::peer_id_text(&node.peer_id()),
         "peer_port": node.session().listen_port(),
@@ -32,6 +39,8 @@ pub async fn node(State(node): State<Node>) -> Json<Value> {
         "embedded_tracker": node.embedded_tracker(),
         "uptime_secs": node.uptime_secs(),
         "encryption": node.config().encryption.as_str(),
+        "dht": dht,
+        "lsd": node.config().lsd.is_some(),
     }))
 }
 

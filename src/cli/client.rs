@@ -105,7 +105,8 @@ impl PlacementOpts {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// A .torrent file, or a magnet link whose metadata is in a tracker catalog the node uses.
+    /// A .torrent file, or a magnet link (its metadata comes from a tracker catalog the node
+    /// uses, or from peers: x.pe, trackers, the DHT).
     pub source: OsString,
     #[command(flatten)]
     pub placement: PlacementOpts,

@@ -37,6 +37,10 @@ async fn start(
         max_up: net.max_up.unwrap_or(0),
         max_down: net.max_down.unwrap_or(0),
         lsd: super::lsd_config(net.lsd, net.lsd_interface),
+        dht: super::dht_config(
+            super::dht_bootstrap(net.dht, &net.dht_bootstrap),
+            Vec::new(),
+        ),
         encryption: net.encryption,
         ..SessionConfig::default()
     };

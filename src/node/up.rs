@@ -47,8 +47,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let interrupted = crate::cli::interrupted();
     let mut config = config::load(&args)?;
     let store = Store::open(&config.data_dir.join("shoal.db")).await?;
-    let (peer_id, stored) = store
-        .call(|c| Ok((torrents::peer_id(c)?, torrents::stored_settings(c)?)))
+    let (peer_id, stored, dht_nodes) = store
+        .call(|c| {
+            Ok((
+                torrents::peer_id(c)?,
+                torrents::stored_settings(c)?,
+                torrents::dht_nodes(c)?,
+            ))
+        })
         .await?;
     config.settings.apply(&stored);
     config.settings.apply(&config.overrides);
@@ -81,7 +87,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         max_down: config.settings.max_down,
         lsd: config.lsd.clone(),
         encryption: config.encryption,
-        dht: None,
+        dht: crate::cli::dht_config(config.dht.clone(), dht_nodes),
     })
     .await?;
     let web = bind_web(config.web).await?;
@@ -110,6 +116,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
     } else if no_tracker {
         println!("tracker: none (--no-tracker: torrents use their own trackers, DHT, PEX and LSD)");
+    }
+    if session.dht().is_some() {
+        println!("dht: on (port {} over UDP)", session.listen_port());
     }
     write_node_file(&data_dir, &web_url, session.listen_port()).await?;
 

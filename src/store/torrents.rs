@@ -285,6 +285,37 @@ fn meta_put(conn: &Connection, key: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// DHT nodes saved by [`save_dht_nodes`] (none when never saved); lines that do not
+/// parse are skipped.
+pub fn dht_nodes(
+    conn: &Connection,
+) -> anyhow::Result<Vec<(shoal_proto::dht::NodeId, std::net::SocketAddr)>> {
+    let Some(text) = meta_get(conn, "dht_nodes")? else {
+        return Ok(Vec::new());
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (id, addr) = l.split_once(' ')?;
+            let mut bytes = [0u8; 20];
+            shoal_proto::ids::from_hex_into(id, &mut bytes).then_some(())?;
+            Some((shoal_proto::dht::NodeId(bytes), addr.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Saves the DHT's routing table (`hexid ip:port` a line) for the next start.
+pub fn save_dht_nodes(
+    conn: &Connection,
+    nodes: &[(shoal_proto::dht::NodeId, std::net::SocketAddr)],
+) -> anyhow::Result<()> {
+    let text: Vec<String> = nodes
+        .iter()
+        .map(|(id, a)| format!("{} {a}", shoal_proto::ids::to_hex(&id.0)))
+        .collect();
+    meta_put(conn, "dht_nodes", &text.join("\n"))
+}
+
 /// The data dir's peer ID, created (with the Shoal prefix) on first use.
 pub fn peer_id(conn: &Connection) -> anyhow::Result<PeerId> {
     if let Some(hex) = meta_get(conn, "peer_id")? {

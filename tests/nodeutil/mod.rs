@@ -24,6 +24,7 @@ pub struct Node {
 /// Starts `shoal up --data-dir DATA --download-dir DL --port 0 --web 127.0.0.1:0
 /// --tracker-bind 127.0.0.1:0 --share-root <DATA's parent> [extra...]` and waits for its
 /// `web:` line. The share root lets the API share and save anywhere in the test's dir.
+/// A `--port` in `extra` replaces `--port 0`.
 pub fn start_node(name: &str, data: &Path, downloads: &Path, extra: &[&str]) -> Result<Node> {
     let mut args: Vec<String> = vec![
         "up".into(),
@@ -40,6 +41,10 @@ pub fn start_node(name: &str, data: &Path, downloads: &Path, extra: &[&str]) -> 
         "--share-root".into(),
         data.parent().unwrap_or(data).display().to_string(),
     ];
+    // A `--port` in `extra` replaces the default `--port 0`.
+    if extra.contains(&"--port") {
+        args.drain(5..7);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let cwd = data.parent().unwrap_or(data);
     let mut proc = Proc::shoal(name, &args, cwd)?;

@@ -35,6 +35,9 @@ use crate::torrent::PeerSource;
 pub const MAX_DIALS: usize = 30;
 /// How often trackers are asked again while no peer has given the metadata.
 const TRACKER_RETRY: Duration = Duration::from_secs(30);
+/// How long after a DHT lookup ends the next one starts, while no peer has given the
+/// metadata.
+pub const DHT_RETRY: Duration = Duration::from_secs(15);
 
 /// Why a metadata fetch ended without the dictionary.
 #[derive(Debug, Error)]
@@ -134,8 +137,9 @@ pub(crate) struct FetchShared {
 /// Where a fetch looks for peers.
 pub(crate) struct Sources {
     pub magnet: Magnet,
-    /// Peers from the DHT (the session's), if it runs one.
-    pub dht: Option<mpsc::Receiver<SocketAddr>>,
+    /// The session's DHT, if it runs one: looked up now and every
+    /// [`DHT_RETRY`] while no peer has given the metadata.
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 pub(crate) fn start(
@@ -199,7 +203,12 @@ struct Ends {
     progress: watch::Sender<FetchProgress>,
 }
 
-async fn run(shared: Arc<FetchShared>, mut sources: Sources, mut ends: Ends, tasks: TaskTracker) {
+async fn run(shared: Arc<FetchShared>, sources: Sources, mut ends: Ends, tasks: TaskTracker) {
+    let mut dht_rx = match &sources.dht {
+        Some(d) => Some(d.get_peers(shared.info_hash).await),
+        None => None,
+    };
+    let mut dht_ended: Option<tokio::time::Instant> = None;
     let mut book = Book::default();
     let x_pe: Vec<SocketAddr> = sources
         .magnet
@@ -271,7 +280,13 @@ async fn run(shared: Arc<FetchShared>, mut sources: Sources, mut ends: Ends, tas
         tokio::select! {
             _ = shared.cancel.cancelled() => return,
             Some(addrs) = found_rx.recv() => book.learn(addrs, PeerSource::Tracker),
-            Some(addr) = recv_dht(&mut sources.dht) => book.learn([addr], PeerSource::Dht),
+            addr = recv_dht(&mut dht_rx), if dht_rx.is_some() => match addr {
+                Some(addr) => book.learn([addr], PeerSource::Dht),
+                None => {
+                    dht_rx = None;
+                    dht_ended = Some(tokio::time::Instant::now());
+                }
+            },
             Some(_) = ended_rx.recv() => open -= 1,
             Some(info_bytes) = ends.complete.recv() => {
                 let peers = book.known.into_iter().collect();
@@ -281,6 +296,12 @@ async fn run(shared: Arc<FetchShared>, mut sources: Sources, mut ends: Ends, tas
                 return;
             }
             _ = retry.tick() => {
+                if let (Some(d), Some(t)) = (&sources.dht, dht_ended) {
+                    if t.elapsed() >= DHT_RETRY {
+                        dht_ended = None;
+                        dht_rx = Some(d.get_peers(shared.info_hash).await);
+                    }
+                }
                 // Peers tried and gone may have the metadata by now (a seeder that was
                 // still checking); try them again, banned ones aside.
                 if book.queue.is_empty() && open == 0 {

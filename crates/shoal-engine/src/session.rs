@@ -289,7 +289,7 @@ impl Session {
     pub fn fetch_metadata(&self, magnet: &Magnet) -> crate::magnet::MetadataFetch {
         let sources = crate::magnet::Sources {
             magnet: magnet.clone(),
-            dht: None,
+            dht: self.inner.dht.clone(),
         };
         crate::magnet::start(
             self.inner.config.peer_id,

@@ -64,7 +64,7 @@ export default {
       if (!n) return;
       const rows = [
         ['Peer ID', n.peer_id], ['Peer port', n.peer_port], ['Web address', n.web_url], ['Version', n.version],
-        ['Data folder', n.data_dir], ['Embedded tracker', n.embedded_tracker || 'none'], ['Peer encryption', n.encryption], ['Uptime', fmt.duration(n.uptime_secs)],
+        ['Data folder', n.data_dir], ['Embedded tracker', n.embedded_tracker || 'none'], ['Peer encryption', n.encryption], ['DHT', n.dht && n.dht.enabled ? `on, ${n.dht.nodes} nodes` : 'off (--dht or dht = true in config.toml)'], ['Local discovery', n.lsd ? 'on' : 'off (--lsd)'], ['Uptime', fmt.duration(n.uptime_secs)],
       ];
       info.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd.mono', { text: String(v ?? '—') })]));
     }

@@ -165,9 +165,10 @@ impl Shared {
             Ok(Dialled::Plain(s, theirs)) => {
                 (true, peer::run(self.clone(), s, addr, theirs, source).await)
             }
-            Ok(Dialled::Mse(s, theirs)) => {
-                (true, peer::run(self.clone(), *s, addr, theirs, source).await)
-            }
+            Ok(Dialled::Mse(s, theirs)) => (
+                true,
+                peer::run(self.clone(), *s, addr, theirs, source).await,
+            ),
             Err(e) => (false, Err(e)),
         }
     }

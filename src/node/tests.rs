@@ -39,6 +39,7 @@ async fn node(dir: &Path) -> Node {
         },
         overrides: SettingsPatch::default(),
         lsd: None,
+        dht: None,
     };
     let parts = NodeParts {
         session,

@@ -48,6 +48,9 @@ pub struct NetArgs {
     /// Join the Mainline DHT (BEP 5) through the usual public routers.
     #[arg(long)]
     pub dht: bool,
+    /// Exchange peers with connected peers (BEP 11; never on private torrents).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub pex: bool,
     /// Join the DHT through this node instead of the public routers (repeatable;
     /// implies --dht).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]

@@ -80,6 +80,10 @@ pub struct UpArgs {
     /// Join the Mainline DHT (BEP 5) through the usual public routers (off by default).
     #[arg(long, env = "SHOAL_DHT")]
     pub dht: bool,
+    /// Exchange peers with connected peers (BEP 11; default true; never on private
+    /// torrents).
+    #[arg(long, env = "SHOAL_PEX", value_name = "BOOL")]
+    pub pex: Option<bool>,
     /// Join the DHT through this node instead of the public routers (repeatable;
     /// implies --dht).
     #[arg(
@@ -150,6 +154,8 @@ pub struct FileConfig {
     pub lsd_interface: Option<Ipv4Addr>,
     /// Join the Mainline DHT through the public routers. Default: false.
     pub dht: Option<bool>,
+    /// Peer exchange (BEP 11). Default: true.
+    pub pex: Option<bool>,
     /// DHT bootstrap nodes (`"host:port"`), replacing the public routers; implies
     /// `dht = true`. Default: none.
     pub dht_bootstrap: Vec<String>,
@@ -246,6 +252,8 @@ pub struct NodeConfig {
     pub lsd: Option<shoal_engine::LsdConfig>,
     /// DHT bootstrap nodes; `None`: no DHT.
     pub dht: Option<Vec<String>>,
+    /// Peer exchange on public torrents.
+    pub pex: bool,
 }
 
 /// The platform data directory for Shoal (`$XDG_DATA_HOME/shoal`, `~/.local/share/shoal`).
@@ -310,6 +318,7 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
             args.lsd || file.lsd.unwrap_or(false),
             args.lsd_interface.or(file.lsd_interface),
         ),
+        pex: args.pex.or(file.pex).unwrap_or(true),
         dht: crate::cli::dht_bootstrap(
             args.dht || file.dht.unwrap_or(false),
             if args.dht_bootstrap.is_empty() {

@@ -173,6 +173,11 @@ fn start_peers(
             "127.0.0.1".as_ref(),
             "--peer".as_ref(),
             peer.as_ref(),
+            // The limiter is measured, not the swarm: with PEX the leechers would mesh,
+            // hold every piece between them, and the seeder's choker would keep only its
+            // optimistic slot (see `choker`), far under the limit.
+            "--pex".as_ref(),
+            "false".as_ref(),
         ];
         procs.push(Proc::shoal(&format!("{command} {i}"), &args, root)?);
     }

@@ -217,6 +217,7 @@ pub async fn get(
         .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
     let req = AddRequest {
         peers: Vec::new(),
+        wanted: None,
         torrent,
         save_dir,
         paused: b.paused,

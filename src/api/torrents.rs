@@ -41,6 +41,7 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
     let req = if is_raw(&media_type(&headers)) {
         AddRequest {
             peers: Vec::new(),
+            wanted: None,
             torrent: raw.to_vec(),
             save_dir: None,
             paused: false,
@@ -75,6 +76,7 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
         };
         AddRequest {
             peers: Vec::new(),
+            wanted: None,
             torrent,
             save_dir,
             paused: b.paused,

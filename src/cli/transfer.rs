@@ -37,6 +37,7 @@ async fn start(
         max_up: net.max_up.unwrap_or(0),
         max_down: net.max_down.unwrap_or(0),
         lsd: super::lsd_config(net.lsd, net.lsd_interface),
+        pex: net.pex,
         dht: super::dht_config(
             super::dht_bootstrap(net.dht, &net.dht_bootstrap),
             Vec::new(),
@@ -49,9 +50,14 @@ async fn start(
     }
     let session = Session::start(config).await?;
     println!("peer port: {}", session.listen_port());
+    let mut wanted_files = None;
     let (meta, met) = match (meta, magnet) {
         (Some(m), _) => (m, Vec::new()),
-        (None, Some(m)) => fetch_metadata(&session, m, net).await?,
+        (None, Some(m)) => {
+            let (meta, met) = fetch_metadata(&session, m.clone(), net).await?;
+            wanted_files = m.wanted_files(meta.info.files.len());
+            (meta, met)
+        }
         (None, None) => unreachable!("either a file or a magnet link"),
     };
     let trackers = net.trackers.iter().map(|t| vec![t.clone()]).collect();
@@ -60,6 +66,7 @@ async fn start(
         seed_only,
         peers: net.peers.clone(),
         trackers,
+        wanted_files,
         ..TorrentOptions::default()
     };
     let handle = session.add_torrent(meta, opts)?;

@@ -34,6 +34,8 @@ pub struct AddRequest {
     pub complete: bool,
     /// Peers to dial when it starts (learnt while fetching a magnet's metadata).
     pub peers: Vec<(SocketAddr, PeerSource)>,
+    /// Files to download (a magnet's `so`); `None`: all.
+    pub wanted: Option<Vec<bool>>,
 }
 
 /// Why a torrent was not added.
@@ -97,7 +99,7 @@ impl Node {
             added_at: now,
             started_at: None,
             completed_at: req.complete.then_some(now),
-            wanted: None,
+            wanted: req.wanted.clone().filter(|w| w.len() == files),
             priorities: None,
             downloaded: 0,
             uploaded: 0,
@@ -135,7 +137,7 @@ impl Node {
             added_at: now,
             started_at: None,
             completed_at: row.completed_at,
-            wanted: vec![true; files],
+            wanted: row.wanted.clone().unwrap_or_else(|| vec![true; files]),
             priorities: vec![Priority::Normal; files],
             have: if req.complete {
                 Bitfield::full(n)

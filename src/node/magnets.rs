@@ -112,6 +112,7 @@ impl Node {
         if let Ok(torrent) = self.fetch(&hash.to_hex(), &magnet.trackers).await {
             let req = AddRequest {
                 peers: Vec::new(),
+                wanted: None,
                 torrent,
                 save_dir,
                 paused,
@@ -240,6 +241,7 @@ impl Node {
             save_dir: Some(pending.save_dir),
             paused: false,
             complete: false,
+            wanted: pending.magnet.wanted_files(meta.info.files.len()),
             peers: fetched.peers,
         };
         match self.add(req).await {

@@ -126,6 +126,7 @@ async fn run(
     let hash = meta.info_hash;
     let req = AddRequest {
         peers: Vec::new(),
+        wanted: None,
         torrent: bytes.clone(),
         save_dir: Some(save_dir),
         paused: false,

@@ -40,6 +40,7 @@ async fn node(dir: &Path) -> Node {
         overrides: SettingsPatch::default(),
         lsd: None,
         dht: None,
+        pex: true,
     };
     let parts = NodeParts {
         session,
@@ -82,6 +83,7 @@ async fn shutdown_waits_for_monitors_and_node_tasks() {
     let bytes = torrent(dir.path());
     let req = AddRequest {
         peers: Vec::new(),
+        wanted: None,
         torrent: bytes,
         save_dir: Some(dir.path().to_path_buf()),
         paused: false,

@@ -88,6 +88,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         lsd: config.lsd.clone(),
         encryption: config.encryption,
         dht: crate::cli::dht_config(config.dht.clone(), dht_nodes),
+        pex: config.pex,
     })
     .await?;
     let web = bind_web(config.web).await?;

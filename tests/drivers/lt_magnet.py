@@ -12,6 +12,7 @@ The session keeps libtorrent's default plugins (ut_metadata, ut_pex) and turns o
 UPnP, NAT-PMP and uTP; `allow_multiple_connections_per_ip` is on for loopback.
 """
 
+import os
 import signal
 import sys
 import time
@@ -21,7 +22,8 @@ import libtorrent as lt
 
 def session():
     settings = {
-        "listen_interfaces": "127.0.0.1:0",
+        # LT_LISTEN="[::1]:0" for the IPv6 tests.
+        "listen_interfaces": os.environ.get("LT_LISTEN", "127.0.0.1:0"),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -66,6 +68,7 @@ def main():
     atp.save_path = sys.argv[3]
     h = ses.add_torrent(atp)
     host, port = sys.argv[4].rsplit(":", 1)
+    host = host.strip("[]")
     print(f"peer port: {port_of(ses)}", flush=True)
     h.connect_peer((host, int(port)))
     said_meta = False

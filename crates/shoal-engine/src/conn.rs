@@ -278,9 +278,11 @@ impl Connection {
     /// Queues the extension handshake and our pieces (bitfield, or HaveAll/HaveNone
     /// to a fast peer).
     pub(crate) fn start(&mut self, swarm: &impl Swarm) {
-        let ours = self
-            .extensions
-            .our_handshake(swarm.listen_port(), swarm.public_info());
+        let ours = self.extensions.our_handshake(
+            swarm.listen_port(),
+            swarm.public_info(),
+            swarm.pex_enabled(),
+        );
         if let Some(payload) = ours {
             self.send(Message::Extended {
                 id: shoal_proto::wire::EXTENDED_HANDSHAKE_ID,

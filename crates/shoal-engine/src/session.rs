@@ -58,6 +58,8 @@ pub struct SessionConfig {
     pub lsd: Option<LsdConfig>,
     /// Which peer connections use MSE (protocol encryption), both ways.
     pub encryption: EncryptionPolicy,
+    /// Exchange peers with connected peers (BEP 11 `ut_pex`) on public torrents.
+    pub pex: bool,
     /// Run a DHT node (BEP 5) on the peer port's number over UDP; `None`: no DHT.
     pub dht: Option<DhtConfig>,
 }
@@ -72,6 +74,7 @@ impl Default for SessionConfig {
             max_down: 0,
             lsd: None,
             encryption: EncryptionPolicy::default(),
+            pex: true,
             dht: None,
         }
     }
@@ -233,6 +236,9 @@ impl Session {
             self.inner.cancel.child_token(),
         );
         let _ = shared.encryption.set(self.inner.config.encryption);
+        shared
+            .pex
+            .store(self.inner.config.pex, std::sync::atomic::Ordering::Relaxed);
         // BEP 27: a private torrent's peers come from its trackers only.
         let dht = self.inner.dht.clone().filter(|_| !shared.meta.info.private);
         let handle = TorrentHandle::start(shared.clone(), opts, dht);
@@ -369,19 +375,42 @@ async fn bind(config: &SessionConfig) -> Result<TcpListener, SessionError> {
     if config.listen.port() == 0 {
         if let Some((lo, hi)) = config.port_range {
             for port in lo..=hi {
-                let addr = SocketAddr::new(config.listen.ip(), port);
-                if let Ok(l) = TcpListener::bind(addr).await {
+                if let Ok(l) = bind_one(SocketAddr::new(config.listen.ip(), port)).await {
                     return Ok(l);
                 }
             }
         }
     }
-    TcpListener::bind(config.listen)
+    bind_one(config.listen)
         .await
         .map_err(|source| SessionError::Listen {
             addr: config.listen,
             source,
         })
+}
+
+/// Binds `addr`; the IPv4 wildcard listens on both stacks (`[::]` with IPv4 mapped in)
+/// when the host has IPv6, so IPv6 peers reach us too.
+async fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+        match bind_dual_stack(addr.port()) {
+            Ok(l) => return Ok(l),
+            Err(e) => debug!("no dual-stack listener on port {}: {e}", addr.port()),
+        }
+    }
+    TcpListener::bind(addr).await
+}
+
+fn bind_dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_only_v6(false)?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    TcpListener::from_std(std::net::TcpListener::from(s))
 }
 
 /// Incoming connections that may be between accept and handshake at once; more are
@@ -393,7 +422,8 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     loop {
         let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(x) => x,
+                // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
+                Ok((s, a)) => (s, SocketAddr::new(a.ip().to_canonical(), a.port())),
                 Err(e) => {
                     debug!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -177,6 +177,8 @@ pub struct Shared {
     pub(crate) limits: Arc<Limits>,
     /// Whether dials use MSE; set once by the session (tests leave the default).
     pub(crate) encryption: OnceLock<EncryptionPolicy>,
+    /// Peer exchange (BEP 11) on this torrent's connections (never for a private one).
+    pub(crate) pex: AtomicBool,
     /// Payload bytes sent.
     pub(crate) uploaded: AtomicU64,
     /// Payload bytes received (including discarded duplicates and failed pieces).
@@ -223,6 +225,7 @@ impl Shared {
             cancel,
             limits,
             encryption: OnceLock::new(),
+            pex: AtomicBool::new(true),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             storage: OnceLock::new(),

@@ -3,7 +3,8 @@
 //! The info-hash may be 40 hex characters or 32 base32 characters (RFC 4648, either
 //! case). `dn`, `tr` and `x.pe` are percent-decoded; `+` means a space in `dn` only,
 //! since tracker URLs may contain a literal `+`. Indexed keys (`xt.1`, `tr.2`) count as
-//! their base key. Unknown keys are ignored; v2-only links (`btmh` without `btih`) are
+//! their base key. `so` (BEP 53) selects files by index and range. Unknown keys are
+//! ignored; v2-only links (`btmh` without `btih`) are
 //! refused.
 //!
 //! ```
@@ -29,7 +30,14 @@ pub struct Magnet {
     pub trackers: Vec<String>,
     /// Peer addresses to try (`x.pe`, `host:port`), in link order.
     pub peers: Vec<String>,
+    /// Files to download (BEP 53 `so`: indices and ranges such as `0,2,4-6`), sorted
+    /// and without duplicates; `None`: every file.
+    pub select_only: Option<Vec<u32>>,
 }
+
+/// Most file indices a `so` parameter may name (a range `0-4000000000` is refused, not
+/// expanded).
+pub const MAX_SELECT_ONLY: usize = 100_000;
 
 /// Why a magnet link was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -60,6 +68,9 @@ pub enum MagnetError {
         /// The parameter name.
         key: String,
     },
+    /// `so` is not a list of file indices and ranges (BEP 53).
+    #[error("magnet `so` value `{0}` is not a list of file indices such as 0,2,4-6")]
+    BadSelectOnly(String),
 }
 
 impl Magnet {
@@ -70,6 +81,7 @@ impl Magnet {
             display_name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
+            select_only: None,
         }
     }
 
@@ -81,6 +93,7 @@ impl Magnet {
         let mut display_name = None;
         let mut trackers = Vec::new();
         let mut peers = Vec::new();
+        let mut select_only = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
             let base = match key {
@@ -99,6 +112,7 @@ impl Magnet {
                 "dn" => display_name = Some(decode_param(key, raw, true)?),
                 "tr" => trackers.push(decode_param(key, raw, false)?),
                 "x.pe" => peers.push(decode_param(key, raw, false)?),
+                "so" => select_only = Some(parse_select_only(&decode_param(key, raw, false)?)?),
                 _ => {}
             }
         }
@@ -107,6 +121,7 @@ impl Magnet {
             display_name,
             trackers,
             peers,
+            select_only,
         })
     }
 
@@ -125,8 +140,50 @@ impl Magnet {
             s.push_str("&x.pe=");
             s.push_str(&urlenc::encode(pe.as_bytes()));
         }
+        if let Some(so) = &self.select_only {
+            let list: Vec<String> = so.iter().map(u32::to_string).collect();
+            s.push_str("&so=");
+            s.push_str(&list.join(","));
+        }
         s
     }
+
+    /// Per file of a torrent with `files` files: whether `so` selects it (all when the
+    /// link has no `so`; indices past the end are ignored).
+    pub fn wanted_files(&self, files: usize) -> Option<Vec<bool>> {
+        let so = self.select_only.as_ref()?;
+        let mut wanted = vec![false; files];
+        for &i in so {
+            if let Some(w) = wanted.get_mut(i as usize) {
+                *w = true;
+            }
+        }
+        Some(wanted)
+    }
+}
+
+/// Parses a BEP 53 `so` value: comma-separated indices and inclusive ranges.
+fn parse_select_only(v: &str) -> Result<Vec<u32>, MagnetError> {
+    let bad = || MagnetError::BadSelectOnly(v.to_owned());
+    let mut out = Vec::new();
+    for part in v.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (part, part),
+        };
+        let a: u32 = a.trim().parse().map_err(|_| bad())?;
+        let b: u32 = b.trim().parse().map_err(|_| bad())?;
+        if a > b || (b - a) as usize >= MAX_SELECT_ONLY || out.len() > MAX_SELECT_ONLY {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    if out.is_empty() || out.len() > MAX_SELECT_ONLY {
+        return Err(bad());
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -186,6 +243,22 @@ mod tests {
 
     const HEX: &str = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
     const B32: &str = "YEX6DQDLXISUVHOJ6UM3GNNKPQJWPKEK";
+
+    #[test]
+    fn select_only_lists_and_ranges() {
+        let m = Magnet::parse(&format!("magnet:?xt=urn:btih:{HEX}&so=0,2,4-6,2")).unwrap();
+        assert_eq!(m.select_only, Some(vec![0, 2, 4, 5, 6]));
+        assert_eq!(Magnet::parse(&m.to_uri()).unwrap(), m);
+        assert_eq!(
+            m.wanted_files(5),
+            Some(vec![true, false, true, false, true])
+        );
+        for bad in ["x", "3-1", "0-4000000000", "", "1,,-2"] {
+            let uri = format!("magnet:?xt=urn:btih:{HEX}&so={bad}");
+            assert!(Magnet::parse(&uri).is_err(), "{bad}");
+        }
+        assert_eq!(Magnet::new(InfoHash([0; 20])).wanted_files(3), None);
+    }
 
     #[test]
     fn hex_and_base32_agree() {
@@ -262,7 +335,7 @@ mod tests {
         fn round_trip(hash: [u8; 20], dn in proptest::option::of(".{0,30}"),
                       trackers in proptest::collection::vec(".{0,30}", 0..4),
                       peers in proptest::collection::vec(".{0,20}", 0..3)) {
-            let m = Magnet { info_hash: InfoHash(hash), display_name: dn, trackers, peers };
+            let m = Magnet { info_hash: InfoHash(hash), display_name: dn, trackers, peers, select_only: None };
             prop_assert_eq!(Magnet::parse(&m.to_uri()), Ok(m));
         }
 

@@ -60,8 +60,10 @@ pub(crate) struct Learnt {
 pub(crate) struct Extensions {
     /// Both sides set the extension bit in their handshakes.
     enabled: bool,
-    /// The torrent is not private: metadata and PEX are offered.
+    /// The torrent is not private: metadata is offered.
     public: bool,
+    /// PEX is offered (public torrent, PEX not turned off).
+    pex: bool,
     their_reqq: usize,
     their_metadata: Option<u8>,
     their_pex: Option<u8>,
@@ -77,6 +79,7 @@ impl Extensions {
         Extensions {
             enabled,
             public: false,
+            pex: false,
             their_reqq: DEFAULT_REQQ,
             their_metadata: None,
             their_pex: None,
@@ -88,24 +91,26 @@ impl Extensions {
     }
 
     /// Our extension handshake, when the peer speaks the protocol. `metadata` is the
-    /// info dictionary of a public torrent (`None` for a private one).
+    /// info dictionary of a public torrent (`None` for a private one); `pex`: offer
+    /// peer exchange (never for a private torrent).
     pub(crate) fn our_handshake(
         &mut self,
         listen_port: u16,
         metadata: Option<&[u8]>,
+        pex: bool,
     ) -> Option<Vec<u8>> {
         if !self.enabled {
             return None;
         }
         self.public = metadata.is_some();
-        let m = if self.public {
-            vec![
-                ("ut_metadata".to_string(), UT_METADATA),
-                ("ut_pex".to_string(), UT_PEX),
-            ]
-        } else {
-            Vec::new()
-        };
+        self.pex = pex && self.public;
+        let mut m = Vec::new();
+        if self.public {
+            m.push(("ut_metadata".to_string(), UT_METADATA));
+        }
+        if self.pex {
+            m.push(("ut_pex".to_string(), UT_PEX));
+        }
         let hs = ExtendedHandshake {
             m,
             v: Some(concat!("Shoal ", env!("CARGO_PKG_VERSION")).to_string()),
@@ -136,7 +141,7 @@ impl Extensions {
         match id {
             EXTENDED_HANDSHAKE_ID => Ok(self.on_handshake(now, payload)),
             UT_METADATA if self.public => self.on_metadata(payload, swarm),
-            UT_PEX if self.public => self.on_pex(now, payload),
+            UT_PEX if self.pex => self.on_pex(now, payload),
             _ => {
                 tracing::debug!(id, "ignoring an extension message we did not offer");
                 Ok(Learnt::default())
@@ -234,7 +239,7 @@ impl Extensions {
     ) -> Option<(u8, Vec<u8>)> {
         let their_id = self.their_pex?;
         match self.next_pex {
-            Some(t) if self.public && now >= t => {}
+            Some(t) if self.pex && now >= t => {}
             _ => return None,
         }
         self.next_pex = Some(now + PEX_INTERVAL);

@@ -51,6 +51,8 @@ pub(crate) trait Swarm {
     fn peer_became_interested(&self, key: PeerKey);
     /// The info dictionary, to serve by BEP 9; `None` for a private torrent.
     fn public_info(&self) -> Option<&[u8]>;
+    /// Peer exchange is on for this torrent (public, and not turned off).
+    fn pex_enabled(&self) -> bool;
     /// Where our connected peers other than `key` accept connections (for PEX).
     fn pex_peers(&self, key: PeerKey) -> Vec<PexPeer>;
     /// Peers learnt through PEX, to dial.

@@ -85,6 +85,10 @@ impl Swarm for Arc<Shared> {
         (!self.meta.info.private).then_some(&self.meta.info_bytes[..])
     }
 
+    fn pex_enabled(&self) -> bool {
+        !self.meta.info.private && self.pex.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn pex_peers(&self, key: PeerKey) -> Vec<PexPeer> {
         let st = self.lock();
         st.peers

@@ -45,6 +45,10 @@ pub struct NetArgs {
     /// Peer connection encryption (MSE): off, allow, prefer or require.
     #[arg(long, default_value = "allow")]
     pub encryption: EncryptionPolicy,
+    /// uTP (BEP 29) on the peer port's number over UDP, tried before TCP when
+    /// dialling: true or false.
+    #[arg(long, default_value_t = true, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub utp: bool,
 }
 
 /// The engine's LSD settings from `--lsd` and `--lsd-interface` (which implies it).

@@ -38,6 +38,7 @@ async fn start(
         max_down: net.max_down.unwrap_or(0),
         lsd: super::lsd_config(net.lsd, net.lsd_interface),
         encryption: net.encryption,
+        utp: net.utp,
         ..SessionConfig::default()
     };
     if net.port.is_some() {

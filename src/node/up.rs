@@ -82,6 +82,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         lsd: config.lsd.clone(),
         encryption: config.encryption,
         dht: None,
+        utp: config.utp,
     })
     .await?;
     let web = bind_web(config.web).await?;

@@ -55,6 +55,10 @@ pub struct NetArgs {
     /// implies --dht).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
     pub dht_bootstrap: Vec<String>,
+    /// uTP (BEP 29) on the peer port's number over UDP, tried before TCP when
+    /// dialling: true or false.
+    #[arg(long, default_value_t = true, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub utp: bool,
 }
 
 /// Public DHT routers used by `--dht` when no `--dht-bootstrap` is given.

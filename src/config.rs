@@ -96,6 +96,10 @@ pub struct UpArgs {
     /// Peer connection encryption (MSE): off, allow, prefer or require (default allow).
     #[arg(long, env = "SHOAL_ENCRYPTION")]
     pub encryption: Option<EncryptionPolicy>,
+    /// uTP (BEP 29) on the peer port's number over UDP, tried before TCP when
+    /// dialling: true or false (default true).
+    #[arg(long, env = "SHOAL_UTP", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub utp: Option<bool>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -162,6 +166,8 @@ pub struct FileConfig {
     /// Peer connection encryption (MSE): `"off"`, `"allow"`, `"prefer"` or
     /// `"require"`. Default: `"allow"`.
     pub encryption: Option<String>,
+    /// uTP (BEP 29) besides TCP, tried first when dialling. Default: true.
+    pub utp: Option<bool>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -244,6 +250,8 @@ pub struct NodeConfig {
     pub max_upload: u64,
     /// Peer connection encryption (fixed for the node's run).
     pub encryption: EncryptionPolicy,
+    /// uTP besides TCP (fixed for the node's run).
+    pub utp: bool,
     /// Run-time settings at start.
     pub settings: Settings,
     /// Settings given by flags or environment this run (they override stored ones).
@@ -345,6 +353,7 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
                 .map_err(anyhow::Error::msg)
                 .context("config.toml: bad encryption")?,
         },
+        utp: args.utp.or(file.utp).unwrap_or(true),
         settings,
         overrides,
     })

@@ -10,6 +10,7 @@ use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use shoal_engine::peer::TransportKind;
 use shoal_proto::magnet::Magnet;
 use shoal_proto::InfoHash;
 
@@ -347,6 +348,10 @@ pub async fn peers(
                 if p.encrypted {
                     flags.push('E');
                 }
+                if p.transport == TransportKind::Utp {
+                    flags.push('P');
+                }
+                let family = if p.ipv6 { "ipv6" } else { "ipv4" };
                 json!({
                     "addr": p.addr.to_string(), "client": p.client, "progress": p.progress,
                     "down_rate": p.down_rate, "up_rate": p.up_rate,
@@ -354,7 +359,8 @@ pub async fn peers(
                     "am_choking": p.am_choking, "am_interested": p.am_interested,
                     "peer_choking": p.peer_choking, "peer_interested": p.peer_interested,
                     "incoming": p.incoming, "encrypted": p.encrypted, "flags": flags,
-                    "source": p.source.as_str(),
+                    "source": p.source.as_str(), "transport": p.transport.as_str(),
+                    "family": family,
                 })
             })
             .collect(),

@@ -43,6 +43,7 @@ async fn start(
             Vec::new(),
         ),
         encryption: net.encryption,
+        utp: net.utp,
         ..SessionConfig::default()
     };
     if net.port.is_some() {

@@ -28,6 +28,7 @@ async fn node(dir: &Path) -> Node {
         share_roots: Vec::new(),
         max_upload: 1 << 20,
         encryption: shoal_engine::EncryptionPolicy::default(),
+        utp: true,
         settings: Settings {
             max_down: 0,
             max_up: 0,

@@ -89,6 +89,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         encryption: config.encryption,
         dht: crate::cli::dht_config(config.dht.clone(), dht_nodes),
         pex: config.pex,
+        utp: config.utp,
     })
     .await?;
     let web = bind_web(config.web).await?;

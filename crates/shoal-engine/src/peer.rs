@@ -6,16 +6,18 @@
 //! half ([`writer`]).
 //!
 //! The stream is any [`Transport`]: TCP, or TCP after an MSE handshake
-//! ([`mse::MseStream`]); uTP can plug in under the same driver without touching the
-//! rules.
+//! ([`mse::MseStream`]), uTP, or either as a [`PeerStream`]; the rules do not know
+//! which.
 //!
 //! Nothing here waits on the writer without also watching the torrent's cancellation
 //! and the connection's write timeout, so a peer that never reads cannot freeze the
 //! task: output waits in the connection, which stops asking for input past a bound
 //! and ends the connection when nothing is taken for `WRITE_TIMEOUT` (60 s).
 
+pub mod connect;
 pub mod handshake;
 pub mod mse;
+mod stream;
 mod upload;
 pub(crate) mod writer;
 
@@ -39,6 +41,7 @@ use crate::conn::{ConnConfig, Connection, Transmit};
 pub use crate::conn::{PeerError, PeerStats};
 use crate::picker::PeerKey;
 use crate::torrent::{PeerSource, Shared};
+pub use stream::{PeerRead, PeerStream, PeerWrite, TransportKind};
 use upload::DiskBlocks;
 
 /// A byte stream to a peer, split into a read half the driver owns and a write half
@@ -53,6 +56,10 @@ pub trait Transport: Send + 'static {
     /// The payload is encrypted (shown in the peer list).
     fn encrypted(&self) -> bool {
         false
+    }
+    /// The transport underneath (shown in the peer list).
+    fn kind(&self) -> TransportKind {
+        TransportKind::Tcp
     }
 }
 
@@ -83,8 +90,11 @@ pub(crate) async fn run<T: Transport>(
     remote: Handshake,
     source: PeerSource,
 ) -> Result<(), PeerError> {
-    let encrypted = stream.encrypted();
-    let (key, stats, cmd_rx) = shared.register_peer(addr, remote.peer_id, source, encrypted)?;
+    let link = crate::torrent::Link {
+        encrypted: stream.encrypted(),
+        transport: stream.kind(),
+    };
+    let (key, stats, cmd_rx) = shared.register_peer_on(addr, remote.peer_id, source, link)?;
     let (result, pieces) = drive(&shared, stream, addr, &remote, key, stats, cmd_rx).await;
     shared.unregister_peer(key, remote.peer_id, &pieces);
     if let Err(e) = &result {

@@ -1,19 +1,25 @@
 //! The session: our peer identity, the listening socket shared by all torrents, the
 //! global rate limits, and the set of running torrents.
 //!
-//! Incoming connections are read up to the handshake, then handed to the torrent the
-//! handshake names; unknown info-hashes are dropped. The first 20 bytes tell a
-//! plaintext handshake from MSE (anything else); which of the two are taken follows
-//! [`SessionConfig::encryption`].
+//! Incoming connections (TCP or uTP, `incoming.rs`) are read up to the handshake,
+//! then handed to the torrent the handshake names; unknown info-hashes are dropped.
+//! The first 20 bytes tell a plaintext handshake from MSE (anything else); which of
+//! the two are taken follows [`SessionConfig::encryption`].
 //!
-//! With [`SessionConfig::dht`], the session also binds UDP on the peer port's number
-//! ([`crate::udp`]) and runs a DHT node ([`crate::dht`]) that every torrent not marked
-//! private asks for peers.
+//! Unless both uTP and the DHT are off, the session also binds UDP on the peer
+//! port's IP and number ([`crate::udp`]): uTP ([`crate::utp`], [`SessionConfig::utp`])
+//! takes the datagrams that are not KRPC, and dials try it before TCP
+//! ([`crate::peer::connect`]); with [`SessionConfig::dht`] a DHT node
+//! ([`crate::dht`]) takes the rest, and every torrent not marked private asks it for
+//! peers.
 //!
-//! Task tree: the session's [`TaskTracker`] owns the accept loop, one task per
-//! incoming connection until its handshake is read (then the torrent's tracker owns
-//! it), and the UDP receiver and DHT tasks; [`Session::shutdown`] cancels them, stops
-//! every torrent and waits for both.
+//! Task tree: the session's [`TaskTracker`] owns the TCP and uTP accept loops, one
+//! task per incoming connection until its handshake is read (then the torrent's
+//! tracker owns it), the UDP receiver, the uTP driver and the DHT task;
+//! [`Session::shutdown`] cancels them, stops every torrent and waits for both.
+
+mod bind;
+mod incoming;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,24 +28,21 @@ use std::time::Duration;
 
 use shoal_proto::magnet::Magnet;
 use shoal_proto::metainfo::Metainfo;
-use shoal_proto::wire::Handshake;
 use shoal_proto::{InfoHash, PeerId};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, Instrument};
+use tracing::Instrument;
 
 use crate::dht::{DhtConfig, DhtHandle};
 use crate::lsd::{Lsd, LsdConfig, LsdError, LsdHandle, LsdTorrents};
-use crate::peer::handshake::{self, PREFIX_LEN};
+use crate::peer::connect::Connector;
 pub use crate::peer::mse::EncryptionPolicy;
-use crate::peer::{mse, PeerError, Transport};
 pub use crate::rate::Limits;
 use crate::torrent::{PeerSource, Shared, TorrentHandle, TorrentOptions};
-use crate::udp::{UdpEndpoint, UdpRoutes};
+use bind::{bind, start_udp};
+use incoming::MAX_HALF_OPEN;
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -62,6 +65,9 @@ pub struct SessionConfig {
     pub pex: bool,
     /// Run a DHT node (BEP 5) on the peer port's number over UDP; `None`: no DHT.
     pub dht: Option<DhtConfig>,
+    /// Accept uTP (BEP 29) connections on the peer port's number over UDP, and dial
+    /// peers over uTP first, TCP after 3 s without an answer (default: on).
+    pub utp: bool,
 }
 
 impl Default for SessionConfig {
@@ -76,6 +82,7 @@ impl Default for SessionConfig {
             encryption: EncryptionPolicy::default(),
             pex: true,
             dht: None,
+            utp: true,
         }
     }
 }
@@ -91,8 +98,11 @@ pub enum SessionError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Could not bind the UDP socket of the DHT.
-    #[error("cannot bind UDP {addr} for the DHT: {source}; choose another port with --port")]
+    /// Could not bind the UDP socket of uTP and the DHT.
+    #[error(
+        "cannot bind UDP {addr} for uTP and the DHT: {source}; choose another port with \
+         --port (or turn uTP off with --utp false)"
+    )]
     Udp {
         /// The address tried.
         addr: SocketAddr,
@@ -120,14 +130,18 @@ struct Inner {
     torrents: Mutex<HashMap<InfoHash, (Arc<Shared>, TorrentHandle)>>,
     /// The DHT, when configured; torrents that are not private use it.
     dht: Option<DhtHandle>,
+    /// How torrents dial (uTP first when uTP is on, then TCP).
+    connector: Arc<Connector>,
+    /// Incoming connections between accept and handshake, over both transports.
+    half_open: Arc<Semaphore>,
     /// Parent of every torrent's token; cancelled last on shutdown.
     cancel: CancellationToken,
     /// Stops the accept loop, the incoming handshakes, the UDP receiver and the DHT
     /// (a child of `cancel`), first on shutdown so that no connection reaches a
     /// torrent being stopped. Torrents see a stopped DHT as one that finds nothing.
     accept_cancel: CancellationToken,
-    /// The accept loop, the incoming connections still reading their handshake, the
-    /// LSD task, the UDP receiver and the DHT task.
+    /// The accept loops, the incoming connections still reading their handshake, the
+    /// LSD task, the UDP receiver, the uTP driver and the DHT task.
     tasks: TaskTracker,
     /// Wakes the LSD task when a torrent is added; `None` when LSD is off.
     lsd: Option<LsdHandle>,
@@ -147,7 +161,8 @@ pub struct Session {
 impl Session {
     /// Binds the peer listener and starts accepting connections.
     pub async fn start(config: SessionConfig) -> Result<Session, SessionError> {
-        let listener = bind(&config).await?;
+        let want_udp = config.utp || config.dht.is_some();
+        let (listener, udp) = bind(&config, want_udp).await?;
         let listen_port = listener
             .local_addr()
             .map_err(|source| SessionError::Listen {
@@ -164,13 +179,9 @@ impl Session {
         let cancel = CancellationToken::new();
         let accept_cancel = cancel.child_token();
         let tasks = TaskTracker::new();
-        let dht = match &config.dht {
-            Some(dht_config) => {
-                let addr = SocketAddr::new(config.listen.ip(), listen_port);
-                let dht = start_dht(addr, dht_config.clone(), &tasks, &accept_cancel).await;
-                Some(dht.map_err(|source| SessionError::Udp { addr, source })?)
-            }
-            None => None,
+        let (dht, utp) = match udp {
+            Some(endpoint) => start_udp(&config, endpoint, &tasks, &accept_cancel),
+            None => (None, None),
         };
         let inner = Arc::new(Inner {
             lsd: lsd.as_ref().map(Lsd::handle),
@@ -179,6 +190,8 @@ impl Session {
             listen_port,
             torrents: Mutex::new(HashMap::new()),
             dht,
+            connector: Arc::new(Connector::new(utp.clone())),
+            half_open: Arc::new(Semaphore::new(MAX_HALF_OPEN)),
             accept_cancel,
             cancel,
             tasks,
@@ -186,7 +199,13 @@ impl Session {
         let span = tracing::info_span!("accept", port = listen_port);
         inner
             .tasks
-            .spawn(accept_loop(inner.clone(), listener).instrument(span));
+            .spawn(incoming::tcp_accept_loop(inner.clone(), listener).instrument(span));
+        if let Some(utp) = utp {
+            let span = tracing::info_span!("utp_accept", port = listen_port);
+            inner
+                .tasks
+                .spawn(incoming::utp_accept_loop(inner.clone(), utp).instrument(span));
+        }
         if let Some(lsd) = lsd {
             // Stopped with the accept loop: both bring peers to torrents being stopped.
             let cancel = inner.accept_cancel.clone();
@@ -239,6 +258,7 @@ impl Session {
         shared
             .pex
             .store(self.inner.config.pex, std::sync::atomic::Ordering::Relaxed);
+        let _ = shared.connector.set(self.inner.connector.clone());
         // BEP 27: a private torrent's peers come from its trackers only.
         let dht = self.inner.dht.clone().filter(|_| !shared.meta.info.private);
         let handle = TorrentHandle::start(shared.clone(), opts, dht);
@@ -344,189 +364,6 @@ impl Session {
     #[cfg(test)]
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
-    }
-}
-
-/// Binds the UDP endpoint on `addr` and starts its receiver and the DHT on `tasks`.
-async fn start_dht(
-    addr: SocketAddr,
-    config: DhtConfig,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> std::io::Result<DhtHandle> {
-    let endpoint = UdpEndpoint::bind(addr).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel(crate::dht::DATAGRAM_QUEUE);
-    let routes = UdpRoutes {
-        dht: Some(tx),
-        // The uTP driver plugs in here.
-        utp: None,
-    };
-    endpoint.start_receiver(routes, tasks, cancel.clone());
-    Ok(crate::dht::start(
-        config,
-        endpoint,
-        rx,
-        tasks,
-        cancel.clone(),
-    ))
-}
-
-async fn bind(config: &SessionConfig) -> Result<TcpListener, SessionError> {
-    if config.listen.port() == 0 {
-        if let Some((lo, hi)) = config.port_range {
-            for port in lo..=hi {
-                if let Ok(l) = bind_one(SocketAddr::new(config.listen.ip(), port)).await {
-                    return Ok(l);
-                }
-            }
-        }
-    }
-    bind_one(config.listen)
-        .await
-        .map_err(|source| SessionError::Listen {
-            addr: config.listen,
-            source,
-        })
-}
-
-/// Binds `addr`; the IPv4 wildcard listens on both stacks (`[::]` with IPv4 mapped in)
-/// when the host has IPv6, so IPv6 peers reach us too.
-async fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
-        match bind_dual_stack(addr.port()) {
-            Ok(l) => return Ok(l),
-            Err(e) => debug!("no dual-stack listener on port {}: {e}", addr.port()),
-        }
-    }
-    TcpListener::bind(addr).await
-}
-
-fn bind_dual_stack(port: u16) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-    s.set_only_v6(false)?;
-    s.set_reuse_address(true)?;
-    s.set_nonblocking(true)?;
-    let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    TcpListener::from_std(std::net::TcpListener::from(s))
-}
-
-/// Incoming connections that may be between accept and handshake at once; more are
-/// closed at once (a flood of silent connections cannot pile up tasks and sockets).
-const MAX_HALF_OPEN: usize = 256;
-
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
-    let half_open = Arc::new(Semaphore::new(MAX_HALF_OPEN));
-    loop {
-        let (stream, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
-                Ok((s, a)) => (s, SocketAddr::new(a.ip().to_canonical(), a.port())),
-                Err(e) => {
-                    debug!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = inner.accept_cancel.cancelled() => return,
-        };
-        let Ok(permit) = half_open.clone().try_acquire_owned() else {
-            debug!(%addr, "too many incoming handshakes; closing");
-            continue;
-        };
-        let span = tracing::info_span!("incoming", %addr);
-        let cancel = inner.accept_cancel.clone();
-        let task = incoming(inner.clone(), stream, addr, permit);
-        inner.tasks.spawn(
-            async move {
-                tokio::select! {
-                    () = task => {}
-                    () = cancel.cancelled() => debug!("handshake abandoned: shutting down"),
-                }
-            }
-            .instrument(span),
-        );
-    }
-}
-
-/// Reads an incoming connection's handshake (after an MSE handshake, if that is what
-/// it opens with) and hands it to the torrent it names.
-async fn incoming(
-    inner: Arc<Inner>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) {
-    if let Err(e) = sniff(&inner, stream, addr, permit).await {
-        debug!("incoming connection refused: {e}");
-    }
-}
-
-async fn sniff(
-    inner: &Arc<Inner>,
-    mut stream: TcpStream,
-    addr: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) -> Result<(), PeerError> {
-    let policy = inner.config.encryption;
-    let mut first = [0u8; PREFIX_LEN];
-    // An MSE initiator sends at least its 96-byte key at once, so 20 bytes come
-    // either way.
-    tokio::time::timeout(handshake::HANDSHAKE_TIMEOUT, stream.read_exact(&mut first))
-        .await
-        .map_err(|_| PeerError::Timeout("handshake"))??;
-    if handshake::is_plaintext(&first) {
-        if !policy.accepts_plaintext() {
-            return Err(PeerError::Closed(
-                "plaintext refused: encryption is required",
-            ));
-        }
-        let hs = handshake::read_handshake_after(&mut stream, &first).await?;
-        return hand_over(inner, stream, addr, hs, permit);
-    }
-    let accept = policy.incoming_methods().ok_or(PeerError::Closed(
-        "not a BitTorrent handshake, and encryption is off",
-    ))?;
-    let lookup = |req2: &[u8; 20]| {
-        // A handful of torrents per node: hashing each is cheaper than keeping a map.
-        let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
-        map.keys()
-            .copied()
-            .find(|h| shoal_proto::mse::req2_hash(h) == *req2)
-    };
-    let (mut s, skey) = mse::accept(stream, &first, accept, lookup).await?;
-    let hs = handshake::read_handshake(&mut s).await?;
-    if hs.info_hash != skey {
-        return Err(PeerError::Protocol(
-            "handshake names another torrent than the encryption handshake".into(),
-        ));
-    }
-    hand_over(inner, s, addr, hs, permit)
-}
-
-/// Gives a handshaken connection to the torrent it names.
-fn hand_over<T: Transport + AsyncWrite + Unpin>(
-    inner: &Arc<Inner>,
-    stream: T,
-    addr: SocketAddr,
-    hs: Handshake,
-    permit: OwnedSemaphorePermit,
-) -> Result<(), PeerError> {
-    let shared = {
-        let map = inner.torrents.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&hs.info_hash).map(|(s, _)| s.clone())
-    };
-    match shared {
-        Some(s) => {
-            s.accept(stream, addr, hs, permit);
-            Ok(())
-        }
-        None => Err(PeerError::Protocol(format!(
-            "incoming peer for unknown torrent {}",
-            hs.info_hash
-        ))),
     }
 }
 

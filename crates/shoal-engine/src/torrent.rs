@@ -41,8 +41,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::choker::{Choker, ChokerConfig};
+use crate::peer::connect::Connector;
 use crate::peer::mse::EncryptionPolicy;
-use crate::peer::{PeerCmd, PeerStats};
+use crate::peer::{PeerCmd, PeerStats, TransportKind};
 use crate::picker::{PiecePicker, Priority};
 use crate::session::Limits;
 use crate::storage::{Storage, StorageFactory};
@@ -52,6 +53,15 @@ pub use driver::{TorrentHandle, TorrentStatus};
 use events::EventHub;
 pub use events::TorrentEvents;
 pub use types::{PeerInfo, PeerSource, TorrentEvent, TrackerInfo};
+
+/// What carries a peer connection, as the peer list shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// The payload is RC4-encrypted (MSE).
+    pub encrypted: bool,
+    /// TCP or uTP.
+    pub transport: TransportKind,
+}
 
 /// Identifies a connection within a torrent (never reused).
 pub type PeerKey = u64;
@@ -125,6 +135,8 @@ pub(crate) struct PeerEntry {
     pub source: PeerSource,
     /// The payload is RC4-encrypted (MSE).
     pub encrypted: bool,
+    /// TCP or uTP.
+    pub transport: TransportKind,
     /// Where the peer accepts connections, when known.
     pub listen_addr: Option<SocketAddr>,
     pub peer_id: PeerId,
@@ -179,6 +191,9 @@ pub struct Shared {
     pub(crate) encryption: OnceLock<EncryptionPolicy>,
     /// Peer exchange (BEP 11) on this torrent's connections (never for a private one).
     pub(crate) pex: AtomicBool,
+    /// How dials connect (uTP, then TCP); set once by the session (tests and
+    /// sessions without uTP leave TCP only).
+    pub(crate) connector: OnceLock<Arc<Connector>>,
     /// Payload bytes sent.
     pub(crate) uploaded: AtomicU64,
     /// Payload bytes received (including discarded duplicates and failed pieces).
@@ -226,6 +241,7 @@ impl Shared {
             limits,
             encryption: OnceLock::new(),
             pex: AtomicBool::new(true),
+            connector: OnceLock::new(),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             storage: OnceLock::new(),

@@ -1,19 +1,23 @@
 //! The session's UDP endpoint: one socket on the peer port's number, shared by the DHT
-//! and (later) uTP.
+//! and uTP.
 //!
 //! One receive task reads every datagram and routes it by its first byte: `d` (a
 //! bencoded dictionary: KRPC, BEP 5) to the DHT's channel, anything else to the uTP
 //! channel. uTP packets start with a version/type byte (`0x01`, `0x11`, `0x21`, `0x31`,
 //! `0x41`), never `d`, so the split is exact. Channels are bounded: a datagram that
 //! finds its channel full is dropped, as the network might have dropped it, so a flood
-//! cannot grow our memory. [`UdpRoutes::utp`] is the plug point for the uTP driver; left
-//! `None`, such datagrams are dropped.
+//! cannot grow our memory. A route left `None` (DHT or uTP off) drops its datagrams.
+//!
+//! The socket asks for [`SOCKET_BUFFER`] bytes of kernel buffer each way: uTP sends
+//! and receives a window of ~1400-byte datagrams in bursts, which the default
+//! (~200 KiB) drops under load, and every drop costs uTP a halved window.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,13 +26,15 @@ use tracing::{debug, Instrument};
 
 /// Largest datagram read: the UDP maximum, so nothing is cut short.
 const MAX_DATAGRAM: usize = 65_536;
+/// Kernel send and receive buffer asked for (the kernel may cap it, `rmem_max`).
+pub const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Where received datagrams go, by protocol.
 #[derive(Debug, Default, Clone)]
 pub struct UdpRoutes {
     /// KRPC (first byte `d`): the DHT driver.
     pub dht: Option<mpsc::Sender<(SocketAddr, Bytes)>>,
-    /// Everything else: the uTP driver, when there is one (none yet).
+    /// Everything else: the uTP driver, when uTP is on.
     pub utp: Option<mpsc::Sender<(SocketAddr, Bytes)>>,
 }
 
@@ -41,10 +47,21 @@ pub struct UdpEndpoint {
 impl UdpEndpoint {
     /// Binds `addr` (the peer listener's IP and port).
     pub async fn bind(addr: SocketAddr) -> io::Result<UdpEndpoint> {
-        let socket = UdpSocket::bind(addr).await?;
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        // Best effort: a smaller buffer than asked still works, only slower.
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        socket.bind(&addr.into())?;
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket.into())?;
         Ok(UdpEndpoint {
             socket: Arc::new(socket),
         })
+    }
+
+    /// The socket itself, for the uTP driver (which sends on it directly).
+    pub fn socket(&self) -> Arc<UdpSocket> {
+        self.socket.clone()
     }
 
     /// The bound address.

@@ -333,7 +333,8 @@ function peersView() {
     { id: 'dl', label: 'Downloaded', cls: 'num opt', sort: (p) => p.downloaded, text: (p) => fmt.bytes(p.downloaded) },
     { id: 'ul', label: 'Uploaded', cls: 'num opt', sort: (p) => p.uploaded, text: (p) => fmt.bytes(p.uploaded) },
     { id: 'source', label: 'Source', sort: (p) => p.source || '', text: (p) => p.source || '', title: () => 'Where the peer was learnt: tracker, dht, pex, lsd, incoming, magnet (x.pe) or manual' },
-    { id: 'flags', label: 'Flags', cls: 'mono', text: (p) => p.flags || '', title: () => 'D downloading · U uploading · d/u interested but choked · I incoming · S snubbed · E encrypted' },
+    { id: 'transport', label: 'Via', cls: 'mono', sort: (p) => `${p.transport || ''} ${p.family || ''}`, text: (p) => (p.transport || '') + (p.family === 'ipv6' ? ' v6' : ''), title: () => 'Transport: tcp or utp (uTP, BEP 29); v6 marks an IPv6 peer' },
+    { id: 'flags', label: 'Flags', cls: 'mono', text: (p) => p.flags || '', title: () => 'D downloading · U uploading · d/u interested but choked · I incoming · S snubbed · E encrypted · P uTP' },
   ], {
     key: (p) => p.addr, label: 'Peers', sortBy: 'addr',
     empty: h('div.empty.small', { text: 'No connected peers.' }),

@@ -1,4 +1,4 @@
-//! Message Stream Encryption on a TCP stream: the policy ([`EncryptionPolicy`]), the
+//! Message Stream Encryption on a byte stream (TCP or uTP, any [`super::Transport`]): the policy ([`EncryptionPolicy`]), the
 //! async drivers of proto's sans-IO handshake for both roles ([`connect`], [`accept`]),
 //! and the stream that results ([`MseStream`], a [`super::Transport`]).
 //!
@@ -16,11 +16,10 @@ use shoal_proto::mse::{
     Established, Initiator, Methods, MseError, Progress, Receiver, Secrets, MAX_PAD_LEN,
 };
 use shoal_proto::InfoHash;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::handshake::HANDSHAKE_TIMEOUT;
-use super::PeerError;
+use super::{PeerError, Transport};
 pub use stream::{MseRead, MseStream, MseWrite};
 
 /// Whether peer connections use MSE (protocol encryption).
@@ -138,7 +137,11 @@ impl<F: FnMut(&[u8; 20]) -> Option<InfoHash>> Machine for Receiver<F> {
 
 /// Sends the machine's output and feeds it what arrives until it is done (each read
 /// at most 4 KiB, so what the machine buffers past the handshake stays small).
-async fn drive(tcp: &mut TcpStream, m: &mut impl Machine, first: &[u8]) -> Result<(), PeerError> {
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    tcp: &mut S,
+    m: &mut impl Machine,
+    first: &[u8],
+) -> Result<(), PeerError> {
     let mut done = !first.is_empty() && m.handle_input(first)? == Progress::Done;
     let mut buf = [0u8; 4096];
     loop {
@@ -159,12 +162,12 @@ async fn drive(tcp: &mut TcpStream, m: &mut impl Machine, first: &[u8]) -> Resul
 
 /// Runs the initiator's handshake for `skey`, offering `provide`, with `ia` (our
 /// BitTorrent handshake) inside; bounded by the handshake timeout.
-pub async fn connect(
-    mut tcp: TcpStream,
+pub async fn connect<S: Transport + AsyncRead + AsyncWrite + Unpin>(
+    mut tcp: S,
     skey: InfoHash,
     provide: Methods,
     ia: Vec<u8>,
-) -> Result<MseStream, PeerError> {
+) -> Result<MseStream<S>, PeerError> {
     let mut m = Initiator::new(secrets(), skey, provide, ia)?;
     tokio::time::timeout(HANDSHAKE_TIMEOUT, drive(&mut tcp, &mut m, &[]))
         .await
@@ -178,12 +181,12 @@ pub async fn connect(
 /// Runs the receiver's handshake on a connection whose `first` bytes were already
 /// read, selecting among `accept`; `lookup` maps `HASH('req2', SKEY)` to a torrent we
 /// have (see [`shoal_proto::mse::req2_hash`]).
-pub async fn accept(
-    mut tcp: TcpStream,
+pub async fn accept<S: Transport + AsyncRead + AsyncWrite + Unpin>(
+    mut tcp: S,
     first: &[u8],
     accept: Methods,
     lookup: impl FnMut(&[u8; 20]) -> Option<InfoHash>,
-) -> Result<(MseStream, InfoHash), PeerError> {
+) -> Result<(MseStream<S>, InfoHash), PeerError> {
     let mut m = Receiver::new(secrets(), accept, lookup);
     tokio::time::timeout(HANDSHAKE_TIMEOUT, drive(&mut tcp, &mut m, first))
         .await

@@ -3,9 +3,11 @@
 //! `torrent{hash, name}:peer{addr}` (see `spans`), and gives up its connect or
 //! handshake when the torrent stops.
 //!
-//! A dial follows the session's [`EncryptionPolicy`]: one attempt, or (`allow`,
-//! `prefer`) a second one the other way round when the peer closed the connection
-//! during the first one's handshake, as a peer refusing that kind of connection does.
+//! A dial connects through the session's [`Connector`] (uTP first when uTP is on,
+//! then TCP) and follows the session's [`EncryptionPolicy`] over either transport:
+//! one attempt, or (`allow`, `prefer`) a second one the other way round when the peer
+//! closed the connection during the first one's handshake, as a peer refusing that
+//! kind of connection does.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -14,19 +16,19 @@ use std::sync::Arc;
 use shoal_proto::mse::Methods;
 use shoal_proto::wire::Handshake;
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::candidates::MAX_CANDIDATES;
 use super::{PeerSource, Shared, MAX_DIAL_RETRIES, MAX_PEERS};
+use crate::peer::connect::Connector;
 use crate::peer::mse::{EncryptionPolicy, MseStream};
-use crate::peer::{self, PeerError, Transport};
+use crate::peer::{self, PeerError, PeerStream, Transport};
 
 /// A connection whose handshakes are done, plaintext or through MSE.
 enum Dialled {
-    Plain(TcpStream, Handshake),
+    Plain(PeerStream, Handshake),
     /// Boxed: two RC4 states make the stream large, and it moves a few times.
-    Mse(Box<MseStream>, Handshake),
+    Mse(Box<MseStream<PeerStream>>, Handshake),
 }
 
 /// The peer hung up (or reset) during the handshake: it may want the other kind of
@@ -180,13 +182,10 @@ impl Shared {
         addr: SocketAddr,
         mse: Option<Methods>,
     ) -> Result<Dialled, PeerError> {
-        let connect = TcpStream::connect(addr);
-        let mut stream =
-            match tokio::time::timeout(peer::handshake::HANDSHAKE_TIMEOUT, connect).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => return Err(PeerError::Timeout("connect")),
-            };
+        let mut stream = match self.connector.get() {
+            Some(c) => c.connect(addr).await?,
+            None => Connector::default().connect(addr).await?,
+        };
         let (hash, id) = (self.meta.info_hash, self.our_id);
         match mse {
             None => {

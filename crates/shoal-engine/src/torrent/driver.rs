@@ -238,6 +238,8 @@ impl TorrentHandle {
                     peer_interested: r(&s.peer_interested),
                     incoming: p.incoming,
                     encrypted: p.encrypted,
+                    transport: p.transport,
+                    ipv6: super::types::is_ipv6(&p.addr),
                     snubbed: r(&s.snubbed),
                     source: p.source,
                 }

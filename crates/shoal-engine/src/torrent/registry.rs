@@ -11,16 +11,35 @@ use shoal_proto::wire::Bitfield;
 use shoal_proto::PeerId;
 use tokio::sync::mpsc;
 
-use super::{PeerEntry, PeerKey, PeerSource, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY};
+use super::{
+    Link, PeerEntry, PeerKey, PeerSource, Shared, State, MAX_DEPARTED, MAX_PEERS, SEED_MEMORY,
+};
 use crate::peer::{PeerCmd, PeerError, PeerStats};
 
 impl Shared {
+    /// [`Shared::register_peer_on`] a plain TCP connection (or an encrypted one).
+    #[cfg(test)]
     pub(crate) fn register_peer(
         &self,
         addr: SocketAddr,
         peer_id: PeerId,
         source: PeerSource,
         encrypted: bool,
+    ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
+        let link = Link {
+            encrypted,
+            ..Link::default()
+        };
+        self.register_peer_on(addr, peer_id, source, link)
+    }
+
+    /// Admits a handshaken connection carried by `link` into the peer registry.
+    pub(crate) fn register_peer_on(
+        &self,
+        addr: SocketAddr,
+        peer_id: PeerId,
+        source: PeerSource,
+        link: Link,
     ) -> Result<(PeerKey, Arc<PeerStats>, mpsc::UnboundedReceiver<PeerCmd>), PeerError> {
         if self.storage.get().is_none() {
             return Err(PeerError::Closed("torrent is still checking its data"));
@@ -46,7 +65,8 @@ impl Shared {
                 client: peer_id.client_name(),
                 incoming: source == PeerSource::Incoming,
                 source,
-                encrypted,
+                encrypted: link.encrypted,
+                transport: link.transport,
                 listen_addr: None,
                 peer_id,
                 tx,

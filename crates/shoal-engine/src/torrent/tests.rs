@@ -46,6 +46,7 @@ fn add_peer(sh: &Shared, key: PeerKey, addr: &str, id: u8) -> mpsc::UnboundedRec
         incoming: true,
         source: PeerSource::Incoming,
         encrypted: false,
+        transport: crate::peer::TransportKind::Tcp,
         listen_addr: None,
         peer_id: PeerId(peer_id),
         tx,

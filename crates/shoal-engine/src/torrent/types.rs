@@ -1,7 +1,9 @@
 //! Public value types of a torrent: events, peer and tracker info.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+use crate::peer::TransportKind;
 
 /// Something that happened to a torrent, for logs and persistence. Delivered through a
 /// bounded queue per subscriber: a slow subscriber misses events rather than slowing
@@ -72,6 +74,14 @@ impl PeerSource {
     }
 }
 
+/// The address is IPv6 and not an IPv4 address mapped into IPv6.
+pub(crate) fn is_ipv6(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_none(),
+    }
+}
+
 /// A connected peer, for APIs.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -104,6 +114,11 @@ pub struct PeerInfo {
     /// The payload is RC4-encrypted (MSE); an MSE connection that settled on
     /// plaintext is not.
     pub encrypted: bool,
+    /// The transport carrying the connection (TCP or uTP).
+    pub transport: TransportKind,
+    /// The peer's address is IPv6 (an IPv4-mapped one, from a dual-stack socket,
+    /// counts as IPv4).
+    pub ipv6: bool,
     /// The peer left our requests unanswered for a long time.
     pub snubbed: bool,
     /// Where we learnt of it.

@@ -14,13 +14,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use shoal_proto::utp::{Connection, UtpError, UtpStats};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
-use crate::peer::Transport;
+use crate::peer::{Transport, TransportKind};
 
 /// A connection's routing key at its endpoint: remote address and our receive id.
 pub(super) type Key = (SocketAddr, u16);
@@ -141,6 +141,34 @@ fn poll_write(shared: &Shared, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Re
     Poll::Ready(Ok(n))
 }
 
+/// Copies as many of `slices` as the send buffer takes under one lock (the peer
+/// writer hands over a batch of messages and blocks at once).
+fn poll_write_vectored(
+    shared: &Shared,
+    cx: &mut Context<'_>,
+    slices: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let Some(first) = slices.iter().position(|s| !s.is_empty()) else {
+        return Poll::Ready(Ok(0));
+    };
+    let n = ready!(poll_write(shared, cx, &slices[first]))?;
+    if n < slices[first].len() {
+        return Poll::Ready(Ok(n));
+    }
+    let mut st = shared.lock();
+    let mut total = n;
+    for s in &slices[first + 1..] {
+        let k = st.conn.write(s);
+        total += k;
+        if k < s.len() {
+            break;
+        }
+    }
+    // The driver may have served the first slice's flush request already.
+    shared.request_flush(&mut st);
+    Poll::Ready(Ok(total))
+}
+
 fn shutdown(shared: &Shared) {
     let mut st = shared.lock();
     st.conn.close();
@@ -221,6 +249,18 @@ impl AsyncWrite for UtpWriteHalf {
         poll_write(&self.0, cx, data)
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        slices: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        poll_write_vectored(&self.0, cx, slices)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Written bytes are with the connection, which sends as its window allows.
         Poll::Ready(Ok(()))
@@ -266,5 +306,9 @@ impl Transport for UtpStream {
 
     fn split(self) -> (Self::Read, Self::Write) {
         self.into_split()
+    }
+
+    fn kind(&self) -> TransportKind {
+        TransportKind::Utp
     }
 }

@@ -1,4 +1,5 @@
-//! The stream after an MSE handshake: read and write halves over TCP that apply RC4
+//! The stream after an MSE handshake: read and write halves over the transport's
+//! halves (TCP or uTP) that apply RC4
 //! (when it was selected) and first yield the payload that arrived with the handshake.
 //!
 //! Writing: `poll_write` encrypts the caller's bytes into the half's own buffer and
@@ -7,7 +8,7 @@
 //! never handed back to be encrypted again. The buffer is drained before more is
 //! taken, and by `poll_flush` (which callers must use before waiting for other input,
 //! as with any buffered writer; the peer writer flushes after each batch).
-//! Under plaintext the halves pass everything straight to the TCP halves.
+//! Under plaintext the halves pass everything straight to the transport's halves.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -15,27 +16,28 @@ use std::task::{ready, Context, Poll};
 
 use shoal_proto::mse::{Established, Method, Rc4};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use crate::peer::Transport;
+use crate::peer::{Transport, TransportKind};
 
 /// Most bytes encrypted ahead of the socket (a writer batch is 128 KiB).
 const WRITE_BUF: usize = 128 * 1024;
 
-/// A TCP connection after an MSE handshake.
-pub struct MseStream {
-    rd: MseRead,
-    wr: MseWrite,
+/// A connection (TCP unless said otherwise) after an MSE handshake.
+pub struct MseStream<S: Transport = TcpStream> {
+    rd: MseRead<S::Read>,
+    wr: MseWrite<S::Write>,
+    kind: TransportKind,
 }
 
-impl MseStream {
-    pub(crate) fn new(tcp: TcpStream, est: Established) -> MseStream {
-        // Requests and HAVEs are small and latency-bound; the writer batches data.
-        let _ = tcp.set_nodelay(true);
-        let (r, w) = tcp.into_split();
+impl<S: Transport> MseStream<S> {
+    pub(crate) fn new(stream: S, est: Established) -> MseStream<S> {
+        let kind = stream.kind();
+        // The transport's split sets its options (TCP: no Nagle; the writer batches).
+        let (r, w) = stream.split();
         let rc4 = est.method == Method::Rc4;
         MseStream {
+            kind,
             rd: MseRead {
                 inner: r,
                 cipher: rc4.then_some(est.decrypt),
@@ -57,29 +59,33 @@ impl MseStream {
     }
 }
 
-impl Transport for MseStream {
-    type Read = MseRead;
-    type Write = MseWrite;
+impl<S: Transport> Transport for MseStream<S> {
+    type Read = MseRead<S::Read>;
+    type Write = MseWrite<S::Write>;
 
-    fn split(self) -> (MseRead, MseWrite) {
+    fn split(self) -> (Self::Read, Self::Write) {
         (self.rd, self.wr)
     }
 
     fn encrypted(&self) -> bool {
         self.is_rc4()
     }
+
+    fn kind(&self) -> TransportKind {
+        self.kind
+    }
 }
 
 /// The read half: the handshake's leftover payload, then the socket, decrypted.
-pub struct MseRead {
-    inner: OwnedReadHalf,
+pub struct MseRead<R> {
+    inner: R,
     cipher: Option<Rc4>,
     /// Payload that arrived with the handshake (already decrypted).
     pending: Vec<u8>,
     pos: usize,
 }
 
-impl AsyncRead for MseRead {
+impl<R: AsyncRead + Unpin> AsyncRead for MseRead<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -106,15 +112,15 @@ impl AsyncRead for MseRead {
 }
 
 /// The write half: encrypts into its buffer, then sends the buffer.
-pub struct MseWrite {
-    inner: OwnedWriteHalf,
+pub struct MseWrite<W> {
+    inner: W,
     cipher: Option<Rc4>,
     /// Encrypted bytes not yet taken by the socket start at `sent`.
     buf: Vec<u8>,
     sent: usize,
 }
 
-impl MseWrite {
+impl<W: AsyncWrite + Unpin> MseWrite<W> {
     /// Sends what is encrypted and waiting; ready when the buffer is empty.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.sent < self.buf.len() {
@@ -154,7 +160,7 @@ impl MseWrite {
     }
 }
 
-impl AsyncWrite for MseWrite {
+impl<W: AsyncWrite + Unpin> AsyncWrite for MseWrite<W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -201,7 +207,7 @@ impl AsyncWrite for MseWrite {
 
 /// The unsplit stream reads and writes like its halves (for the BitTorrent handshake
 /// before the driver splits it).
-impl AsyncRead for MseStream {
+impl<S: Transport> AsyncRead for MseStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -211,7 +217,7 @@ impl AsyncRead for MseStream {
     }
 }
 
-impl AsyncWrite for MseStream {
+impl<S: Transport> AsyncWrite for MseStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

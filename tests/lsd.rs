@@ -11,13 +11,14 @@
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
+use common::netns::{ip, unique_suffix, Netns};
 use common::*;
 use shoal_proto::lsd;
 use std::ffi::OsStr;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,11 +29,11 @@ const PIECE: &str = "32768";
 /// The whole test, processes included.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Two namespaces and the veth pair between them; deleted on drop (which also removes
-/// the veth ends inside them), whatever happened.
+/// Two namespaces and the veth pair between them; the namespaces are deleted on drop
+/// (which also removes the veth ends inside them), whatever happened.
 struct Hosts {
-    a: String,
-    b: String,
+    a: Netns,
+    b: Netns,
     veth_a: String,
 }
 
@@ -40,86 +41,49 @@ impl Hosts {
     /// Creates A and B, or `Ok(None)` after printing why this machine cannot (the test
     /// then passes as skipped, or fails under `SHOAL_INTEROP_REQUIRED=1`).
     fn create(test: &str) -> Result<Option<Hosts>> {
-        if !have_tools(test, &["ip"]) {
+        let id = unique_suffix();
+        let Some(a) = Netns::add(test, &format!("shoal-lsd-a-{id}"))? else {
             return Ok(None);
-        }
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let (pid, n) = (std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let hosts = Hosts {
-            a: format!("shoal-lsd-a-{pid}-{n}"),
-            b: format!("shoal-lsd-b-{pid}-{n}"),
-            // Interface names are at most 15 bytes.
-            veth_a: format!("la{pid}n{n}"),
         };
-        let veth_b = format!("lb{pid}n{n}");
-        if let Err(e) = ip(&["netns", "add", &hosts.a]) {
-            // Drop deletes only what exists; nothing else was made.
-            skip_or_fail(test, &format!("cannot create a network namespace: {e:#}"));
-            return Ok(None);
-        }
-        let (a, b, va, vb) = (&hosts.a, &hosts.b, &hosts.veth_a, &veth_b);
-        ip(&["netns", "add", b])?;
+        let b = Netns::add_more(&format!("shoal-lsd-b-{id}"))?;
+        // Interface names are at most 15 bytes.
+        let id = id.replace('-', "n");
+        let hosts = Hosts {
+            a,
+            b,
+            veth_a: format!("la{id}"),
+        };
+        let veth_b = format!("lb{id}");
+        let (va, vb) = (&hosts.veth_a, &veth_b);
         ip(&["link", "add", va, "type", "veth", "peer", "name", vb])?;
-        ip(&["link", "set", va, "netns", a])?;
-        ip(&["link", "set", vb, "netns", b])?;
-        for (ns, dev, addr) in [(a, va, IP_A), (b, vb, IP_B)] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["link", "set", va, "netns", hosts.a.name()])?;
+        ip(&["link", "set", vb, "netns", hosts.b.name()])?;
+        for (ns, dev, addr) in [(&hosts.a, va, IP_A), (&hosts.b, vb, IP_B)] {
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ns.ip(&["link", "set", dev, "up"])?;
+            ns.ip(&["link", "set", "lo", "up"])?;
             // Shoal names the interface (IP_MULTICAST_IF); the route is for anything
             // that does not, such as a listener joined on 0.0.0.0.
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev])?;
+            ns.ip(&["route", "add", "224.0.0.0/4", "dev", dev])?;
         }
         Ok(Some(hosts))
     }
 
     /// `shoal ARGS` inside namespace `ns`, killed on drop like any [`Proc`].
-    fn shoal(&self, ns: &str, name: &str, args: &[&OsStr], cwd: &Path) -> Result<Proc> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns])
-            .arg(shoal_bin())
-            .args(args)
-            .current_dir(cwd)
-            .env("RUST_BACKTRACE", "1")
-            .env("SHOAL_LOG", "shoal_engine::lsd=debug");
-        Proc::spawn_command(name, cmd)
+    fn shoal(&self, ns: &Netns, name: &str, args: &[&OsStr], cwd: &Path) -> Result<Proc> {
+        ns.shoal(name, args, cwd, &[("SHOAL_LOG", "shoal_engine::lsd=debug")])
     }
 }
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = ip(&["netns", "del", ns]);
-        }
-        // Still in the root namespace if setup failed before moving it.
+        // Still in the root namespace if setup failed before moving it; the namespaces
+        // themselves are deleted by their own drop.
         let _ = Command::new("ip")
             .args(["link", "del", &self.veth_a])
             .stderr(std::process::Stdio::null())
             .status();
     }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .with_context(|| format!("running ip {}", args.join(" ")))?;
-    ensure!(
-        out.status.success(),
-        "ip {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
-fn skip_or_fail(test: &str, why: &str) {
-    let msg = format!("SKIPPED {test}: {why} (needs root: ip netns, veth)");
-    if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
-        panic!("{msg} [SHOAL_INTEROP_REQUIRED=1]");
-    }
-    eprintln!("{msg}");
-    println!("{msg}");
 }
 
 /// `shoal create DATA -o OUT` with no tracker; returns the info-hash.
@@ -307,7 +271,7 @@ fn private_torrents_are_not_announced() -> Result<()> {
         let priv_torrent = t.path().join("closed.torrent");
         let pub_hash = create(&pub_data, &pub_torrent, false)?;
         let priv_hash = create(&priv_data, &priv_torrent, true)?;
-        let listener = Listener::start(&hosts.b)?;
+        let listener = Listener::start(hosts.b.name())?;
         let seed_dir = t.sub("seed")?;
         // The private one first: had it announced at its start, that would come before
         // the public one's.

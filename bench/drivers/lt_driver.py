@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Seed or download one torrent with libtorrent (python3-libtorrent), for bench/run.
 
-    lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--keep-seeding] [--plugins]
+    lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--bind IP] [--keep-seeding] [--plugins]
     lt_driver.py magnet MAGNET SAVE_DIR --peer HOST:PORT [--keep-seeding]
 
 Session: no default plugins (no PEX, ut_metadata, smart_ban), DHT, LSD, UPnP and NAT-PMP
 off, uTP off (TCP only), allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
-its own address in a tracker reply), listening on 127.0.0.1 only.
+its own address in a tracker reply), listening on 127.0.0.1 only (or on --bind IP: the
+tests of tests/net_faults.rs run it inside network namespaces on their own addresses).
 `--plugins` (a seeder that serves metadata, BEP 9) and `magnet` create the session with
 libtorrent's default plugins (ut_metadata, ut_pex, smart_ban): metadata exchange needs them.
 Prints `peer port: N` once listening, `seeding NAME` when a seeder has checked its data,
@@ -33,6 +34,7 @@ def main():
     ap.add_argument("torrent", help="the .torrent file, or the magnet link in mode magnet")
     ap.add_argument("save")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--bind", default="127.0.0.1", help="IPv4 address to listen on")
     ap.add_argument("--keep-seeding", action="store_true")
     ap.add_argument("--plugins", action="store_true",
                     help="default plugins (ut_metadata, ut_pex, smart_ban); always on for magnet")
@@ -42,7 +44,7 @@ def main():
         ap.error("magnet needs --peer HOST:PORT")
 
     settings = {
-        "listen_interfaces": f"127.0.0.1:{a.port}",
+        "listen_interfaces": f"{a.bind}:{a.port}",
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,

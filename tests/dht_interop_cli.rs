@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use common::libtorrent::have_libtorrent;
 use common::*;
 
 const NAME: &str = "dhtpayload";
@@ -26,24 +27,9 @@ impl Drop for Lt {
     }
 }
 
-fn have_libtorrent() -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let msg = "SKIPPED dht_interop_cli: /usr/bin/python3 cannot import libtorrent";
-        if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
-            panic!("{msg} [SHOAL_INTEROP_REQUIRED=1]");
-        }
-        println!("{msg}");
-    }
-    ok
-}
-
 #[test]
 fn shoal_download_finds_a_libtorrent_seeder_through_the_dht() -> Result<()> {
-    if !have_libtorrent() {
+    if !have_libtorrent("dht_interop_cli") {
         return Ok(());
     }
     with_timeout(Duration::from_secs(120), || {

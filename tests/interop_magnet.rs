@@ -10,29 +10,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use common::libtorrent::have_libtorrent;
 use common::*;
 
 const NAME: &str = "payload";
 
 fn driver() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drivers/lt_magnet.py")
-}
-
-/// Whether /usr/bin/python3 imports libtorrent (panics under SHOAL_INTEROP_REQUIRED=1).
-fn have_libtorrent(test: &str) -> bool {
-    let ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    let msg = format!("SKIPPED {test}: /usr/bin/python3 cannot import libtorrent (apt-get install python3-libtorrent)");
-    if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
-        panic!("{msg} [SHOAL_INTEROP_REQUIRED=1]");
-    }
-    println!("{msg}");
-    false
 }
 
 fn lt(name: &str, args: &[&str], cwd: &Path) -> Result<Proc> {

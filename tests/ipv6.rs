@@ -15,20 +15,11 @@ use common::*;
 const NAME: &str = "payload6";
 
 fn have_ipv6_and_libtorrent(test: &str) -> bool {
-    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
-    let lt = Command::new("/usr/bin/python3")
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if v6 && lt {
-        return true;
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        common::libtorrent::skip(&format!("SKIPPED {test}: no ::1 on this host"));
+        return false;
     }
-    let msg = format!("SKIPPED {test}: needs ::1 ({v6}) and python3-libtorrent ({lt})");
-    if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
-        panic!("{msg} [SHOAL_INTEROP_REQUIRED=1]");
-    }
-    println!("{msg}");
-    false
+    common::libtorrent::have_libtorrent(test)
 }
 
 fn lt(name: &str, args: &[&str], cwd: &Path) -> Result<Proc> {

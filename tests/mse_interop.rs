@@ -15,6 +15,7 @@
 mod common;
 
 use anyhow::{Context, Result};
+use common::libtorrent::have_libtorrent;
 use common::*;
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +23,6 @@ use std::time::Duration;
 const NAME: &str = "payload";
 /// Nobody listens there: no tracker introduces the peers to each other.
 const NO_TRACKER: &str = "http://127.0.0.1:1/announce";
-const PYTHON: &str = "/usr/bin/python3";
 
 /// A libtorrent session seeding or leeching one torrent with RC4 forced both ways.
 /// Prints `peer port: N`, `seeding NAME`, `complete: NAME` (a leecher then exits) and
@@ -73,26 +73,6 @@ while not stop:
             break
 "#;
 
-/// True when python3 can import libtorrent; otherwise skips (or panics when required).
-fn have_libtorrent(test: &str) -> bool {
-    let ok = std::process::Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return true;
-    }
-    let msg = format!(
-        "SKIPPED {test}: {PYTHON} cannot import libtorrent (apt-get install python3-libtorrent)"
-    );
-    if std::env::var_os("SHOAL_INTEROP_REQUIRED").is_some_and(|v| v == "1") {
-        panic!("{msg} [SHOAL_INTEROP_REQUIRED=1]");
-    }
-    eprintln!("{msg}");
-    println!("{msg}");
-    false
-}
-
 fn libtorrent(
     mode: &str,
     torrent: &Path,
@@ -100,16 +80,7 @@ fn libtorrent(
     work: &Path,
     peers: &[String],
 ) -> Result<Proc> {
-    let script = work.join("lt_mse.py");
-    std::fs::write(&script, DRIVER)?;
-    let mut args = vec![
-        script.to_str().context("path is not UTF-8")?.to_string(),
-        mode.to_string(),
-        torrent.to_str().context("path is not UTF-8")?.to_string(),
-        save.to_str().context("path is not UTF-8")?.to_string(),
-    ];
-    args.extend(peers.iter().cloned());
-    Proc::spawn(&format!("libtorrent {mode}"), PYTHON, &args, work)
+    common::libtorrent::run_driver("lt_mse.py", DRIVER, mode, torrent, save, work, peers)
 }
 
 /// Data and torrent for one test.

@@ -14,6 +14,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod aria2;
+pub mod libtorrent;
 pub mod netns;
 pub mod transmission;
 

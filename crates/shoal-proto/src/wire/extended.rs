@@ -72,7 +72,10 @@ impl ExtendedHandshake {
 
     /// Decodes an extended handshake payload. Unknown keys are ignored; known keys with
     /// the wrong type or an out-of-range value are errors. `m` entries whose names are
-    /// not UTF-8 are skipped (no extension Shoal knows has such a name). A non-UTF-8
+    /// not UTF-8 are skipped (no extension Shoal knows has such a name); the rest come
+    /// out sorted by name, as [`encode`](Self::encode) writes them, whatever order the
+    /// peer sent (unsorted dictionaries are accepted), so decoding what we encode gives
+    /// back the same handshake. A non-UTF-8
     /// `v` is decoded lossily, since it is only shown to users.
     pub fn decode(payload: &[u8]) -> Result<Self, WireError> {
         let root = bencode::decode(payload).map_err(WireError::ExtendedBencode)?;
@@ -119,6 +122,8 @@ fn decode_m(value: &Value<'_>) -> Result<Vec<(String, u8)>, WireError> {
             m.push((name.to_owned(), id));
         }
     }
+    // Bencode refuses duplicate keys, so sorting is enough to be canonical.
+    m.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(m)
 }
 
@@ -163,6 +168,19 @@ mod tests {
             [("ut_metadata".to_string(), 1), ("ut_pex".to_string(), 2)]
         );
         assert_eq!((back.p, back.reqq, back.yourip), (h.p, h.reqq, h.yourip));
+    }
+
+    /// Found by the `wire` fuzz target: `m` sent unsorted decoded in input order, so
+    /// encoding (sorted) and decoding again gave a different handshake.
+    #[test]
+    fn unsorted_m_decodes_sorted_and_round_trips() {
+        let h = ExtendedHandshake::decode(b"d1:md11:utm_etadatai1e6:ut_pexi2eee").unwrap();
+        assert_eq!(
+            h.m,
+            [("ut_pex".to_string(), 2), ("utm_etadata".to_string(), 1)]
+        );
+        assert_eq!(ExtendedHandshake::decode(&h.encode()), Ok(h.clone()));
+        assert_eq!(h.extension_id("ut_pex"), Some(2));
     }
 
     #[test]

@@ -393,12 +393,7 @@ impl Connection {
             self.release_requests(swarm);
             self.last_block = now;
         }
-        if let Some((id, payload)) = self.extensions.poll_pex(now, self.key, swarm) {
-            self.send(Message::Extended {
-                id,
-                payload: &payload,
-            });
-        }
+        self.send_pex(now, swarm);
         if now.saturating_duration_since(self.last_send) > KEEPALIVE && !self.has_transmit() {
             self.send(Message::KeepAlive);
         }
@@ -551,18 +546,7 @@ impl Connection {
             }
             Message::RejectRequest(r) => self.on_reject(r, swarm)?,
             Message::AllowedFast(_) => {}
-            Message::Extended { id, payload } => {
-                let learnt = self.extensions.on_message(self.now, id, payload, swarm)?;
-                if let Some(port) = learnt.listen_port {
-                    swarm.set_listen_addr(self.key, SocketAddr::new(self.addr.ip(), port));
-                }
-                for (id, payload) in &learnt.replies {
-                    self.send(Message::Extended { id: *id, payload });
-                }
-                if !learnt.pex.is_empty() {
-                    swarm.pex_learnt(&learnt.pex);
-                }
-            }
+            Message::Extended { id, payload } => self.on_extended(id, payload, swarm)?,
         }
         Ok(())
     }

@@ -19,11 +19,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use shoal_proto::wire::{
-    metadata_pieces, ExtendedHandshake, MetadataMessage, PexMessage, EXTENDED_HANDSHAKE_ID,
-    METADATA_PIECE_LEN, PEX_MAX_PEERS,
+    metadata_pieces, ExtendedHandshake, Message, MetadataMessage, PexMessage,
+    EXTENDED_HANDSHAKE_ID, METADATA_PIECE_LEN, PEX_MAX_PEERS,
 };
 
-use super::{PeerError, MAX_UPLOAD_QUEUE};
+use super::{Connection, PeerError, MAX_UPLOAD_QUEUE};
 use crate::conn::Swarm;
 use crate::picker::PeerKey;
 
@@ -266,5 +266,37 @@ impl Extensions {
             return None;
         }
         Some((their_id, msg.encode()))
+    }
+}
+
+impl Connection {
+    /// Applies extension message `id` and sends what it calls for.
+    pub(super) fn on_extended(
+        &mut self,
+        id: u8,
+        payload: &[u8],
+        swarm: &impl Swarm,
+    ) -> Result<(), PeerError> {
+        let learnt = self.extensions.on_message(self.now, id, payload, swarm)?;
+        if let Some(port) = learnt.listen_port {
+            swarm.set_listen_addr(self.key, SocketAddr::new(self.addr.ip(), port));
+        }
+        for (id, payload) in &learnt.replies {
+            self.send(Message::Extended { id: *id, payload });
+        }
+        if !learnt.pex.is_empty() {
+            swarm.pex_learnt(&learnt.pex);
+        }
+        Ok(())
+    }
+
+    /// Sends our PEX message when one is due at `now`.
+    pub(super) fn send_pex(&mut self, now: Instant, swarm: &impl Swarm) {
+        if let Some((id, payload)) = self.extensions.poll_pex(now, self.key, swarm) {
+            self.send(Message::Extended {
+                id,
+                payload: &payload,
+            });
+        }
     }
 }

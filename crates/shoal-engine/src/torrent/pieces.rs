@@ -213,12 +213,15 @@ impl Shared {
 
     /// A read of blocks for the peer at `addr` failed: it gets none of the blocks not
     /// read. Data that should be there and is not (a file shortened or deleted outside
-    /// Shoal) means pieces we announced are gone, so the torrent stops with the reason
-    /// and the user rechecks it; other read errors fail that read only.
+    /// Shoal) means pieces we announced are gone, and a read error (`EIO`) means the
+    /// disk under them cannot be trusted: either way the torrent stops with the reason,
+    /// and resuming it rechecks. Range errors are bad requests and change nothing.
     pub(crate) fn serve_failed(&self, addr: SocketAddr, e: StorageError) {
         if !matches!(
             e,
-            StorageError::Truncated { .. } | StorageError::Deleted { .. }
+            StorageError::Truncated { .. }
+                | StorageError::Deleted { .. }
+                | StorageError::Read { .. }
         ) {
             warn!(%addr, "cannot serve data: {e}");
             return;

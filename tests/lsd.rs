@@ -11,13 +11,12 @@
 mod common;
 
 use anyhow::{bail, ensure, Context, Result};
-use common::netns::{ip, unique_suffix, Netns};
+use common::netns::{Netns, Pair};
 use common::*;
 use shoal_proto::lsd;
 use std::ffi::OsStr;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -29,44 +28,25 @@ const PIECE: &str = "32768";
 /// The whole test, processes included.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Two namespaces and the veth pair between them; the namespaces are deleted on drop
-/// (which also removes the veth ends inside them), whatever happened.
+/// Two namespaces and the veth pair between them (deleted on drop), with a multicast
+/// route in each.
 struct Hosts {
-    a: Netns,
-    b: Netns,
-    veth_a: String,
+    pair: Pair,
 }
 
 impl Hosts {
     /// Creates A and B, or `Ok(None)` after printing why this machine cannot (the test
     /// then passes as skipped, or fails under `SHOAL_INTEROP_REQUIRED=1`).
     fn create(test: &str) -> Result<Option<Hosts>> {
-        let id = unique_suffix();
-        let Some(a) = Netns::add(test, &format!("shoal-lsd-a-{id}"))? else {
+        let Some(pair) = Pair::create(test, "lsd", IP_A, IP_B)? else {
             return Ok(None);
         };
-        let b = Netns::add_more(&format!("shoal-lsd-b-{id}"))?;
-        // Interface names are at most 15 bytes.
-        let id = id.replace('-', "n");
-        let hosts = Hosts {
-            a,
-            b,
-            veth_a: format!("la{id}"),
-        };
-        let veth_b = format!("lb{id}");
-        let (va, vb) = (&hosts.veth_a, &veth_b);
-        ip(&["link", "add", va, "type", "veth", "peer", "name", vb])?;
-        ip(&["link", "set", va, "netns", hosts.a.name()])?;
-        ip(&["link", "set", vb, "netns", hosts.b.name()])?;
-        for (ns, dev, addr) in [(&hosts.a, va, IP_A), (&hosts.b, vb, IP_B)] {
-            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
-            ns.ip(&["link", "set", dev, "up"])?;
-            ns.ip(&["link", "set", "lo", "up"])?;
+        for (ns, dev) in pair.devices() {
             // Shoal names the interface (IP_MULTICAST_IF); the route is for anything
             // that does not, such as a listener joined on 0.0.0.0.
             ns.ip(&["route", "add", "224.0.0.0/4", "dev", dev])?;
         }
-        Ok(Some(hosts))
+        Ok(Some(Hosts { pair }))
     }
 
     /// `shoal ARGS` inside namespace `ns`, killed on drop like any [`Proc`].
@@ -75,14 +55,10 @@ impl Hosts {
     }
 }
 
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        // Still in the root namespace if setup failed before moving it; the namespaces
-        // themselves are deleted by their own drop.
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth_a])
-            .stderr(std::process::Stdio::null())
-            .status();
+impl std::ops::Deref for Hosts {
+    type Target = Pair;
+    fn deref(&self) -> &Pair {
+        &self.pair
     }
 }
 

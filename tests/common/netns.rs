@@ -155,3 +155,57 @@ pub fn skip_or_fail(test: &str, why: &str) {
     eprintln!("{msg}");
     println!("{msg}");
 }
+
+/// Two namespaces joined by a veth pair, each end given its address on a /24; the
+/// namespaces (and with them both veth ends) are deleted on drop, whatever happened.
+pub struct Pair {
+    pub a: Netns,
+    pub b: Netns,
+    veth_a: String,
+    veth_b: String,
+}
+
+impl Pair {
+    /// Creates `shoal-TAG-a-ID` at `ip_a` and `shoal-TAG-b-ID` at `ip_b`, or `Ok(None)`
+    /// after [`skip_or_fail`] when this machine cannot.
+    pub fn create(test: &str, tag: &str, ip_a: &str, ip_b: &str) -> Result<Option<Pair>> {
+        let id = unique_suffix();
+        let Some(a) = Netns::add(test, &format!("shoal-{tag}-a-{id}"))? else {
+            return Ok(None);
+        };
+        let b = Netns::add_more(&format!("shoal-{tag}-b-{id}"))?;
+        // Interface names are at most 15 bytes.
+        let id = id.replace('-', "n");
+        let pair = Pair {
+            a,
+            b,
+            veth_a: format!("va{id}"),
+            veth_b: format!("vb{id}"),
+        };
+        let (va, vb) = (&pair.veth_a, &pair.veth_b);
+        ip(&["link", "add", va, "type", "veth", "peer", "name", vb])?;
+        ip(&["link", "set", va, "netns", pair.a.name()])?;
+        ip(&["link", "set", vb, "netns", pair.b.name()])?;
+        for (ns, dev, addr) in [(&pair.a, va, ip_a), (&pair.b, vb, ip_b)] {
+            ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ns.ip(&["link", "set", dev, "up"])?;
+            ns.ip(&["link", "set", "lo", "up"])?;
+        }
+        Ok(Some(pair))
+    }
+
+    /// The veth devices in A and in B.
+    pub fn devices(&self) -> [(&Netns, &str); 2] {
+        [(&self.a, &self.veth_a), (&self.b, &self.veth_b)]
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // Still in the root namespace if setup failed before moving it.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth_a])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -18,24 +18,50 @@ pub struct Transmission {
     pub peer_port: u16,
     rpc: String,
     cwd: PathBuf,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
+}
+
+/// Where and how [`Transmission::start_with`] runs the daemon.
+pub struct Options<'a> {
+    /// A network namespace to run in (daemon and `transmission-remote` alike).
+    pub netns: Option<&'a str>,
+    /// The IPv4 address for peers and RPC.
+    pub ip: &'a str,
+    /// Transmission's `encryption` setting: 0 prefer plaintext, 1 prefer encrypted,
+    /// 2 require encrypted.
+    pub encryption: u8,
 }
 
 impl Transmission {
     /// Starts a daemon with config in `work/transmission`, DHT/LPD/PEX/uTP/port mapping off,
     /// plaintext peers allowed, no speed or ratio limits, RPC without auth on 127.0.0.1.
     pub fn start(work: &Path) -> Result<Self> {
+        Self::start_with(
+            work,
+            &Options {
+                netns: None,
+                ip: "127.0.0.1",
+                encryption: 0,
+            },
+        )
+    }
+
+    /// [`Transmission::start`] on `opts.ip`, in `opts.netns`, with `opts.encryption`.
+    pub fn start_with(work: &Path, opts: &Options) -> Result<Self> {
         let conf = work.join("transmission");
         fs::create_dir_all(&conf)?;
         let peer_port = free_port()?;
         let rpc_port = free_port()?;
+        let (ip, encryption) = (opts.ip, opts.encryption);
         let settings = format!(
             r#"{{
     "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
     "port-forwarding-enabled": false, "blocklist-enabled": false,
     "peer-port": {peer_port}, "peer-port-random-on-start": false,
-    "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1",
-    "encryption": 0,
-    "rpc-enabled": true, "rpc-port": {rpc_port}, "rpc-bind-address": "127.0.0.1",
+    "bind-address-ipv4": "{ip}", "bind-address-ipv6": "::1",
+    "encryption": {encryption},
+    "rpc-enabled": true, "rpc-port": {rpc_port}, "rpc-bind-address": "{ip}",
     "rpc-authentication-required": false, "rpc-whitelist-enabled": false,
     "rpc-host-whitelist-enabled": false,
     "download-dir": "{dl}", "incomplete-dir-enabled": false, "watch-dir-enabled": false,
@@ -49,21 +75,22 @@ impl Transmission {
             dl = work.display()
         );
         fs::write(conf.join("settings.json"), settings)?;
-        let mut cmd = Command::new("transmission-daemon");
+        let mut cmd = in_netns(opts.netns, "transmission-daemon");
         cmd.arg("-f")
             .arg("-g")
             .arg(&conf)
             .current_dir(work)
             .env("HOME", work);
         let mut daemon = Proc::spawn_command("transmission-daemon", cmd)?;
-        // message-level 3 logs "Bound socket N to port P on 127.0.0.1"; a taken port fails here.
-        let bound = format!("to port {peer_port} on 127.0.0.1");
+        // message-level 3 logs "Bound socket N to port P on IP"; a taken port fails here.
+        let bound = format!("to port {peer_port} on {ip}");
         daemon.wait_for_line(Some(Stream::Stderr), READY, |l| l.contains(&bound))?;
         let t = Self {
             daemon,
             peer_port,
-            rpc: format!("127.0.0.1:{rpc_port}"),
+            rpc: format!("{ip}:{rpc_port}"),
             cwd: work.to_path_buf(),
+            netns: opts.netns.map(str::to_string),
         };
         poll("transmission RPC to answer", READY, || {
             Ok(t.remote(&["-l"]).ok())
@@ -71,17 +98,21 @@ impl Transmission {
         Ok(t)
     }
 
-    /// Runs `transmission-remote 127.0.0.1:RPC args...` and returns its stdout.
+    /// Runs `transmission-remote IP:RPC args...` (in the daemon's namespace) and returns
+    /// its stdout.
     pub fn remote(&self, args: &[&str]) -> Result<String> {
-        let mut all = vec![self.rpc.as_str()];
+        let mut all = Vec::new();
+        if let Some(ns) = &self.netns {
+            all.extend(["netns", "exec", ns.as_str(), "transmission-remote"]);
+        }
+        all.push(self.rpc.as_str());
         all.extend_from_slice(args);
-        run(
-            "transmission-remote",
-            "transmission-remote",
-            &all,
-            &self.cwd,
-            QUICK,
-        )
+        let program = if self.netns.is_some() {
+            "ip"
+        } else {
+            "transmission-remote"
+        };
+        run("transmission-remote", program, &all, &self.cwd, QUICK)
     }
 
     /// Adds `torrent` with its data already under `data_parent/<name>`, then waits until
@@ -107,6 +138,18 @@ impl Transmission {
     pub fn info(&self, info_hash: &str) -> String {
         self.remote(&["-t", info_hash, "-i"])
             .unwrap_or_else(|e| format!("(transmission-remote failed: {e:#})"))
+    }
+}
+
+/// `PROGRAM`, run inside `netns` when given (`ip netns exec`, which execs it).
+fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, program]);
+            cmd
+        }
+        None => Command::new(program),
     }
 }
 

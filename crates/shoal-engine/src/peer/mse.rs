@@ -175,6 +175,7 @@ pub async fn connect<S: Transport + AsyncRead + AsyncWrite + Unpin>(
     let est = m
         .finish()
         .ok_or(PeerError::Closed("encryption handshake unfinished"))?;
+    tracing::debug!(method = ?est.method, "outgoing encryption handshake done");
     Ok(MseStream::new(tcp, est))
 }
 
@@ -195,6 +196,7 @@ pub async fn accept<S: Transport + AsyncRead + AsyncWrite + Unpin>(
         .finish()
         .ok_or(PeerError::Closed("encryption handshake unfinished"))?;
     let skey = est.skey;
+    tracing::debug!(method = ?est.method, "incoming encryption handshake done");
     Ok((MseStream::new(tcp, est), skey))
 }
 

@@ -279,19 +279,30 @@ fn count_true_blocks(replies: &[Reply], meta: &Metainfo, bytes: &[u8]) -> usize 
     n
 }
 
+/// A session seeding `meta` from memory through a [`FaultyStorage`] (no faults yet),
+/// and a raw peer connected to it.
+async fn faulty_seeder(
+    meta: &Metainfo,
+    bytes: &[u8],
+    nowhere: &Path,
+) -> (Session, TorrentHandle, Arc<FaultyStorage>, RawPeer) {
+    let data = Arc::new(MemoryStorage::with_data(&meta.info, bytes).unwrap());
+    let faulty = Arc::new(FaultyStorage::new(data, nowhere, &meta.info).unwrap());
+    let seeder = Session::start(config()).await.unwrap();
+    let seed = add(&seeder, meta, faulty.clone(), true, nowhere);
+    phase_until(&seed, |p| *p == Phase::Seeding).await.unwrap();
+    let peer = RawPeer::connect(seeder.listen_port(), meta).await;
+    (seeder, seed, faulty, peer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_errors_when_serving_send_no_bad_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("nowhere");
     let (meta, bytes) = torrent(300_000, 32 * 1024);
-    let data = Arc::new(MemoryStorage::with_data(&meta.info, &bytes).unwrap());
-    let faulty = Arc::new(FaultyStorage::new(data, &nowhere, &meta.info).unwrap());
     let quiet = Duration::from_millis(1500);
     within(async {
-        let seeder = Session::start(config()).await.unwrap();
-        let seed = add(&seeder, &meta, faulty.clone(), true, &nowhere);
-        phase_until(&seed, |p| *p == Phase::Seeding).await.unwrap();
-        let mut peer = RawPeer::connect(seeder.listen_port(), &meta).await;
+        let (seeder, seed, faulty, mut peer) = faulty_seeder(&meta, &bytes, &nowhere).await;
         let replies = peer.ask(&blocks_of(&meta, 0), quiet).await;
         assert_eq!(count_true_blocks(&replies, &meta, &bytes), 2, "{replies:?}");
 
@@ -323,14 +334,9 @@ async fn short_read_when_serving_stops_the_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("nowhere");
     let (meta, bytes) = torrent(300_000, 32 * 1024);
-    let data = Arc::new(MemoryStorage::with_data(&meta.info, &bytes).unwrap());
-    let faulty = Arc::new(FaultyStorage::new(data, &nowhere, &meta.info).unwrap());
     let quiet = Duration::from_millis(1500);
     within(async {
-        let seeder = Session::start(config()).await.unwrap();
-        let seed = add(&seeder, &meta, faulty.clone(), true, &nowhere);
-        phase_until(&seed, |p| *p == Phase::Seeding).await.unwrap();
-        let mut peer = RawPeer::connect(seeder.listen_port(), &meta).await;
+        let (seeder, seed, faulty, mut peer) = faulty_seeder(&meta, &bytes, &nowhere).await;
         // A short read (the data ends early) in piece 3: nothing wrong is sent, and the
         // torrent stops, since data it announced is gone.
         faulty.add(

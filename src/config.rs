@@ -115,10 +115,20 @@ pub struct UpArgs {
     )]
     pub web_hosts: Vec<String>,
     /// PEM certificate chain: serve the web UI and API over HTTPS (with --web-tls-key).
-    #[arg(long, env = "SHOAL_WEB_TLS_CERT", value_name = "FILE", requires = "web_tls_key")]
+    #[arg(
+        long,
+        env = "SHOAL_WEB_TLS_CERT",
+        value_name = "FILE",
+        requires = "web_tls_key"
+    )]
     pub web_tls_cert: Option<PathBuf>,
     /// PEM private key of --web-tls-cert.
-    #[arg(long, env = "SHOAL_WEB_TLS_KEY", value_name = "FILE", requires = "web_tls_cert")]
+    #[arg(
+        long,
+        env = "SHOAL_WEB_TLS_KEY",
+        value_name = "FILE",
+        requires = "web_tls_cert"
+    )]
     pub web_tls_key: Option<PathBuf>,
 }
 

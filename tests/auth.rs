@@ -96,7 +96,10 @@ fn login(node: &Node, pw: &str) -> Result<String> {
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         ensure!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
     }
-    ensure!(!cookie.contains("Secure"), "Secure over plain HTTP: {cookie}");
+    ensure!(
+        !cookie.contains("Secure"),
+        "Secure over plain HTTP: {cookie}"
+    );
     Ok(cookie.split(';').next().unwrap_or("").to_string())
 }
 
@@ -148,13 +151,21 @@ fn a_password_closes_every_endpoint_until_login() -> Result<()> {
         ensure!(ok, "shoal passwd failed: {out}");
         let config = std::fs::read_to_string(data.join("config.toml"))?;
         ensure!(config.contains("web_password = '$argon2id$"), "{config}");
-        ensure!(!config.contains("first pw"), "the password itself is stored");
+        ensure!(
+            !config.contains("first pw"),
+            "the password itself is stored"
+        );
         let n = start_node("auth node", &data, &t.sub("dl")?, &[])?;
 
         for (method, path, want) in ENDPOINTS {
             let body = (*method != "GET" && *method != "DELETE").then_some("{}");
             let a = http(method, &format!("{}{path}", n.url), &[JSON], body)?;
-            ensure!(a.status == *want, "{method} /{path}: {} {}", a.status, a.body);
+            ensure!(
+                a.status == *want,
+                "{method} /{path}: {} {}",
+                a.status,
+                a.body
+            );
             if path.starts_with("transmission") {
                 ensure!(
                     a.challenge.as_deref() == Some("Basic realm=\"Transmission\""),
@@ -168,19 +179,37 @@ fn a_password_closes_every_endpoint_until_login() -> Result<()> {
         }
         // The login page is open, and so is the session status.
         let page = http("GET", &format!("{}login", n.url), &[], None)?;
-        ensure!(page.status == 200 && page.body.contains("Log in"), "{}", page.body);
+        ensure!(
+            page.status == 200 && page.body.contains("Log in"),
+            "{}",
+            page.body
+        );
         let s = http("GET", &n.api("session"), &[], None)?;
         ensure!(s.body.contains("\"required\":true"), "{}", s.body);
 
         // A wrong password is 401; the right one gives a session that opens everything.
-        let wrong = http("POST", &n.api("login"), &[JSON], Some(&login_body("admin", "x")))?;
+        let wrong = http(
+            "POST",
+            &n.api("login"),
+            &[JSON],
+            Some(&login_body("admin", "x")),
+        )?;
         ensure!(wrong.status == 401, "wrong password: {}", wrong.status);
         let sid = login(&n, "first pw")?;
         let with = [("Cookie", sid.as_str())];
         let a = http("GET", &n.api("node"), &with, None)?;
-        ensure!(a.status == 200 && a.body.contains("peer_id"), "{} {}", a.status, a.body);
+        ensure!(
+            a.status == 200 && a.body.contains("peer_id"),
+            "{} {}",
+            a.status,
+            a.body
+        );
         let a = http("GET", &n.url, &with, None)?;
-        ensure!(a.status == 200 && a.body.contains("<title>Shoal</title>"), "UI: {}", a.status);
+        ensure!(
+            a.status == 200 && a.body.contains("<title>Shoal</title>"),
+            "UI: {}",
+            a.status
+        );
         // Past the login layer, a path without a route is the API's 404.
         let a = http("GET", &n.api("v2/app/version"), &with, None)?;
         ensure!(a.status == 404, "v2 with session: {}", a.status);
@@ -191,7 +220,10 @@ fn a_password_closes_every_endpoint_until_login() -> Result<()> {
         let mut ls = Proc::shoal("ls", &["ls", "--node", &n.url], t.path())?;
         let st = ls.wait_exit(QUICK)?;
         let err = ls.output(Stream::Stderr);
-        ensure!(!st.success() && err.contains("asks for a login"), "ls: {err}");
+        ensure!(
+            !st.success() && err.contains("asks for a login"),
+            "ls: {err}"
+        );
         let mut cmd = Command::new(shoal_bin());
         cmd.args(["ls", "--node", &n.url])
             .env("SHOAL_PASSWORD", "first pw")
@@ -202,18 +234,33 @@ fn a_password_closes_every_endpoint_until_login() -> Result<()> {
         // Logout ends the session.
         let out = http("POST", &n.api("logout"), &with, None)?;
         ensure!(out.status == 204, "logout: {}", out.status);
-        ensure!(http("GET", &n.api("node"), &with, None)?.status == 401, "session outlived logout");
+        ensure!(
+            http("GET", &n.api("node"), &with, None)?.status == 401,
+            "session outlived logout"
+        );
 
         // A new password reaches the running node: old sessions end, the new one works.
         let sid = login(&n, "first pw")?;
         let (ok, out) = passwd(&data, "second pw\nsecond pw\n")?;
         ensure!(ok, "passwd again: {out}");
         poll("old session ended", Duration::from_secs(20), || {
-            Ok((http("GET", &n.api("node"), &[("Cookie", &sid)], None)?.status == 401).then_some(()))
+            Ok(
+                (http("GET", &n.api("node"), &[("Cookie", &sid)], None)?.status == 401)
+                    .then_some(()),
+            )
         })?;
         login(&n, "second pw")?;
-        let old = http("POST", &n.api("login"), &[JSON], Some(&login_body("admin", "first pw")))?;
-        ensure!(old.status == 401, "old password still works: {}", old.status);
+        let old = http(
+            "POST",
+            &n.api("login"),
+            &[JSON],
+            Some(&login_body("admin", "first pw")),
+        )?;
+        ensure!(
+            old.status == 401,
+            "old password still works: {}",
+            old.status
+        );
         Ok(())
     })
 }
@@ -245,11 +292,21 @@ fn brute_force_is_throttled() -> Result<()> {
         ensure!(passwd(&data, "pw\npw\n")?.0, "passwd");
         let n = start_node("auth node", &data, &t.sub("dl")?, &[])?;
         for i in 1..=5 {
-            let a = http("POST", &n.api("login"), &[JSON], Some(&login_body("admin", "guess")))?;
+            let a = http(
+                "POST",
+                &n.api("login"),
+                &[JSON],
+                Some(&login_body("admin", "guess")),
+            )?;
             ensure!(a.status == 401, "failure {i}: {}", a.status);
         }
         let started = Instant::now();
-        let a = http("POST", &n.api("login"), &[JSON], Some(&login_body("admin", "pw")))?;
+        let a = http(
+            "POST",
+            &n.api("login"),
+            &[JSON],
+            Some(&login_body("admin", "pw")),
+        )?;
         ensure!(a.status == 429, "6th attempt: {} {}", a.status, a.body);
         // Basic auth and the qBittorrent login are throttled alike.
         let basic = format!("Basic {}", b64("admin:pw"));
@@ -279,20 +336,49 @@ fn foreign_hosts_and_cross_site_requests_are_refused() -> Result<()> {
         let t = TestDir::new("auth-host")?;
         let data = t.path().join("node");
         ensure!(passwd(&data, "pw\npw\n")?.0, "passwd");
-        let n = start_node("auth node", &data, &t.sub("dl")?, &["--web-host", "shoal.test"])?;
+        let n = start_node(
+            "auth node",
+            &data,
+            &t.sub("dl")?,
+            &["--web-host", "shoal.test"],
+        )?;
         let sid = login(&n, "pw")?;
-        let port = n.url.trim_end_matches('/').rsplit(':').next().context("port")?;
+        let port = n
+            .url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .context("port")?;
         let evil = format!("rebind.example:{port}");
         let named = format!("shoal.test:{port}");
         // A foreign Host is refused even with a session, and before any login attempt.
-        let a = http("GET", &n.api("node"), &[("Host", &evil), ("Cookie", &sid)], None)?;
+        let a = http(
+            "GET",
+            &n.api("node"),
+            &[("Host", &evil), ("Cookie", &sid)],
+            None,
+        )?;
         ensure!(a.status == 403, "foreign Host: {}", a.status);
         let a = http("GET", &n.url, &[("Host", &evil)], None)?;
         ensure!(a.status == 403, "foreign Host on the UI: {}", a.status);
-        let a = http("POST", &n.api("login"), &[("Host", &evil), JSON], Some(&login_body("admin", "pw")))?;
-        ensure!(a.status == 403, "login through a foreign Host: {}", a.status);
+        let a = http(
+            "POST",
+            &n.api("login"),
+            &[("Host", &evil), JSON],
+            Some(&login_body("admin", "pw")),
+        )?;
+        ensure!(
+            a.status == 403,
+            "login through a foreign Host: {}",
+            a.status
+        );
         // A --web-host name passes.
-        let a = http("GET", &n.api("node"), &[("Host", &named), ("Cookie", &sid)], None)?;
+        let a = http(
+            "GET",
+            &n.api("node"),
+            &[("Host", &named), ("Cookie", &sid)],
+            None,
+        )?;
         ensure!(a.status == 200, "--web-host name: {} {}", a.status, a.body);
         // Cross-site state changes are refused even with the session cookie.
         let own = n.url.trim_end_matches('/').to_string();
@@ -304,7 +390,12 @@ fn foreign_hosts_and_cross_site_requests_are_refused() -> Result<()> {
                 Some("{\"max_up\": 1}"),
             )?;
             ensure!(a.status == 403, "Origin {origin}: {}", a.status);
-            let a = http("POST", &n.api("login"), &[("Origin", origin), JSON], Some(&login_body("admin", "pw")))?;
+            let a = http(
+                "POST",
+                &n.api("login"),
+                &[("Origin", origin), JSON],
+                Some(&login_body("admin", "pw")),
+            )?;
             ensure!(a.status == 403, "cross-site login {origin}: {}", a.status);
         }
         let a = http(
@@ -324,15 +415,27 @@ fn wildcard_bind_without_password_requires_a_generated_one() -> Result<()> {
         let t = TestDir::new("auth-generated")?;
         let data = t.path().join("node");
         let args: Vec<String> = [
-            "up", "--data-dir", &data.display().to_string(), "--download-dir",
-            &t.sub("dl")?.display().to_string(), "--port", "0", "--web", "0.0.0.0:0",
-            "--tracker-bind", "127.0.0.1:0", "--no-tracker",
+            "up",
+            "--data-dir",
+            &data.display().to_string(),
+            "--download-dir",
+            &t.sub("dl")?.display().to_string(),
+            "--port",
+            "0",
+            "--web",
+            "0.0.0.0:0",
+            "--tracker-bind",
+            "127.0.0.1:0",
+            "--no-tracker",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let mut p = Proc::shoal("wildcard node", &args, t.path())?;
-        let line = p.wait_for_prefix("web UI password for admin (generated, set one with shoal passwd): ", READY)?;
+        let line = p.wait_for_prefix(
+            "web UI password for admin (generated, set one with shoal passwd): ",
+            READY,
+        )?;
         let pw = line.trim().to_string();
         ensure!(pw.len() >= 12, "generated password {pw:?}");
         // Only loopback is ever contacted: the printed URL is 127.0.0.1.
@@ -340,15 +443,42 @@ fn wildcard_bind_without_password_requires_a_generated_one() -> Result<()> {
         ensure!(url.starts_with("http://127.0.0.1:"), "{url}");
         let log = p.output(Stream::Stderr);
         ensure!(log.contains(&pw), "the password is not in the log: {log}");
-        ensure!(!std::fs::read_to_string(data.join("config.toml")).unwrap_or_default().contains(&pw), "stored");
+        ensure!(
+            !std::fs::read_to_string(data.join("config.toml"))
+                .unwrap_or_default()
+                .contains(&pw),
+            "stored"
+        );
         let api = format!("{url}api/node");
-        ensure!(http("GET", &api, &[], None)?.status == 401, "open without the password");
-        let wrong = http("POST", &format!("{url}api/login"), &[JSON], Some(&login_body("admin", "nope")))?;
+        ensure!(
+            http("GET", &api, &[], None)?.status == 401,
+            "open without the password"
+        );
+        let wrong = http(
+            "POST",
+            &format!("{url}api/login"),
+            &[JSON],
+            Some(&login_body("admin", "nope")),
+        )?;
         ensure!(wrong.status == 401, "wrong: {}", wrong.status);
-        let a = http("POST", &format!("{url}api/login"), &[JSON], Some(&login_body("admin", &pw)))?;
+        let a = http(
+            "POST",
+            &format!("{url}api/login"),
+            &[JSON],
+            Some(&login_body("admin", &pw)),
+        )?;
         ensure!(a.status == 200, "login: {} {}", a.status, a.body);
-        let sid = a.cookie.context("cookie")?.split(';').next().unwrap_or("").to_string();
-        ensure!(http("GET", &api, &[("Cookie", &sid)], None)?.status == 200, "session");
+        let sid = a
+            .cookie
+            .context("cookie")?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        ensure!(
+            http("GET", &api, &[("Cookie", &sid)], None)?.status == 200,
+            "session"
+        );
         p.terminate()?;
         p.wait_success(Duration::from_secs(30))
     })
@@ -363,46 +493,104 @@ fn https_with_a_certificate() -> Result<()> {
         let t = TestDir::new("auth-tls")?;
         let (cert, key) = (t.path().join("cert.pem"), t.path().join("key.pem"));
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                "-keyout",
+            ])
             .arg(&key)
             .arg("-out")
             .arg(&cert)
             .output()?;
-        ensure!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let data = t.path().join("node");
         ensure!(passwd(&data, "pw\npw\n")?.0, "passwd");
         let (c, k) = (cert.display().to_string(), key.display().to_string());
-        let n = start_node("tls node", &data, &t.sub("dl")?, &["--web-tls-cert", &c, "--web-tls-key", &k])?;
+        let n = start_node(
+            "tls node",
+            &data,
+            &t.sub("dl")?,
+            &["--web-tls-cert", &c, "--web-tls-key", &k],
+        )?;
         ensure!(n.url.starts_with("https://127.0.0.1:"), "{}", n.url);
         let curl = |args: &[&str]| -> Result<String> {
             let out = Command::new("curl")
                 .args(["-sS", "--max-time", "20", "--cacert", &c])
                 .args(args)
                 .output()?;
-            ensure!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            ensure!(
+                out.status.success(),
+                "curl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         let code = curl(&["-o", "/dev/null", "-w", "%{http_code}", &n.api("node")])?;
         ensure!(code == "401", "without login over TLS: {code}");
         let head = curl(&[
-            "-D", "-", "-o", "/dev/null", "-H", "Content-Type: application/json",
-            "--data", &login_body("admin", "pw"), &n.api("login"),
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &login_body("admin", "pw"),
+            &n.api("login"),
         ])?;
         ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
         let cookie = head
             .lines()
             .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
             .context("no cookie")?;
-        ensure!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
-        let sid = cookie.split_once(':').context("cookie")?.1.trim().split(';').next().unwrap_or("").to_string();
+        ensure!(
+            cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+            "{cookie}"
+        );
+        let sid = cookie
+            .split_once(':')
+            .context("cookie")?
+            .1
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .to_string();
         let body = curl(&["-H", &format!("Cookie: {sid}"), &n.api("node")])?;
         ensure!(body.contains("peer_id"), "{body}");
         // Plain HTTP to the TLS port gets nothing useful.
         let plain = n.api("node").replacen("https://", "http://", 1);
-        let out = Command::new("curl").args(["-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", &plain]).output()?;
-        ensure!(String::from_utf8_lossy(&out.stdout) != "200", "plain HTTP answered");
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &plain,
+            ])
+            .output()?;
+        ensure!(
+            String::from_utf8_lossy(&out.stdout) != "200",
+            "plain HTTP answered"
+        );
         Ok(())
     })
 }

@@ -249,7 +249,9 @@ impl Auth {
         let mut changed = false;
         if let Some(h) = hash {
             if !password::is_valid_hash(&h) {
-                tracing::warn!("config.toml: web_password is not an Argon2 hash; set it with `shoal passwd`");
+                tracing::warn!(
+                    "config.toml: web_password is not an Argon2 hash; set it with `shoal passwd`"
+                );
             } else if s.hash.as_deref() != Some(h.as_str()) {
                 s.hash = Some(h);
                 changed = true;
@@ -305,7 +307,9 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
 fn client_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip().to_canonical())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip().to_canonical()
+        })
 }
 
 /// Paths anyone may fetch: the login page and the static files it loads.

@@ -46,7 +46,12 @@ pub struct NodeOpts {
     #[arg(long)]
     pub json: bool,
     /// The node's web password, when it asks for a login (sent as HTTP Basic auth).
-    #[arg(long, env = "SHOAL_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "SHOAL_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     pub password: Option<String>,
     /// The login user name (default: web_user in the data dir's config.toml, else admin).
     #[arg(long, env = "SHOAL_WEB_USER", value_name = "NAME")]

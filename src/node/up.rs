@@ -166,7 +166,9 @@ async fn web_auth(
 ) -> anyhow::Result<Auth> {
     let mut hash = access.password_hash.clone();
     if hash.as_deref().is_some_and(|h| !password::is_valid_hash(h)) {
-        anyhow::bail!("config.toml: web_password is not an Argon2 hash; set it with `shoal passwd`");
+        anyhow::bail!(
+            "config.toml: web_password is not an Argon2 hash; set it with `shoal passwd`"
+        );
     }
     if hash.is_none() && !web_addr.ip().is_loopback() {
         let generated = password::generate();

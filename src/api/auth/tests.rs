@@ -94,7 +94,10 @@ async fn every_kind_of_path_is_refused_in_its_apis_manner() {
     assert!(r.body.contains("\"error\""), "{}", r.body);
     // Paths with no route are refused too: the layer runs before routing.
     let r = send(&app, get_req("/api/v2/app/version", &[])).await;
-    assert_eq!((r.status, r.body.as_str()), (StatusCode::FORBIDDEN, "Forbidden"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::FORBIDDEN, "Forbidden")
+    );
     let r = send(&app, get_req("/transmission/rpc", &[])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -110,11 +113,17 @@ async fn every_kind_of_path_is_refused_in_its_apis_manner() {
     );
     // The login page and its assets are public.
     assert_eq!(send(&app, get_req("/login", &[])).await.body, "login page");
-    assert_eq!(send(&app, get_req("/assets/1/app.css", &[])).await.body, "asset");
+    assert_eq!(
+        send(&app, get_req("/assets/1/app.css", &[])).await.body,
+        "asset"
+    );
     // A made-up cookie is no session.
     let r = send(
         &app,
-        get_req("/api/node", &[("cookie", "SID=0123456789abcdef0123456789abcdef")]),
+        get_req(
+            "/api/node",
+            &[("cookie", "SID=0123456789abcdef0123456789abcdef")],
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -201,24 +210,39 @@ async fn qbittorrent_login_answers_as_qbittorrent() {
 async fn basic_credentials_pass_and_wrong_ones_count() {
     let auth = with_password("pw");
     let app = app(&auth);
-    let b64 = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
+    let b64 = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
     let good = b64("admin:pw");
     for _ in 0..3 {
-        let r = send(&app, get_req("/api/node", &[("authorization", good.as_str())])).await;
+        let r = send(
+            &app,
+            get_req("/api/node", &[("authorization", good.as_str())]),
+        )
+        .await;
         assert_eq!(r.body, "node");
     }
     let bad = b64("admin:nope");
     for _ in 0..throttle::MAX_FAILURES {
         let r = send(
             &app,
-            from([10, 0, 0, 4], get_req("/transmission/rpc", &[("authorization", bad.as_str())])),
+            from(
+                [10, 0, 0, 4],
+                get_req("/transmission/rpc", &[("authorization", bad.as_str())]),
+            ),
         )
         .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let r = send(
         &app,
-        from([10, 0, 0, 4], get_req("/api/node", &[("authorization", bad.as_str())])),
+        from(
+            [10, 0, 0, 4],
+            get_req("/api/node", &[("authorization", bad.as_str())]),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
@@ -251,7 +275,10 @@ async fn a_new_password_in_the_config_file_ends_sessions() {
     );
     let r = send(&app, get_req("/api/node", &[("cookie", cookie.as_str())])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(send(&app, login_req("admin", "new")).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, login_req("admin", "new")).await.status,
+        StatusCode::OK
+    );
 }
 
 #[test]

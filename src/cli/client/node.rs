@@ -185,8 +185,7 @@ impl Node {
     /// Sends `user` and `password` (HTTP Basic) with every request.
     pub fn with_login(mut self, user: &str, password: &str) -> Node {
         use base64::Engine;
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         self.login = Some(format!("Basic {token}"));
         self
     }
@@ -230,9 +229,7 @@ impl Node {
         content_type: &str,
         body: &[u8],
     ) -> Result<Reply, Failure> {
-        let req = self
-            .request("POST", path)
-            .set("Content-Type", content_type);
+        let req = self.request("POST", path).set("Content-Type", content_type);
         self.finish(req.send_bytes(body))
     }
 
@@ -488,6 +485,20 @@ mod tests {
             !req.lines().next().unwrap().contains("b&c"),
             "query not encoded: {req}"
         );
+    }
+
+    #[test]
+    fn a_login_goes_with_every_request_as_basic_auth() {
+        let (node, server) = one_shot("200 OK", "[]");
+        let node = node.with_login("admin", "pw");
+        node.get("/api/torrents", &[]).ok().unwrap();
+        let req = server.join().unwrap().to_ascii_lowercase();
+        assert!(req.contains("authorization: basic ywrtaw46chc="), "{req}");
+
+        let (node, _server) = one_shot("401 Unauthorized", r#"{"error":"log in"}"#);
+        let err = node.get("/api/torrents", &[]).err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("--password"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The node's JSON API over HTTP (axum), as specified in `docs/API.md`, plus the web
 //! UI from [`crate::web`] at `/`.
 //!
-//! Errors are `{"error": "..."}` with 400 (malformed input), 403 (refused by
-//! [`guard`]: a foreign `Host` or a cross-site `Origin`), 404 (unknown torrent, file or
-//! job), 409 (conflict, with `"id"`), 413 (upload too large), 415 (wrong
-//! `Content-Type`) or 500.
+//! Errors are `{"error": "..."}` with 400 (malformed input), 401 (no login, see
+//! [`auth`]), 403 (refused by [`guard`]: a foreign `Host` or a cross-site `Origin`), 404
+//! (unknown torrent, file or job), 409 (conflict, with `"id"`), 413 (upload too large),
+//! 415 (wrong `Content-Type`), 429 (too many failed logins) or 500.
 
+pub mod auth;
 mod events;
 mod files;
 pub mod guard;
@@ -31,9 +32,10 @@ use crate::node::{Node, ResolveError};
 const MAX_BODY: usize = 32 << 20;
 
 /// The whole HTTP application: `/api/...` and the web UI, for a server listening on
-/// `bound` (which the user chose when `node.config().web` is set).
-pub fn app(node: Node, bound: SocketAddr) -> Router {
-    let access = guard::Access::new(bound, node.config().web.is_some());
+/// `bound` (which the user chose when `node.config().web` is set), behind the Host and
+/// Origin [`guard`] and the login layer ([`auth`]).
+pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
+    let access = guard::Access::new(bound, node.config().web.is_some(), &web.hosts, web.tls);
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -68,9 +70,27 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
         .route("/events", get(events::events))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
         .with_state(node);
-    Router::new().nest("/api", api).merge(crate::web::router())
+    let routes = Router::new().nest("/api", api).merge(crate::web::router());
+    // Layered last, so they cover every route merged above and requests no route
+    // matches; the guard runs first (a foreign Host gets no login attempt).
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            web.auth.clone(),
+            auth::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+}
+
+/// What the layers around the whole app need besides the node.
+#[derive(Clone)]
+pub struct WebLayers {
+    /// The login layer.
+    pub auth: auth::Auth,
+    /// `--web-host` names.
+    pub hosts: Vec<String>,
+    /// Served over HTTPS.
+    pub tls: bool,
 }
 
 /// An API error response.

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod create;
+pub mod passwd;
 pub mod tracker;
 pub mod transfer;
 

@@ -100,6 +100,36 @@ pub struct UpArgs {
     /// dialling: true or false (default true).
     #[arg(long, env = "SHOAL_UTP", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub utp: Option<bool>,
+    /// User name of the web UI and API login (default: admin; the password is set with
+    /// `shoal passwd`).
+    #[arg(long, env = "SHOAL_WEB_USER", value_name = "NAME")]
+    pub web_user: Option<String>,
+    /// Host name the web UI and API answer to besides loopback names and the bound
+    /// address (repeatable; `*.example.org` matches subdomains). Guards against DNS
+    /// rebinding.
+    #[arg(
+        long = "web-host",
+        env = "SHOAL_WEB_HOST",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub web_hosts: Vec<String>,
+    /// PEM certificate chain: serve the web UI and API over HTTPS (with --web-tls-key).
+    #[arg(
+        long,
+        env = "SHOAL_WEB_TLS_CERT",
+        value_name = "FILE",
+        requires = "web_tls_key"
+    )]
+    pub web_tls_cert: Option<PathBuf>,
+    /// PEM private key of --web-tls-cert.
+    #[arg(
+        long,
+        env = "SHOAL_WEB_TLS_KEY",
+        value_name = "FILE",
+        requires = "web_tls_cert"
+    )]
+    pub web_tls_key: Option<PathBuf>,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -168,6 +198,18 @@ pub struct FileConfig {
     pub encryption: Option<String>,
     /// uTP (BEP 29) besides TCP, tried first when dialling. Default: true.
     pub utp: Option<bool>,
+    /// User name of the web login. Default: `"admin"`.
+    pub web_user: Option<String>,
+    /// Argon2id hash (PHC string) of the web login password, written by `shoal passwd`.
+    /// Default: none (no login on loopback; a generated password beyond it).
+    pub web_password: Option<String>,
+    /// Host names the web server answers to besides loopback and its address. Default:
+    /// none.
+    pub web_hosts: Vec<String>,
+    /// PEM certificate chain for HTTPS (with `web_tls_key`). Default: plain HTTP.
+    pub web_tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS. Default: none.
+    pub web_tls_key: Option<PathBuf>,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
@@ -357,6 +399,72 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         settings,
         overrides,
     })
+}
+
+/// Who may use the web UI and API, resolved from flags and `config.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct WebAccess {
+    /// Login user name.
+    pub user: String,
+    /// The user name came from `--web-user`, so a reloaded config file does not change it.
+    pub user_from_flag: bool,
+    /// Argon2id PHC string of the password; `None`: no password set.
+    pub password_hash: Option<String>,
+    /// Extra host names allowed in `Host` (`--web-host`).
+    pub hosts: Vec<String>,
+    /// PEM certificate chain and key files, for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Default login user name.
+pub const DEFAULT_WEB_USER: &str = "admin";
+
+/// The web access settings of `shoal up` (flags over `<data dir>/config.toml`).
+pub fn web_access(args: &UpArgs, data_dir: &Path) -> anyhow::Result<WebAccess> {
+    let file = read_file(&config_path(data_dir))?;
+    let hosts = if args.web_hosts.is_empty() {
+        file.web_hosts
+    } else {
+        args.web_hosts.clone()
+    };
+    let tls = match (
+        args.web_tls_cert.clone().or(file.web_tls_cert),
+        args.web_tls_key.clone().or(file.web_tls_key),
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => anyhow::bail!("HTTPS needs both web_tls_cert and web_tls_key (or neither)"),
+    };
+    Ok(WebAccess {
+        user: args
+            .web_user
+            .clone()
+            .or(file.web_user)
+            .unwrap_or_else(|| DEFAULT_WEB_USER.to_string()),
+        user_from_flag: args.web_user.is_some(),
+        password_hash: file.web_password,
+        hosts,
+        tls,
+    })
+}
+
+/// `(web_user, web_password)` as `config.toml` holds them now, for a running node to
+/// pick up a password set by `shoal passwd`.
+pub fn web_credentials(data_dir: &Path) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let file = read_file(&config_path(data_dir))?;
+    Ok((file.web_user, file.web_password))
+}
+
+/// Checks that `text` is a valid `config.toml` (before `shoal passwd` replaces it).
+pub fn validate_file(text: &str) -> anyhow::Result<()> {
+    toml::from_str::<FileConfig>(text)
+        .map(drop)
+        .context("the new config.toml would not be valid")
+}
+
+/// `<data dir>/config.toml`.
+pub fn config_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("config.toml")
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -83,6 +83,9 @@ enum Command {
         #[command(flatten)]
         net: cli::NetArgs,
     },
+    /// Set the password of the web UI and API login (asks twice, or reads two lines
+    /// from stdin).
+    Passwd(cli::passwd::PasswdArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
                 stall_timeout,
                 net,
             } => cli::transfer::download(torrent, net, seed, stall_timeout).await,
+            Command::Passwd(args) => cli::passwd::run(args).await,
         }
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -42,6 +42,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/app.js", JS),
     asset!("js/chart.js", JS),
     asset!("js/format.js", JS),
+    asset!("js/login.js", JS),
     asset!("js/piecemap.js", JS),
     asset!("js/table.js", JS),
     asset!("js/ui.js", JS),
@@ -53,6 +54,9 @@ const ASSETS: &[Asset] = &[
 ];
 
 const INDEX_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/index.html"));
+
+/// The login page (`/login`), shown when the node asks for a login (`api::auth`).
+const LOGIN_TEMPLATE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/login.html"));
 
 /// Placeholder in `index.html` replaced by the assets' version.
 const VERSION_MARK: &str = "{{VERSION}}";
@@ -69,6 +73,8 @@ struct Built {
     version: String,
     index: String,
     index_etag: String,
+    login: String,
+    login_etag: String,
     /// ETags of `ASSETS`, in order.
     etags: Vec<String>,
 }
@@ -87,6 +93,10 @@ fn built() -> &'static Built {
         let mut h = Fnv::new();
         h.write(index.as_bytes());
         let index_etag = format!("\"{:016x}\"", h.finish());
+        let login = LOGIN_TEMPLATE.replace(VERSION_MARK, &version);
+        let mut h = Fnv::new();
+        h.write(login.as_bytes());
+        let login_etag = format!("\"{:016x}\"", h.finish());
         let etags = ASSETS
             .iter()
             .map(|a| {
@@ -99,6 +109,8 @@ fn built() -> &'static Built {
             version,
             index,
             index_etag,
+            login,
+            login_etag,
             etags,
         }
     })
@@ -124,12 +136,14 @@ impl Fnv {
     }
 }
 
-/// Routes for the UI: `/`, `/index.html` and `/assets/<version>/<path>`.
+/// Routes for the UI: `/`, `/index.html`, `/login` and `/assets/<version>/<path>`.
 /// Stateless, so it merges into the API router as it is.
 pub fn router() -> Router {
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
+        .route("/login", get(login))
+        .route("/login.html", get(login))
         .route("/assets/:version/*path", get(asset))
 }
 
@@ -147,8 +161,18 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 
 async fn index(headers: HeaderMap) -> Response {
     let b = built();
-    let etag = HeaderValue::from_str(&b.index_etag).unwrap_or(HeaderValue::from_static("\"\""));
-    if not_modified(&headers, &b.index_etag) {
+    page(&headers, &b.index, &b.index_etag)
+}
+
+async fn login(headers: HeaderMap) -> Response {
+    let b = built();
+    page(&headers, &b.login, &b.login_etag)
+}
+
+/// An HTML page: revalidated every time, with the UI's security headers.
+fn page(headers: &HeaderMap, body: &str, etag_text: &str) -> Response {
+    let etag = HeaderValue::from_str(etag_text).unwrap_or(HeaderValue::from_static("\"\""));
+    if not_modified(headers, etag_text) {
         return (
             StatusCode::NOT_MODIFIED,
             [
@@ -179,7 +203,7 @@ async fn index(headers: HeaderMap) -> Response {
                 HeaderValue::from_static("no-referrer"),
             ),
         ],
-        b.index.clone(),
+        body.to_owned(),
     )
         .into_response()
 }
@@ -250,7 +274,7 @@ mod tests {
     fn every_file_under_web_is_embedded() {
         let mut files = Vec::new();
         walk(&web_dir(), &web_dir(), &mut files);
-        files.retain(|f| f != "index.html");
+        files.retain(|f| f != "index.html" && f != "login.html");
         files.sort();
         let mut listed: Vec<String> = ASSETS.iter().map(|a| a.path.to_string()).collect();
         listed.sort();
@@ -273,6 +297,9 @@ mod tests {
             refs += 1;
         }
         assert_eq!(refs, 2, "index.html loads the stylesheet and app.js");
+        assert!(!b.login.contains(VERSION_MARK));
+        assert!(b.login.contains(&format!("{prefix}js/login.js")));
+        assert!(b.login.contains(&format!("{prefix}app.css")));
     }
 
     #[test]

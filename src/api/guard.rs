@@ -1,14 +1,18 @@
-//! Who may drive the API: a middleware on every `/api` request that stops other web
-//! sites from using the node through the user's browser.
+//! Who may drive the node over HTTP: a middleware on every request (API and UI) that
+//! stops other web sites from using the node through the user's browser.
 //!
-//! - `Host` must name the node: a loopback name (`localhost`, `127.0.0.1`, `[::1]`, any
-//!   port, so SSH tunnels work), or, when the node was bound to a non-loopback address
-//!   on purpose (`--web`), that address (any IP literal for `0.0.0.0`/`[::]`). A DNS
-//!   name an attacker controls (DNS rebinding) is refused with 403.
+//! - `Host` must name the node (against DNS rebinding: a name the attacker controls
+//!   that resolves to the node): always a loopback name (`localhost`, `127.0.0.1`,
+//!   `[::1]`, any port, so SSH tunnels work); the IP literal of the address the node was
+//!   bound to on purpose (`--web`); and each `--web-host` name (`*.example.org` matches
+//!   its subdomains). Bound to `0.0.0.0`/`[::]` with no `--web-host`, any IP literal
+//!   passes (the node cannot know every address it is reached by) but no other name.
+//!   Anything else is 403. (qBittorrent's "Host header validation" likewise takes a
+//!   list of server domains and the bound addresses, `*` turning it off.)
 //! - `POST`/`PUT`/`PATCH`/`DELETE` with an `Origin` must come from the node's own
-//!   origin, `http://` + the request's `Host`; anything else (another site, `null`) is
-//!   403. Requests without `Origin` (the CLI, curl) pass: browsers send it on every
-//!   cross-origin request that can change state.
+//!   origin, `http://` (`https://` under TLS) + the request's `Host`; anything else
+//!   (another site, `null`) is 403. Requests without `Origin` (the CLI, curl) pass:
+//!   browsers send it on every cross-origin request that can change state.
 //!
 //! Content types are checked where bodies are read (415): JSON bodies need
 //! `application/json`, raw ones `application/x-bittorrent` or
@@ -28,6 +32,10 @@ use super::ApiError;
 pub struct Access {
     /// What `Host` may name besides the loopback names.
     extra: Extra,
+    /// `--web-host` names, lower case (`*.suffix` for subdomains).
+    names: Vec<String>,
+    /// `https` under TLS, else `http`.
+    scheme: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,22 +44,35 @@ enum Extra {
     None,
     /// This IP (bound to it explicitly).
     Ip(IpAddr),
-    /// Any IP literal (bound to `0.0.0.0` or `[::]` explicitly).
+    /// Any IP literal (bound to `0.0.0.0` or `[::]` explicitly, no `--web-host`).
     AnyIp,
 }
 
 impl Access {
-    /// For a server bound to `bound`; `explicit` when the user chose the address.
-    pub fn new(bound: SocketAddr, explicit: bool) -> Access {
+    /// For a server bound to `bound`; `explicit` when the user chose the address;
+    /// `names` from `--web-host`; `tls` when served over HTTPS.
+    pub fn new(bound: SocketAddr, explicit: bool, names: &[String], tls: bool) -> Access {
         let ip = bound.ip();
         let extra = if !explicit || ip.is_loopback() {
             Extra::None
         } else if ip.is_unspecified() {
-            Extra::AnyIp
+            if names.is_empty() {
+                Extra::AnyIp
+            } else {
+                Extra::None
+            }
         } else {
             Extra::Ip(ip)
         };
-        Access { extra }
+        Access {
+            extra,
+            names: names
+                .iter()
+                .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            scheme: if tls { "https" } else { "http" },
+        }
     }
 
     /// Whether a `Host` value names this node.
@@ -59,7 +80,7 @@ impl Access {
         let Some(name) = host_name(host) else {
             return false;
         };
-        if name == "localhost" {
+        if name == "localhost" || self.names.iter().any(|n| name_matches(n, &name)) {
             return true;
         }
         let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse() else {
@@ -84,8 +105,8 @@ impl Access {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "Host {host:?} is not this node's address; use http://127.0.0.1:PORT/ \
-                     (or the address given with --web)"
+                    "Host {host:?} is not this node's address; use http://127.0.0.1:PORT/, \
+                     the address given with --web, or allow the name with --web-host"
                 ),
             ));
         }
@@ -95,7 +116,7 @@ impl Access {
         );
         if let (true, Some(origin)) = (changes, headers.get(header::ORIGIN)) {
             let origin = origin.to_str().unwrap_or("");
-            let own = format!("http://{host}");
+            let own = format!("{}://{host}", self.scheme);
             if !origin.eq_ignore_ascii_case(&own) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -107,6 +128,17 @@ impl Access {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the allowed `pattern` (`name` or `*.suffix`) covers `name`.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => name
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        None => name == pattern,
     }
 }
 
@@ -165,7 +197,7 @@ mod tests {
 
     #[test]
     fn loopback_node_takes_loopback_hosts_only() {
-        let a = Access::new("127.0.0.1:8080".parse().unwrap(), false);
+        let a = Access::new("127.0.0.1:8080".parse().unwrap(), false, &[], false);
         for ok in [
             "127.0.0.1:8080",
             "localhost:8080",
@@ -190,7 +222,7 @@ mod tests {
 
     #[test]
     fn origin_must_be_the_hosts_own_for_state_changes() {
-        let a = Access::new("127.0.0.1:8080".parse().unwrap(), false);
+        let a = Access::new("127.0.0.1:8080".parse().unwrap(), false, &[], false);
         let h = "127.0.0.1:8080";
         assert_eq!(status(&a, Method::POST, h, None), 200);
         assert_eq!(
@@ -214,16 +246,62 @@ mod tests {
 
     #[test]
     fn explicit_non_loopback_bind_adds_its_address() {
-        let a = Access::new("192.168.1.5:8080".parse().unwrap(), true);
+        let a = Access::new("192.168.1.5:8080".parse().unwrap(), true, &[], false);
         assert_eq!(status(&a, Method::GET, "192.168.1.5:8080", None), 200);
         assert_eq!(status(&a, Method::GET, "192.168.1.6:8080", None), 403);
         assert_eq!(status(&a, Method::GET, "localhost:8080", None), 200);
-        let any = Access::new("0.0.0.0:8080".parse().unwrap(), true);
+        let any = Access::new("0.0.0.0:8080".parse().unwrap(), true, &[], false);
         assert_eq!(status(&any, Method::GET, "10.0.0.7:8080", None), 200);
         assert_eq!(status(&any, Method::GET, "[fe80::1]:8080", None), 200);
         assert_eq!(status(&any, Method::GET, "rebind.example:8080", None), 403);
         // Not chosen by the user: loopback only.
-        let default = Access::new("0.0.0.0:8080".parse().unwrap(), false);
+        let default = Access::new("0.0.0.0:8080".parse().unwrap(), false, &[], false);
         assert_eq!(status(&default, Method::GET, "10.0.0.7:8080", None), 403);
+    }
+
+    #[test]
+    fn web_host_names_are_allowed_and_replace_any_ip_on_a_wildcard_bind() {
+        let names = vec!["Shoal.Example.org".to_string(), "*.lan".to_string()];
+        let a = Access::new("0.0.0.0:8080".parse().unwrap(), true, &names, false);
+        for ok in [
+            "shoal.example.org:8080",
+            "SHOAL.EXAMPLE.ORG",
+            "nas.lan",
+            "a.b.lan:1",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+        ] {
+            assert_eq!(status(&a, Method::GET, ok, None), 200, "{ok}");
+        }
+        for bad in [
+            "example.org",
+            "evil.shoal.example.org",
+            "lan",
+            ".lan",
+            "evil-lan",
+            "10.0.0.7:8080",
+            "rebind.example:8080",
+        ] {
+            assert_eq!(status(&a, Method::GET, bad, None), 403, "{bad}");
+        }
+        // On a loopback bind the names are allowed too, IP literals still not.
+        let l = Access::new("127.0.0.1:8080".parse().unwrap(), true, &names, false);
+        assert_eq!(status(&l, Method::GET, "nas.lan", None), 200);
+        assert_eq!(status(&l, Method::GET, "10.0.0.7", None), 403);
+    }
+
+    #[test]
+    fn under_tls_the_own_origin_is_https() {
+        let a = Access::new("127.0.0.1:8443".parse().unwrap(), true, &[], true);
+        let h = "127.0.0.1:8443";
+        assert_eq!(
+            status(&a, Method::POST, h, Some("https://127.0.0.1:8443")),
+            200
+        );
+        assert_eq!(
+            status(&a, Method::POST, h, Some("http://127.0.0.1:8443")),
+            403
+        );
     }
 }

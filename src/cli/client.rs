@@ -45,6 +45,17 @@ pub struct NodeOpts {
     /// Print the node's JSON answer instead of text, for scripts.
     #[arg(long)]
     pub json: bool,
+    /// The node's web password, when it asks for a login (sent as HTTP Basic auth).
+    #[arg(
+        long,
+        env = "SHOAL_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+    /// The login user name (default: web_user in the data dir's config.toml, else admin).
+    #[arg(long, env = "SHOAL_WEB_USER", value_name = "NAME")]
+    pub web_user: Option<String>,
 }
 
 /// The node commands, flattened into `shoal`'s subcommands.
@@ -212,7 +223,24 @@ fn dispatch(cmd: ClientCommand) -> Result<(), Failure> {
 }
 
 fn connect(opts: &NodeOpts) -> Result<Node, Failure> {
-    Node::locate(opts.node.as_deref(), opts.data_dir.as_deref())
+    let node = Node::locate(opts.node.as_deref(), opts.data_dir.as_deref())?;
+    let Some(password) = &opts.password else {
+        return Ok(node);
+    };
+    let user = match &opts.web_user {
+        Some(u) => u.clone(),
+        None => {
+            let dir = opts
+                .data_dir
+                .clone()
+                .unwrap_or_else(crate::config::default_data_dir);
+            crate::config::web_credentials(&dir)
+                .ok()
+                .and_then(|(user, _)| user)
+                .unwrap_or_else(|| crate::config::DEFAULT_WEB_USER.to_string())
+        }
+    };
+    Ok(node.with_login(&user, password))
 }
 
 /// Writes to stdout; a closed pipe (`shoal ls | head`) is not an error.
@@ -588,6 +616,8 @@ mod tests {
                 node: Some("http://127.0.0.1:9".into()),
                 data_dir: None,
                 json: false,
+                password: None,
+                web_user: None,
             },
         };
         let err = pause_resume(args, "pause", "paused").unwrap_err();

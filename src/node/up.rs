@@ -1,6 +1,12 @@
 //! `shoal up`: opens the data dir, starts the embedded tracker when no tracker is
 //! configured, the engine session, the node and the web server, prints where they
 //! are, and runs until SIGINT or SIGTERM, then stops cleanly (resume data saved).
+//!
+//! The web server ([`web_server`]) asks for a login once a password is set, and always
+//! when it listens beyond loopback: with no password set it then makes one up, prints it
+//! once (stdout and log) and keeps it in memory only.
+
+mod web_server;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -15,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{Node, NodeParts};
+use crate::api::auth::{password, Auth, AuthSettings};
 use crate::config::{self, UpArgs};
 use crate::store::{torrents, Store};
 
@@ -92,9 +99,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         utp: config.utp,
     })
     .await?;
+    let access = config::web_access(&args, &config.data_dir)?;
+    let tls = match &access.tls {
+        Some((cert, key)) => Some(web_server::tls_acceptor(cert, key).await?),
+        None => None,
+    };
     let web = bind_web(config.web).await?;
     let web_addr = web.local_addr()?;
-    let web_url = format!("http://{}/", shown(web_addr));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web_url = format!("{scheme}://{}/", shown(web_addr));
+    let auth = web_auth(&access, web_addr, tls.is_some(), &config.data_dir).await?;
     let data_dir = config.data_dir.clone();
     let no_tracker = config.no_tracker;
     let node = Node::start(
@@ -124,13 +138,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     write_node_file(&data_dir, &web_url, session.listen_port()).await?;
 
-    let app = crate::api::app(node.clone(), web_addr);
-    let s = stop.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(web, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await
-    });
+    let layers = crate::api::WebLayers {
+        auth,
+        hosts: access.hosts.clone(),
+        tls: tls.is_some(),
+    };
+    let app = crate::api::app(node.clone(), web_addr, &layers);
+    let server = tokio::spawn(web_server::serve(web, app, tls, stop.clone()));
     interrupted.await;
     stop.cancel();
     node.shutdown().await;
@@ -140,6 +154,44 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = tokio::fs::remove_file(data_dir.join("node.json")).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The login layer: the stored password, or beyond loopback with none set, a generated
+/// one, printed once here.
+async fn web_auth(
+    access: &config::WebAccess,
+    web_addr: SocketAddr,
+    tls: bool,
+    data_dir: &Path,
+) -> anyhow::Result<Auth> {
+    let mut hash = access.password_hash.clone();
+    if hash.as_deref().is_some_and(|h| !password::is_valid_hash(h)) {
+        anyhow::bail!(
+            "config.toml: web_password is not an Argon2 hash; set it with `shoal passwd`"
+        );
+    }
+    if hash.is_none() && !web_addr.ip().is_loopback() {
+        let generated = password::generate();
+        let pw = generated.clone();
+        hash = Some(
+            tokio::task::spawn_blocking(move || password::hash(&pw))
+                .await
+                .context("hashing the generated password")??,
+        );
+        let line = format!(
+            "web UI password for {} (generated, set one with shoal passwd): {generated}",
+            access.user
+        );
+        println!("{line}");
+        tracing::warn!("{line}");
+    }
+    Ok(Auth::new(AuthSettings {
+        user: access.user.clone(),
+        user_from_flag: access.user_from_flag,
+        password_hash: hash,
+        tls,
+        data_dir: Some(data_dir.to_path_buf()),
+    }))
 }
 
 /// Binds the embedded tracker at `bind`, or the next free port up to 100 above it.

@@ -1,4 +1,5 @@
-// Thin fetch wrapper: JSON in and out, API errors as readable ApiError messages.
+// Thin fetch wrapper: JSON in and out, API errors as readable ApiError messages. A 401
+// (no login, or the session ended) goes to the login page.
 
 export class ApiError extends Error {
   constructor(status, message, body) {
@@ -14,7 +15,12 @@ export class ApiError extends Error {
  * ArrayBuffer (sent raw with `opts.type`). Resolves to the parsed JSON (null for 204).
  */
 export async function api(method, path, body, opts = {}) {
-  const init = { method, headers: { Accept: 'application/json' }, signal: opts.signal };
+  const init = {
+    method,
+    headers: { Accept: 'application/json' },
+    signal: opts.signal,
+    credentials: 'same-origin',
+  };
   if (body instanceof Blob || body instanceof ArrayBuffer) {
     init.body = body;
     init.headers['Content-Type'] = opts.type || 'application/octet-stream';
@@ -29,6 +35,7 @@ export async function api(method, path, body, opts = {}) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'Cannot reach the Shoal node. Is it still running?');
   }
+  if (res.status === 401) toLogin();
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
@@ -72,10 +79,41 @@ export function upload(path, file, onProgress) {
       } catch {
         data = null;
       }
+      if (xhr.status === 401) toLogin();
       if (xhr.status >= 200 && xhr.status < 300) resolve(data);
       else reject(new ApiError(xhr.status, (data && data.error) || `Upload failed (${xhr.status})`, data));
     };
     xhr.onerror = () => reject(new ApiError(0, 'Upload failed: cannot reach the Shoal node.'));
     xhr.send(file);
   });
+}
+
+/** Leaves for the login page (the node wants a login). */
+export function toLogin() {
+  location.assign('/login');
+}
+
+/** Ends the session and shows the login page. */
+export async function logout() {
+  try {
+    await fetch('/api/logout', { method: 'POST', credentials: 'same-origin' });
+  } finally {
+    toLogin();
+  }
+}
+
+/** Shows the sidebar's Log out button when the node asks for a login. */
+export async function initSession() {
+  const button = document.getElementById('logout');
+  if (!button) return;
+  try {
+    const s = await get('/api/session');
+    if (s && s.required) {
+      button.hidden = false;
+      if (s.user) button.title = `Logged in as ${s.user}`;
+      button.addEventListener('click', logout);
+    }
+  } catch {
+    // The button stays hidden; API calls report the error.
+  }
 }

@@ -1,7 +1,7 @@
 // Shoal web UI entry: one SSE connection feeds a small store; a hash router mounts one
 // view at a time and tears down everything it registered (listeners, timers, fetches).
 
-import { get } from './api.js';
+import { get, initSession } from './api.js';
 import { rate } from './format.js';
 import { Ring, CHART_WINDOW_MS } from './chart.js';
 import { reportError, setText } from './ui.js';
@@ -134,6 +134,7 @@ async function start() {
   window.addEventListener('hashchange', route);
   route();
   connect();
+  initSession();
 }
 
 start();

@@ -6,6 +6,10 @@
 //! answered ([`Failure::Unreachable`], exit 2, with how to start one), or something local such
 //! as an unreadable file ([`Failure::Local`], exit 1).
 //!
+//! A node that asks for a login gets HTTP Basic credentials (`--password` or
+//! `SHOAL_PASSWORD`) on every request; it remembers verified ones, so this costs it no
+//! password hash per request.
+//!
 //! Calls are blocking (ureq, plain HTTP on loopback): each command makes a handful of requests,
 //! so they run on one blocking thread rather than the async runtime.
 
@@ -85,7 +89,8 @@ pub fn normalize_url(url: &str) -> Result<String, Failure> {
     }
     if url.starts_with("https://") {
         return Err(anyhow::anyhow!(
-            "{url}: the node serves plain HTTP; use http:// (on loopback or a trusted network)"
+            "{url}: shoal's node commands speak plain HTTP only; use http:// (a node \
+             serving HTTPS with --web-tls-cert is driven from its web UI or with curl)"
         )
         .into());
     }
@@ -105,6 +110,8 @@ pub struct Node {
     agent: ureq::Agent,
     base: String,
     origin: String,
+    /// `Authorization` header value, when logging in.
+    login: Option<String>,
 }
 
 /// A successful answer's body.
@@ -171,16 +178,34 @@ impl Node {
             agent,
             base,
             origin,
+            login: None,
         }
+    }
+
+    /// Sends `user` and `password` (HTTP Basic) with every request.
+    pub fn with_login(mut self, user: &str, password: &str) -> Node {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.login = Some(format!("Basic {token}"));
+        self
     }
 
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// A request to `path`, with the login when there is one.
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let req = self.agent.request(method, &self.endpoint(path));
+        match &self.login {
+            Some(v) => req.set("Authorization", v),
+            None => req,
+        }
+    }
+
     /// `GET path?query`.
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply, Failure> {
-        let mut req = self.agent.get(&self.endpoint(path));
+        let mut req = self.request("GET", path);
         for (k, v) in query {
             req = req.query(k, v);
         }
@@ -189,12 +214,12 @@ impl Node {
 
     /// `POST path` with a JSON body.
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Reply, Failure> {
-        self.finish(self.agent.post(&self.endpoint(path)).send_json(body))
+        self.finish(self.request("POST", path).send_json(body))
     }
 
     /// `POST path` with no body.
     pub fn post_empty(&self, path: &str) -> Result<Reply, Failure> {
-        self.finish(self.agent.post(&self.endpoint(path)).call())
+        self.finish(self.request("POST", path).call())
     }
 
     /// `POST path` with raw bytes of `content_type`.
@@ -204,16 +229,13 @@ impl Node {
         content_type: &str,
         body: &[u8],
     ) -> Result<Reply, Failure> {
-        let req = self
-            .agent
-            .post(&self.endpoint(path))
-            .set("Content-Type", content_type);
+        let req = self.request("POST", path).set("Content-Type", content_type);
         self.finish(req.send_bytes(body))
     }
 
     /// `DELETE path?query`.
     pub fn delete(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply, Failure> {
-        let mut req = self.agent.delete(&self.endpoint(path));
+        let mut req = self.request("DELETE", path);
         for (k, v) in query {
             req = req.query(k, v);
         }
@@ -239,6 +261,19 @@ impl Node {
         }
         if ok {
             Ok(Reply { body })
+        } else if status == 401 {
+            Err(Failure::Node {
+                status,
+                message: if self.login.is_some() {
+                    "the node refused the login: wrong user name or password \
+                     (--password / SHOAL_PASSWORD, --web-user)"
+                        .into()
+                } else {
+                    "the node asks for a login: give its web password with --password or \
+                     SHOAL_PASSWORD (set with `shoal passwd`)"
+                        .into()
+                },
+            })
         } else {
             Err(Failure::Node {
                 status,
@@ -450,6 +485,20 @@ mod tests {
             !req.lines().next().unwrap().contains("b&c"),
             "query not encoded: {req}"
         );
+    }
+
+    #[test]
+    fn a_login_goes_with_every_request_as_basic_auth() {
+        let (node, server) = one_shot("200 OK", "[]");
+        let node = node.with_login("admin", "pw");
+        node.get("/api/torrents", &[]).ok().unwrap();
+        let req = server.join().unwrap().to_ascii_lowercase();
+        assert!(req.contains("authorization: basic ywrtaw46chc="), "{req}");
+
+        let (node, _server) = one_shot("401 Unauthorized", r#"{"error":"log in"}"#);
+        let err = node.get("/api/torrents", &[]).err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("--password"), "{err}");
     }
 
     #[test]

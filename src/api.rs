@@ -10,6 +10,8 @@ mod events;
 mod files;
 pub mod guard;
 mod info;
+mod labels;
+pub mod qbt;
 mod roots;
 mod torrents;
 mod upload;
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -34,6 +36,11 @@ const MAX_BODY: usize = 32 << 20;
 /// `bound` (which the user chose when `node.config().web` is set).
 pub fn app(node: Node, bound: SocketAddr) -> Router {
     let access = guard::Access::new(bound, node.config().web.is_some());
+    // Its own nest, so the native API's fallback never sees `/api/v2/...`.
+    let qbt = qbt::router(node.clone()).layer(axum::middleware::from_fn_with_state(
+        access.clone(),
+        guard::guard,
+    ));
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -66,11 +73,21 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
             post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/events", get(events::events))
+        .route(
+            "/categories",
+            get(labels::categories).post(labels::create_category),
+        )
+        .route("/categories/:name", delete(labels::remove_category))
+        .route("/tags", get(labels::tags))
+        .route("/torrents/:id/labels", put(labels::set_labels))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
         .with_state(node);
-    Router::new().nest("/api", api).merge(crate::web::router())
+    Router::new()
+        .nest("/api/v2", qbt)
+        .nest("/api", api)
+        .merge(crate::web::router())
 }
 
 /// An API error response.

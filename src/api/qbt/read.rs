@@ -55,10 +55,10 @@ pub fn select(node: &Node, p: &Params) -> Vec<Map<String, Value>> {
             let up = o["upspeed"].as_u64().unwrap_or(0);
             let hash = o["hash"].as_str().unwrap_or("");
             passes(filter, state, up)
-                && p.get("category").is_none_or(|c| o["category"] == c)
-                && p.get("tag").is_none_or(|t| has_tag(&o["tags"], t))
-                && (wanted.as_ref()).is_none_or(|w| w.iter().any(|x| x == hash))
-                && private.is_none_or(|want| o["private"] == want)
+                && p.get("category").map_or(true, |c| o["category"] == c)
+                && p.get("tag").map_or(true, |t| has_tag(&o["tags"], t))
+                && (wanted.as_ref()).map_or(true, |w| w.iter().any(|x| x == hash))
+                && private.map_or(true, |want| o["private"] == want)
         })
         .collect();
     if let Some(key) = p.get("sort") {

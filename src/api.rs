@@ -11,6 +11,8 @@ mod events;
 mod files;
 pub mod guard;
 mod info;
+mod labels;
+pub mod qbt;
 mod roots;
 mod torrents;
 mod upload;
@@ -20,7 +22,7 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -36,6 +38,8 @@ const MAX_BODY: usize = 32 << 20;
 /// Origin [`guard`] and the login layer ([`auth`]).
 pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
     let access = guard::Access::new(bound, node.config().web.is_some(), &web.hosts, web.tls);
+    // Its own nest, so the native API's fallback never sees `/api/v2/...`.
+    let qbt = qbt::router(node.clone());
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -68,10 +72,20 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
             post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/events", get(events::events))
+        .route(
+            "/categories",
+            get(labels::categories).post(labels::create_category),
+        )
+        .route("/categories/:name", delete(labels::remove_category))
+        .route("/tags", get(labels::tags))
+        .route("/torrents/:id/labels", put(labels::set_labels))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(node);
-    let routes = Router::new().nest("/api", api).merge(crate::web::router());
+    let routes = Router::new()
+        .nest("/api/v2", qbt)
+        .nest("/api", api)
+        .merge(crate::web::router());
     // Layered last, so they cover every route merged above and requests no route
     // matches; the guard runs first (a foreign Host gets no login attempt).
     routes

@@ -15,6 +15,7 @@ pub mod catalog;
 mod check;
 mod durable;
 pub mod entry;
+pub mod labels;
 mod lifecycle;
 mod magnets;
 mod monitor;
@@ -93,6 +94,8 @@ pub(crate) struct Inner {
     /// Every task the node starts: log writer, statistics saver, restore, outcome
     /// task, monitors, share jobs. Shutdown waits for them.
     tasks: TaskTracker,
+    /// Categories and tags (`labels.rs`).
+    labels: Mutex<labels::Labels>,
 }
 
 /// What the node needs at start besides its config.
@@ -126,6 +129,7 @@ impl Node {
             .await?;
         totals.downloaded.store(down, Ordering::Relaxed);
         totals.uploaded.store(up, Ordering::Relaxed);
+        let label_rows = parts.store.call(|c| crate::store::labels::load(c)).await?;
         let node = Node {
             inner: Arc::new(Inner {
                 session: parts.session,
@@ -147,6 +151,7 @@ impl Node {
                 closing: AtomicBool::new(false),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                labels: Mutex::new(labels::Labels::from_rows(label_rows)),
             }),
         };
         node.spawn(monitor::write_log(node.clone(), log_rx));
@@ -273,13 +278,22 @@ impl Node {
         };
         v.extend(self.magnet_summaries());
         v.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-        v.into_iter().map(|(_, s)| s).collect()
+        let labels = self.labels();
+        v.into_iter()
+            .map(|(_, s)| labels::with_labels(s, &labels))
+            .collect()
     }
 
     /// One torrent's summary.
     pub fn summary(&self, hash: InfoHash) -> Option<Summary> {
         let s = self.torrents().get(&hash).map(Entry::summary);
-        s.or_else(|| self.magnets().get(&hash).map(magnets::Pending::summary))
+        let s = s.or_else(|| self.magnets().get(&hash).map(magnets::Pending::summary))?;
+        let l = self.labels_of(hash);
+        Some(Summary {
+            category: l.category,
+            tags: l.tags.into_iter().collect(),
+            ..s
+        })
     }
 
     /// Swarm counts (seeds, peers) of running torrents by hex info-hash.

@@ -5,8 +5,10 @@
 //! All database work runs on one dedicated thread fed by a bounded channel
 //! ([`Store::call`]); async code never touches the connection. Tables (see
 //! `docs/NODE.md`): `meta` (peer ID, settings), `torrents`, `resume`, `history`,
-//! `stats`, `transfer_log`.
+//! `stats`, `transfer_log`, `magnets`, and the labels
+//! (`categories`, `tags`, `torrent_labels`).
 
+pub mod labels;
 pub mod magnets;
 pub mod records;
 mod schema;

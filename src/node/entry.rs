@@ -100,6 +100,10 @@ pub struct Summary {
     pub pieces: u32,
     pub pieces_have: u32,
     pub files: usize,
+    /// Category name (see `node/labels.rs`).
+    pub category: Option<String>,
+    /// Tag names, sorted.
+    pub tags: Vec<String>,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -234,6 +238,8 @@ impl Entry {
             pieces: info.num_pieces(),
             pieces_have,
             files: info.files.len(),
+            category: None,
+            tags: Vec::new(),
         }
     }
 

@@ -215,6 +215,7 @@ impl Node {
     /// Removes a torrent, and its data with `delete_data`. A download that was not
     /// complete is recorded in history as `cancelled`.
     pub async fn remove(&self, hash: InfoHash, delete_data: bool) -> anyhow::Result<()> {
+        self.forget_labels(hash).await;
         if self.magnet_op(hash, MagnetOp::Remove).await? {
             return Ok(());
         }

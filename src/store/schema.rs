@@ -66,6 +66,18 @@ CREATE TABLE IF NOT EXISTS magnets (
     state     TEXT NOT NULL,
     added_at  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS categories (
+    name      TEXT PRIMARY KEY,
+    save_path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS torrent_labels (
+    info_hash TEXT PRIMARY KEY,
+    category  TEXT,
+    tags      TEXT NOT NULL
+);
 ";
 
 /// Opens `path` with WAL and `synchronous=NORMAL` and brings the schema up to date.

@@ -6,6 +6,7 @@ import { api, get } from '../api.js';
 import { KeyedTable } from '../table.js';
 import { h, setText, progressBar, setProgress, setBadge, reportError, toast, confirmDialog, copyText } from '../ui.js';
 import { drawPieces } from '../piecemap.js';
+import { labelColumns, categoryFilter, labelEditor } from './labels.js';
 
 const STATE_KIND = {
   Downloading: 'down', Seeding: 'up', Paused: 'muted', Queued: 'muted',
@@ -43,6 +44,7 @@ export function torrentColumns() {
     { id: 'up', label: 'Up', cls: 'num', sort: (t) => t.up_rate, text: (t) => fmt.rate(t.up_rate, true) },
     { id: 'eta', label: 'ETA', cls: 'num opt', sort: (t) => (t.progress >= 1 ? -1 : t.eta_secs ?? Infinity), text: (t) => (t.state === 'downloading' ? fmt.eta(t.eta_secs) : '—') },
     { id: 'ratio', label: 'Ratio', cls: 'num opt', sort: (t) => t.ratio, text: (t) => (!t.downloaded && t.uploaded ? '∞' : fmt.ratio(t.ratio)) },
+    ...labelColumns(),
   ];
 }
 
@@ -60,6 +62,7 @@ export default {
       statCard('Current speed', 'st-speed'));
     const filter = h('input.search', { type: 'search', placeholder: 'Filter torrents', 'aria-label': 'Filter torrents' });
     const count = h('span.muted.count');
+    const categories = categoryFilter(ctx, () => render());
     const table = new KeyedTable(torrentColumns(), {
       key: (t) => t.id,
       label: 'Torrents',
@@ -77,7 +80,7 @@ export default {
       h('div.view-head', null, h('h1', { text: 'Dashboard' })),
       stats,
       h('section.card', { 'aria-label': 'Torrents' },
-        h('div.card-head', null, h('h2', { text: 'Torrents' }), count, h('div.spacer'), filter),
+        h('div.card-head', null, h('h2', { text: 'Torrents' }), count, h('div.spacer'), categories.el, filter),
         table.wrap),
       details.el,
     );
@@ -91,9 +94,10 @@ export default {
     const render = () => {
       if (!last) return;
       const q = filter.value.trim().toLowerCase();
-      const items = q ? last.torrents.filter((t) => t.name.toLowerCase().includes(q) || t.id.startsWith(q)) : last.torrents;
+      const byCategory = last.torrents.filter(categories.matches);
+      const items = q ? byCategory.filter((t) => t.name.toLowerCase().includes(q) || t.id.startsWith(q)) : byCategory;
       table.update(items);
-      setText(count, q ? `${items.length} of ${last.torrents.length}` : `${last.torrents.length}`);
+      setText(count, items.length !== last.torrents.length ? `${items.length} of ${last.torrents.length}` : `${last.torrents.length}`);
     };
     ctx.listen(filter, 'input', render);
     ctx.onUpdate((data) => {
@@ -145,8 +149,9 @@ class Details {
       this.tabs.append(b);
     }
     this.body = h('div.details-body', { id: 'details-body', role: 'tabpanel' });
+    this.labels = labelEditor(ctx);
     this.el = h('section.card.details', { hidden: true, 'aria-label': 'Torrent details' },
-      h('div.card-head', null, h('div.grow', null, this.title, this.meta), actions), this.tabs, this.body);
+      h('div.card-head', null, h('div.grow', null, this.title, this.meta), actions), this.labels.el, this.tabs, this.body);
     ctx.listen(this.tabs, 'click', (e) => {
       const b = e.target.closest('[data-tab]');
       if (b) this.setTab(b.dataset.tab);
@@ -181,6 +186,7 @@ class Details {
     const parts = [`${fmt.shortId(t.id)}…`, fmt.bytes(t.size), `${t.pieces} pieces of ${fmt.bytes(t.piece_size)}`, t.save_dir];
     if (t.error) parts.push(`Error: ${t.error}`);
     setText(this.meta, parts.join(' · '));
+    this.labels.show(t);
     setText(this.pauseBtn, t.state === 'paused' || t.state === 'error' ? 'Resume' : 'Pause');
   }
 

@@ -1,0 +1,251 @@
+//! qBittorrent's torrent object (`torrents/info`, `sync/maindata`) from a node
+//! [`Summary`] and a few facts the summary lacks ([`Facts`]), and its state names.
+//!
+//! Keys Shoal has no figure for carry qBittorrent's own "not set" value: `-1` for
+//! limits and availability, `-2` ("use the global value") for per-torrent share
+//! limits, `8640000` (qBittorrent's infinite ETA), `0` for times it never measured.
+
+use serde_json::{json, Map, Value};
+use shoal_proto::magnet::Magnet;
+use shoal_proto::InfoHash;
+
+use crate::node::{Node, Summary};
+
+/// qBittorrent's ETA for "unknown / infinite" (100 days).
+pub const MAX_ETA: u64 = 8_640_000;
+
+/// What the qBittorrent object needs beyond the summary.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The magnet link (with name and trackers when known).
+    pub magnet_uri: String,
+    /// Metadata known (not a magnet still fetching it).
+    pub has_metadata: bool,
+    /// Multi-file torrent (the content is a folder).
+    pub multi_file: bool,
+    /// Bytes of the files selected for download.
+    pub wanted_size: u64,
+    /// Verified bytes of the selected files.
+    pub wanted_done: u64,
+    /// The tracker that last answered, or "".
+    pub tracker: String,
+    /// Trackers it announces to.
+    pub trackers_count: usize,
+    /// Bytes received and sent in this run of the torrent.
+    pub session: (u64, u64),
+    /// The `.torrent`'s comment, or "".
+    pub comment: String,
+}
+
+/// The facts of every torrent the node knows (one lock of the torrent map).
+pub fn facts(node: &Node) -> std::collections::HashMap<InfoHash, Facts> {
+    let mut out = std::collections::HashMap::new();
+    {
+        let map = node.torrents();
+        for (h, e) in map.iter() {
+            let info = &e.meta.info;
+            let mut magnet = Magnet::new(*h);
+            magnet.display_name = Some(info.name.clone());
+            magnet.trackers = e.meta.tracker_tiers().into_iter().flatten().collect();
+            let have = e.current_have();
+            let done = crate::node::entry::file_progress(info, &have);
+            let wanted = |i: usize| e.wanted.get(i).copied().unwrap_or(true);
+            let status = e.run.as_ref().map(|r| r.handle.status());
+            let trackers = status
+                .as_ref()
+                .map(|s| s.trackers.as_slice())
+                .unwrap_or(&[]);
+            out.insert(
+                *h,
+                Facts {
+                    trackers_count: magnet.trackers.len().max(trackers.len()),
+                    magnet_uri: magnet.to_uri(),
+                    has_metadata: true,
+                    multi_file: !info.single_file,
+                    wanted_size: (info.files.iter().enumerate())
+                        .filter(|(i, _)| wanted(*i))
+                        .map(|(_, f)| f.length)
+                        .sum(),
+                    wanted_done: (done.iter().enumerate())
+                        .filter(|(i, _)| wanted(*i))
+                        .map(|(_, d)| *d)
+                        .sum(),
+                    tracker: (trackers.iter())
+                        .find(|t| t.status == "working")
+                        .map(|t| t.url.clone())
+                        .unwrap_or_default(),
+                    session: e.run.as_ref().map_or((0, 0), |r| r.handle.transferred()),
+                    comment: e.meta.comment.clone().unwrap_or_default(),
+                },
+            );
+        }
+    }
+    let magnets = node.magnets();
+    for (h, p) in magnets.iter() {
+        out.insert(
+            *h,
+            Facts {
+                magnet_uri: p.uri.clone(),
+                trackers_count: p.magnet.trackers.len(),
+                ..Facts::default()
+            },
+        );
+    }
+    out
+}
+
+/// qBittorrent's state name for a Shoal summary.
+pub fn state(s: &Summary) -> &'static str {
+    let done = s.progress >= 1.0 && s.size > 0;
+    match (s.state, done) {
+        ("error", _) => "error",
+        ("metadata", _) => "metaDL",
+        ("paused", true) => "stoppedUP",
+        ("paused", false) => "stoppedDL",
+        ("checking", true) => "checkingUP",
+        ("checking", false) => "checkingDL",
+        ("queued", true) => "queuedUP",
+        ("queued", false) => "queuedDL",
+        ("seeding", _) if s.up_rate > 0 => "uploading",
+        ("seeding", _) => "stalledUP",
+        ("downloading", _) if s.down_rate > 0 => "downloading",
+        ("downloading", _) => "stalledDL",
+        _ => "unknown",
+    }
+}
+
+/// The torrent object of `torrents/info`, every key qBittorrent 5.0 sends.
+pub fn object(s: &Summary, f: &Facts) -> Map<String, Value> {
+    let meta = f.has_metadata;
+    let content = if !meta {
+        String::new()
+    } else {
+        std::path::Path::new(&s.save_dir)
+            .join(&s.name)
+            .display()
+            .to_string()
+    };
+    let completed = if meta { f.wanted_done } else { 0 };
+    let size = if meta { f.wanted_size } else { 0 };
+    super::merge([
+        json!({
+            "hash": s.id, "infohash_v1": s.id, "infohash_v2": "", "name": s.name,
+            "magnet_uri": f.magnet_uri, "size": size,
+            "total_size": if meta { s.size as i64 } else { -1 },
+            "progress": s.progress, "dlspeed": s.down_rate, "upspeed": s.up_rate,
+            "priority": 0, "num_seeds": s.seeds, "num_leechs": s.peers,
+            "num_complete": s.swarm_seeders.unwrap_or(0),
+            "num_incomplete": s.swarm_leechers.unwrap_or(0),
+            "state": state(s),
+            "eta": s.eta_secs.unwrap_or(MAX_ETA).min(MAX_ETA),
+            "seq_dl": false, "f_l_piece_prio": false,
+            "category": s.category.clone().unwrap_or_default(),
+            "tags": s.tags.join(", "),
+        }),
+        json!({
+            "super_seeding": false, "force_start": false,
+            "save_path": s.save_dir, "download_path": "",
+            "content_path": content,
+            "root_path": if f.multi_file { content.clone() } else { String::new() },
+            "added_on": s.added_at, "completion_on": s.completed_at.unwrap_or(-1),
+            "tracker": f.tracker, "trackers_count": f.trackers_count,
+            "dl_limit": 0, "up_limit": 0,
+            "downloaded": s.downloaded, "uploaded": s.uploaded,
+            "downloaded_session": f.session.0, "uploaded_session": f.session.1,
+            "amount_left": size.saturating_sub(completed), "completed": completed,
+            "max_ratio": -1, "max_seeding_time": -1, "max_inactive_seeding_time": -1,
+        }),
+        json!({
+            "ratio": s.ratio, "ratio_limit": -2, "seeding_time_limit": -2,
+            "inactive_seeding_time_limit": -2, "popularity": 0,
+            "seen_complete": 0, "auto_tmm": false, "time_active": 0, "seeding_time": 0,
+            "last_activity": s.added_at, "availability": -1, "reannounce": 0,
+            "comment": f.comment,
+            "private": if meta { json!(s.private) } else { Value::Null },
+            "has_metadata": meta,
+        }),
+    ])
+}
+
+/// Every torrent's object, by hash.
+pub fn objects(node: &Node) -> Vec<(Summary, Map<String, Value>)> {
+    let sums = node.summaries();
+    let facts = facts(node);
+    let none = Facts::default();
+    sums.into_iter()
+        .map(|s| {
+            let f = InfoHash::from_hex(&s.id).and_then(|h| facts.get(&h));
+            let o = object(&s, f.unwrap_or(&none));
+            (s, o)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(state: &'static str, progress: f64, down: u64, up: u64) -> Summary {
+        Summary {
+            id: "ab".repeat(20),
+            name: "n".into(),
+            size: 10,
+            state,
+            progress,
+            down_rate: down,
+            up_rate: up,
+            downloaded: 0,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 0,
+            seeds: 0,
+            swarm_seeders: None,
+            swarm_leechers: None,
+            eta_secs: None,
+            added_at: 1,
+            completed_at: None,
+            save_dir: "/d".into(),
+            error: None,
+            role: "leecher",
+            private: false,
+            piece_size: 1,
+            pieces: 1,
+            pieces_have: 0,
+            files: 1,
+            category: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn states_map_to_qbittorrent_names() {
+        let cases = [
+            ("downloading", 0.5, 10, 0, "downloading"),
+            ("downloading", 0.5, 0, 0, "stalledDL"),
+            ("seeding", 1.0, 0, 5, "uploading"),
+            ("seeding", 1.0, 0, 0, "stalledUP"),
+            ("paused", 0.5, 0, 0, "stoppedDL"),
+            ("paused", 1.0, 0, 0, "stoppedUP"),
+            ("checking", 0.2, 0, 0, "checkingDL"),
+            ("checking", 1.0, 0, 0, "checkingUP"),
+            ("queued", 0.0, 0, 0, "queuedDL"),
+            ("queued", 1.0, 0, 0, "queuedUP"),
+            ("metadata", 0.0, 0, 0, "metaDL"),
+            ("error", 0.3, 0, 0, "error"),
+        ];
+        for (shoal, progress, down, up, want) in cases {
+            assert_eq!(state(&summary(shoal, progress, down, up)), want, "{shoal}");
+        }
+    }
+
+    #[test]
+    fn a_magnet_without_metadata_has_qbittorrents_placeholders() {
+        let s = summary("metadata", 0.0, 0, 0);
+        let o = object(&s, &Facts::default());
+        assert_eq!(o["total_size"], -1);
+        assert_eq!(o["private"], Value::Null);
+        assert_eq!(o["has_metadata"], false);
+        assert_eq!(o["eta"], MAX_ETA);
+        assert_eq!(o["completion_on"], -1);
+    }
+}

@@ -1,0 +1,87 @@
+// Categories and tags in the dashboard: a category filter for the torrent list and a
+// small editor (category select, tags field) in the torrent's details.
+
+import { api, get } from '../api.js';
+import { h, reportError, toast } from '../ui.js';
+
+/** Table columns for a torrent's category and tags. */
+export function labelColumns() {
+  return [
+    { id: 'category', label: 'Category', cls: 'opt', sort: (t) => (t.category || '').toLowerCase(), text: (t) => t.category || '' },
+    { id: 'tags', label: 'Tags', cls: 'opt', sort: (t) => (t.tags || []).join(','), text: (t) => (t.tags || []).join(', ') },
+  ];
+}
+
+/** Fills a <select> with the categories, keeping the chosen value; `extra` options first. */
+function fillCategories(select, categories, extra) {
+  const chosen = select.value;
+  select.replaceChildren(...extra.map(([v, label]) => h('option', { value: v, text: label })),
+    ...categories.map((c) => h('option', { value: c.name, text: c.name })));
+  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+}
+
+/** The list filter: all, uncategorized, or one category. Calls `onChange` when it changes. */
+export function categoryFilter(ctx, onChange) {
+  const el = h('select.category-filter', { 'aria-label': 'Filter by category' });
+  const refresh = async () => {
+    try {
+      fillCategories(el, await get('/api/categories'), [['*', 'All categories'], ['', 'Uncategorized']]);
+    } catch (e) {
+      // The list still works unfiltered; the next refresh retries.
+    }
+  };
+  ctx.listen(el, 'change', onChange);
+  ctx.listen(el, 'focus', refresh);
+  refresh();
+  return {
+    el,
+    refresh,
+    matches: (t) => {
+      if (!el.options.length || el.value === '*') return true;
+      return el.value === '' ? !t.category : t.category === el.value;
+    },
+  };
+}
+
+/** The details' label editor: category select (with "new…"), tags field, Save. */
+export function labelEditor(ctx, onSaved) {
+  const category = h('select', { 'aria-label': 'Category' });
+  const tags = h('input', { type: 'text', placeholder: 'tags, comma separated', 'aria-label': 'Tags' });
+  const save = h('button.btn', { type: 'button', text: 'Save labels' });
+  const el = h('div.row.labels', null, category, tags, save);
+  let id = null;
+  const load = async (t) => {
+    fillCategories(category, await get('/api/categories'), [['', 'No category'], ['+', 'New category…']]);
+    category.value = (t && t.category) || '';
+  };
+  ctx.listen(save, 'click', async () => {
+    if (!id) return;
+    try {
+      let c = category.value;
+      if (c === '+') {
+        c = (window.prompt('Name of the new category') || '').trim();
+        if (!c) return;
+        await api('POST', '/api/categories', { name: c });
+      }
+      const list = tags.value.split(',').map((x) => x.trim()).filter(Boolean);
+      const t = await api('PUT', `/api/torrents/${id}/labels`, { category: c || null, tags: list });
+      await load(t);
+      toast('Labels saved', 'ok');
+      if (onSaved) onSaved(t);
+    } catch (e) {
+      reportError(e, 'Cannot save labels');
+    }
+  });
+  return {
+    el,
+    /** Shows torrent `t` (a summary), unless the user is editing this torrent's labels. */
+    show(t) {
+      if (!t) return;
+      const same = t.id === id;
+      id = t.id;
+      if (same && el.contains(document.activeElement)) return;
+      tags.value = (t.tags || []).join(', ');
+      load(t).catch(() => {});
+    },
+  };
+}

@@ -53,30 +53,6 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -
     })
 }
 
-/// `shoal passwd --data-dir DIR` with `input` on stdin; `(success, stdout + stderr)`.
-fn passwd(data: &Path, input: &str) -> Result<(bool, String)> {
-    let mut child = Command::new(shoal_bin())
-        .args(["passwd", "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting shoal passwd")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(input.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
-}
-
 fn login_body(user: &str, pw: &str) -> String {
     serde_json::json!({"username": user, "password": pw}).to_string()
 }

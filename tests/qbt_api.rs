@@ -103,6 +103,31 @@ fn qbittorrent_api_client_drives_shoal() -> Result<()> {
     })
 }
 
+#[test]
+fn qbittorrent_api_login_is_required_once_a_password_is_set() -> Result<()> {
+    if !have_qbittorrent_api("qbittorrent_api_login_is_required_once_a_password_is_set") {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(120), || {
+        let t = TestDir::new("qbt-login")?;
+        let data = t.path().join("node");
+        let (ok, out) = passwd(&data, "s3cret-qbt\ns3cret-qbt\n")?;
+        ensure!(ok, "shoal passwd: {out}");
+        let mut node = start_node("shoal", &data, &t.sub("downloads")?, &["--no-tracker"])?;
+        let script = t.path().join("qbt_client.py");
+        std::fs::write(&script, DRIVER)?;
+        let script = script.to_str().context("path is not UTF-8")?.to_string();
+        let url = node.url.trim_end_matches('/').to_string();
+        let args = [script, "login".into(), url, "s3cret-qbt".into()];
+        let mut p = Proc::spawn("qbt_client login", PYTHON, &args, t.path())?;
+        let r = p.wait_success(Duration::from_secs(60));
+        let out = p.output(Stream::Stdout);
+        r.with_context(|| format!("qbt_client login:\n{out}"))?;
+        ensure!(out.trim_end().ends_with("OK"), "driver output:\n{out}");
+        node.stop()
+    })
+}
+
 /// Starts `qbittorrent-nox` with its own profile on loopback (no DHT, LSD, PeX or port
 /// forwarding; WebUI without login for 127.0.0.1) and waits until its API answers.
 fn start_reference(t: &TestDir) -> Result<(Proc, String)> {

@@ -5,6 +5,9 @@ reference) for tests/qbt_api.rs.
   qbt_client.py scenario URL TORRENT SAVE MAGNET   the qbittorrent-api walk-through;
                                                    exits 1 with a reason on the first
                                                    check that fails
+  qbt_client.py login URL PASSWORD                 a node with a password: refusals
+                                                   without a login, with a wrong password
+                                                   and after logout; access with the right
   qbt_client.py shapes URL TORRENT SAVE MAGNET     adds the torrent and magnet, then
                                                    prints {endpoint: shape} as JSON, a
                                                    shape being keys and JSON types
@@ -248,6 +251,46 @@ def shapes(url, torrent, save, magnet):
     print(json.dumps(out, sort_keys=True), flush=True)
 
 
+def login(url, password):
+    """Against a server with a password: every call is refused without a login, a wrong
+    password is refused, the right one opens the API, and logging out closes it again."""
+    anonymous = qbittorrentapi.Client(
+        host=url, REQUESTS_ARGS={"timeout": 20}, VERIFY_WEBUI_CERTIFICATE=False
+    )
+    try:
+        anonymous.torrents_info()
+        fail("torrents/info answered without a login")
+    except (qbittorrentapi.Forbidden403Error, qbittorrentapi.LoginFailed):
+        # 403, after which the client tries a login with no credentials, which fails.
+        pass
+    wrong = qbittorrentapi.Client(host=url, username="admin", password=password + "x",
+                                  REQUESTS_ARGS={"timeout": 20})
+    try:
+        wrong.auth_log_in()
+        fail("a wrong password logged in")
+    except qbittorrentapi.LoginFailed:
+        pass
+    right = qbittorrentapi.Client(host=url, username="admin", password=password,
+                                  REQUESTS_ARGS={"timeout": 20})
+    right.auth_log_in()
+    check(right.is_logged_in, "the right password did not log in")
+    check(right.app_version().startswith("v"), "app/version after login")
+    check(len(right.torrents_info()) == 0, "torrents/info after login")
+    right.auth_log_out()
+    try:
+        # A fresh client with the old cookie: the session must be gone.
+        sid = right._http_session.cookies.get("SID") if right._http_session else None
+        r = requests.get(f"{url}/api/v2/torrents/info", cookies={"SID": sid or "none"},
+                         timeout=20)
+        check(r.status_code == 403, f"torrents/info after logout answered {r.status_code}")
+    except requests.RequestException as e:
+        fail(f"request after logout failed: {e}")
+    print("OK", flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "login":
+        login(sys.argv[2].rstrip("/"), sys.argv[3])
+        sys.exit(0)
     mode, url, torrent, save, magnet = sys.argv[1:6]
     {"scenario": scenario, "shapes": shapes}[mode](url.rstrip("/"), torrent, save, magnet)

@@ -212,3 +212,28 @@ fn expect_ok((status, v): (u16, Value)) -> Result<Value> {
     }
     Ok(v)
 }
+
+/// `shoal passwd --data-dir DIR` with `input` on stdin; `(success, stdout + stderr)`.
+pub fn passwd(data: &Path, input: &str) -> Result<(bool, String)> {
+    let mut child = std::process::Command::new(shoal_bin())
+        .args(["passwd", "--data-dir"])
+        .arg(data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("starting shoal passwd")?;
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}

@@ -6,6 +6,7 @@
 //! job), 409 (conflict, with `"id"`), 413 (upload too large), 415 (wrong
 //! `Content-Type`) or 500.
 
+mod automation;
 mod events;
 mod files;
 pub mod guard;
@@ -66,6 +67,9 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
             post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/events", get(events::events))
+        .route("/torrents/:id/limits", put(automation::set_limits))
+        .route("/torrents/:id/queue", post(automation::queue))
+        .route("/torrents/:id/force_start", post(automation::force_start))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))

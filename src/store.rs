@@ -9,6 +9,7 @@
 
 pub mod magnets;
 pub mod records;
+pub mod rules;
 mod schema;
 pub mod torrents;
 

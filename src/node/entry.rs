@@ -70,6 +70,8 @@ pub struct Entry {
     pub run: Option<Run>,
     /// Peers to dial at the next start (from a magnet's metadata fetch).
     pub pending_peers: Vec<(std::net::SocketAddr, shoal_engine::PeerSource)>,
+    /// Seeding rules and queue place (`super::rules`, `super::queue`).
+    pub auto: super::rules::TorrentAuto,
 }
 
 /// The torrent summary of `GET /api/torrents`.
@@ -100,6 +102,8 @@ pub struct Summary {
     pub pieces: u32,
     pub pieces_have: u32,
     pub files: usize,
+    #[serde(flatten)]
+    pub auto: super::rules::AutoView,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -234,6 +238,7 @@ impl Entry {
             pieces: info.num_pieces(),
             pieces_have,
             files: info.files.len(),
+            auto: self.auto.view(self.run.is_some()),
         }
     }
 

@@ -69,8 +69,8 @@ pub struct AutoSettings {
     pub alt_schedule_days: u8,
     /// Start of the scheduled span, minutes after local midnight (0-1439).
     pub alt_schedule_begin: u32,
-    /// End of the span, minutes after midnight; before `begin`, the span runs past
-    /// midnight into the next day.
+    /// End of the span, minutes after midnight (1440: the end of the day); before
+    /// `begin`, the span runs past midnight into the next day.
     pub alt_schedule_end: u32,
 }
 
@@ -165,7 +165,8 @@ pub struct AutoPatch {
     #[arg(long, env = "SHOAL_ALT_SCHEDULE_BEGIN", value_parser = parse_minute)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt_schedule_begin: Option<u32>,
-    /// End of the span, local `HH:MM` (default 17:00; before the start: past midnight).
+    /// End of the span, local `HH:MM` (default 17:00; 24:00 the end of the day;
+    /// before the start: past midnight).
     #[arg(long, env = "SHOAL_ALT_SCHEDULE_END", value_parser = parse_minute)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt_schedule_end: Option<u32>,
@@ -224,13 +225,11 @@ impl AutoPatch {
         if self.alt_schedule_days.is_some_and(|d| d > ALL_DAYS) {
             return Err("alt_schedule_days is a bit mask of days, 0 to 127".into());
         }
-        for (k, v) in [
-            ("alt_schedule_begin", self.alt_schedule_begin),
-            ("alt_schedule_end", self.alt_schedule_end),
-        ] {
-            if v.is_some_and(|m| m >= 24 * 60) {
-                return Err(format!("{k} is minutes after midnight, 0 to 1439"));
-            }
+        if self.alt_schedule_begin.is_some_and(|m| m >= 24 * 60) {
+            return Err("alt_schedule_begin is minutes after midnight, 0 to 1439".into());
+        }
+        if self.alt_schedule_end.is_some_and(|m| m > 24 * 60) {
+            return Err("alt_schedule_end is minutes after midnight, 0 to 1440".into());
         }
         for (k, v) in [
             ("seed_ratio_limit", self.seed_ratio_limit),
@@ -280,12 +279,13 @@ pub fn parse_days(s: &str) -> Result<u8, String> {
     Ok(mask)
 }
 
-/// Parses a local time `HH:MM` into minutes after midnight.
+/// Parses a local time `HH:MM` into minutes after midnight (`24:00`: 1440, the end
+/// of the day).
 pub fn parse_minute(s: &str) -> Result<u32, String> {
     let bad = || format!("{s:?} is not a time of day: use HH:MM, e.g. 08:30");
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
     let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if h >= 24 || m >= 60 {
+    if (h >= 24 || m >= 60) && (h, m) != (24, 0) {
         return Err(bad());
     }
     Ok(h * 60 + m)
@@ -305,7 +305,8 @@ mod tests {
         assert!(parse_days("200").is_err());
         assert_eq!(parse_minute("08:30"), Ok(510));
         assert_eq!(parse_minute("0:00"), Ok(0));
-        assert!(parse_minute("24:00").is_err());
+        assert_eq!(parse_minute("24:00"), Ok(1440));
+        assert!(parse_minute("24:01").is_err());
         assert!(parse_minute("8").is_err());
     }
 
@@ -330,7 +331,7 @@ mod tests {
         assert_eq!(s.watch_dir, None);
         assert_eq!((s.max_active_seeds, s.seed_ratio_limit), (3, 2.0));
         assert!(AutoPatch {
-            alt_schedule_end: Some(1440),
+            alt_schedule_end: Some(1441),
             ..AutoPatch::default()
         }
         .check()

@@ -176,5 +176,8 @@ mod tests {
         assert!(!is_active(&a, Some(at(2, 30))));
         // begin == end: an empty span.
         assert!(!in_schedule(&sched(0x7f, 60, 60), at(2, 60)));
+        // 00:00 to 24:00: the whole day.
+        assert!(in_schedule(&sched(1 << 2, 0, 1440), at(2, 1439)));
+        assert!(!in_schedule(&sched(1 << 2, 0, 1440), at(3, 0)));
     }
 }

@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/views/dashboard.js", JS),
     asset!("js/views/download.js", JS),
     asset!("js/views/settings.js", JS),
+    asset!("js/views/settings_auto.js", JS),
     asset!("js/views/share.js", JS),
     asset!("js/views/stats.js", JS),
 ];

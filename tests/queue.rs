@@ -30,7 +30,7 @@ fn downloads_take_their_slot_in_queue_order() -> Result<()> {
     with_timeout(Duration::from_secs(180), || {
         let t = TestDir::new("queue-downloads")?;
         let share = t.sub("share")?;
-        // The seeder's upload limit makes each download last about two seconds.
+        // The seeder's upload limit makes each download last about four seconds.
         let s = start_node(
             "seeder",
             &t.path().join("s"),
@@ -41,7 +41,7 @@ fn downloads_take_their_slot_in_queue_order() -> Result<()> {
         let mut ids = Vec::new();
         for i in 0..3 {
             let f = share.join(format!("f{i}.bin"));
-            write_random_file(&f, 1 << 20, 10 + i)?;
+            write_random_file(&f, 2 << 20, 10 + i)?;
             ids.push(s.share(&f, QUICK)?);
         }
         let l = start_node(

@@ -94,14 +94,14 @@ fn time_and_idle_limits_stop_seeding() -> Result<()> {
         let seeded = s["seeding_secs"].as_u64().unwrap_or(0);
         ensure!(seeded >= 3, "seeded {seeded} s: {s}");
 
-        // Its own limits: no seeding time limit, 2 s idle.
+        // Its own limits: no seeding time limit, 3 s idle.
         let (st, v) = call(
             "PUT",
             &a.api(&format!("torrents/{id}/limits")),
-            Some(json!({"seed_time_limit": -1, "seed_idle_limit": 0.034})),
+            Some(json!({"seed_time_limit": -1, "seed_idle_limit": 0.05})),
         )?;
         ensure!(
-            st == 200 && v["seed_idle_limit"] == 0.034,
+            st == 200 && v["seed_idle_limit"] == 0.05,
             "limits: {st} {v}"
         );
         a.post(&format!("torrents/{id}/resume"), json!({}))?;

@@ -124,7 +124,7 @@ pub struct AutoPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed_while_fewer_seeds: Option<u32>,
     /// Hold torrents beyond --max-active / --max-active-seeds as queued (default true).
-    #[arg(long, env = "SHOAL_QUEUEING", value_name = "BOOL", action = clap::ArgAction::Set)]
+    #[arg(long = "queueing", env = "SHOAL_QUEUEING", value_name = "BOOL", action = clap::ArgAction::Set)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queueing_enabled: Option<bool>,
     /// Seeds running at once; others wait as queued (0: no limit, the default).
@@ -153,7 +153,7 @@ pub struct AutoPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt_max_up: Option<u64>,
     /// Use the alternative limits within the weekly schedule (default false).
-    #[arg(long, env = "SHOAL_ALT_SCHEDULE", value_name = "BOOL", action = clap::ArgAction::Set)]
+    #[arg(long = "alt-schedule", env = "SHOAL_ALT_SCHEDULE", value_name = "BOOL", action = clap::ArgAction::Set)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alt_schedule_enabled: Option<bool>,
     /// Days of the schedule: `all`, `weekdays`, `weekend` or names such as `mon,tue`

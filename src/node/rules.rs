@@ -337,7 +337,7 @@ async fn act(node: &Node, hash: InfoHash, reason: String, action: LimitAction) {
         return;
     }
     let _ops = node.inner().ops.lock().await;
-    if node.torrents().get(&hash).is_none_or(|e| e.run.is_none()) {
+    if !node.torrents().get(&hash).is_some_and(|e| e.run.is_some()) {
         return;
     }
     stop_run(node, hash).await;

@@ -73,9 +73,9 @@ pub(crate) fn next_step(
         if max > 0 && n > max as usize {
             let last = slots
                 .iter()
+                .rev()
                 .filter(counted)
-                .filter(|s| s.complete == complete && s.in_session)
-                .last();
+                .find(|s| s.complete == complete && s.in_session);
             if let Some(s) = last {
                 return Some(Step::Queue(s.hash));
             }

@@ -7,6 +7,7 @@
 //! 415 (wrong `Content-Type`), 429 (too many failed logins) or 500.
 
 pub mod auth;
+mod automation;
 mod events;
 mod files;
 pub mod guard;
@@ -79,6 +80,9 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
         .route("/categories/:name", delete(labels::remove_category))
         .route("/tags", get(labels::tags))
         .route("/torrents/:id/labels", put(labels::set_labels))
+        .route("/torrents/:id/limits", put(automation::set_limits))
+        .route("/torrents/:id/queue", post(automation::queue))
+        .route("/torrents/:id/force_start", post(automation::force_start))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(node);

@@ -16,6 +16,10 @@ use shoal_engine::EncryptionPolicy;
 
 use crate::cli::parse_size;
 
+pub mod automation;
+
+use automation::{AutoPatch, AutoSettings};
+
 /// First port tried for the web UI and API when `--web` is not given.
 pub const DEFAULT_WEB_PORT: u16 = 8080;
 /// Port of the embedded tracker (or the next free one).
@@ -130,6 +134,9 @@ pub struct UpArgs {
         requires = "web_tls_cert"
     )]
     pub web_tls_key: Option<PathBuf>,
+    /// Seeding rules, queue, watch folder, alternative speed limits.
+    #[command(flatten)]
+    pub auto: AutoPatch,
 }
 
 /// A size in TOML: a number of bytes or a string such as `"8MiB"`.
@@ -210,11 +217,15 @@ pub struct FileConfig {
     pub web_tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS. Default: none.
     pub web_tls_key: Option<PathBuf>,
+    /// Seeding rules, queue, watch folder, alternative speed limits (the keys of
+    /// [`AutoPatch`]). Default: see [`AutoSettings`].
+    #[serde(flatten)]
+    pub auto: AutoPatch,
 }
 
 /// The settings that can change at run time (`GET`/`PATCH /api/settings`); kept in the
 /// database once changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Download limit in bytes per second (0: unlimited).
     pub max_down: u64,
@@ -228,6 +239,9 @@ pub struct Settings {
     pub trackers: Vec<String>,
     /// Where downloads are saved.
     pub download_dir: PathBuf,
+    /// Seeding rules, queue, watch folder, alternative speed limits.
+    #[serde(flatten)]
+    pub auto: AutoSettings,
 }
 
 /// Settings changed through the API (any subset); also the database record.
@@ -246,6 +260,9 @@ pub struct SettingsPatch {
     pub trackers: Option<Vec<String>>,
     /// See [`Settings::download_dir`].
     pub download_dir: Option<PathBuf>,
+    /// See [`Settings::auto`].
+    #[serde(flatten)]
+    pub auto: AutoPatch,
 }
 
 impl Settings {
@@ -269,6 +286,7 @@ impl Settings {
         if let Some(v) = &p.download_dir {
             self.download_dir = v.clone();
         }
+        self.auto.apply(&p.auto);
     }
 }
 
@@ -341,6 +359,11 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         max_active: file.max_active.unwrap_or(DEFAULT_MAX_ACTIVE),
         trackers: file.trackers.clone(),
         download_dir,
+        auto: {
+            let mut a = AutoSettings::default();
+            a.apply(&file.auto);
+            a
+        },
     };
     let overrides = SettingsPatch {
         max_down: args.max_down,
@@ -349,6 +372,7 @@ pub fn load(args: &UpArgs) -> anyhow::Result<NodeConfig> {
         max_active: args.max_active,
         trackers: (!args.trackers.is_empty()).then(|| args.trackers.clone()),
         download_dir: args.download_dir.clone(),
+        auto: args.auto.clone(),
     };
     let mut share_roots = if args.share_roots.is_empty() {
         file.share_roots.clone()
@@ -550,11 +574,27 @@ mod tests {
             max_active: 5,
             trackers: vec![],
             download_dir: "d".into(),
+            auto: AutoSettings::default(),
         };
         s.apply(&SettingsPatch {
             max_up: Some(9),
             ..SettingsPatch::default()
         });
         assert_eq!((s.max_down, s.max_up, s.auto_share), (1, 9, true));
+    }
+
+    /// The automation keys sit beside the others, and unknown keys are still refused
+    /// (in `config.toml` and in `PATCH /api/settings`).
+    #[test]
+    fn automation_keys_are_flat_and_strict() {
+        let c: FileConfig =
+            toml::from_str("max_active = 2\nseed_ratio_limit = 1.5\nwatch_dir = \"/w\"\n").unwrap();
+        assert_eq!(c.auto.seed_ratio_limit, Some(1.5));
+        assert!(toml::from_str::<FileConfig>("seed_ratio = 1").is_err());
+        let p: SettingsPatch =
+            serde_json::from_str(r#"{"max_up": 5, "max_active_seeds": 2}"#).unwrap();
+        assert_eq!((p.max_up, p.auto.max_active_seeds), (Some(5), Some(2)));
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"bogus": 1}"#).is_err());
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"max_up": "x"}"#).is_err());
     }
 }

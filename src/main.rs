@@ -29,7 +29,7 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a node: seed and download many torrents, with a web UI and JSON API (the default).
-    Up(config::UpArgs),
+    Up(Box<config::UpArgs>),
     /// Start a tracker and N nodes in separate data dirs, for local trials.
     Swarm(node::swarm::SwarmArgs),
     /// Run a BitTorrent tracker (HTTP announce and scrape).
@@ -114,10 +114,10 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         let command = match args.command {
             Some(c) => c,
-            None => Command::Up(args.up),
+            None => Command::Up(Box::new(args.up)),
         };
         match command {
-            Command::Up(args) => node::up::run(args).await,
+            Command::Up(args) => node::up::run(*args).await,
             Command::Swarm(args) => node::swarm::run(args).await,
             Command::Tracker(args) => cli::tracker::run(args).await,
             Command::Node(cmd) => cli::client::run(cmd).await,

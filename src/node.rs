@@ -11,6 +11,7 @@
 //! `Inner::torrents`, then `Inner::settings`, then the engine's own locks (through
 //! `TorrentHandle::status` and friends). Sync locks are never held across `.await`.
 
+pub mod altspeed;
 pub mod catalog;
 mod check;
 mod durable;
@@ -20,12 +21,15 @@ mod lifecycle;
 mod magnets;
 mod monitor;
 mod outcome;
+pub mod queue;
 mod restore;
+pub mod rules;
 mod runs;
 mod save;
 pub mod share;
 pub mod swarm;
 pub mod up;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -159,8 +163,12 @@ impl Node {
         node.spawn(outcome::run(node.clone(), outcome_rx));
         node.spawn(save_dht_nodes_every(node.clone(), DHT_SAVE_INTERVAL));
         restore::load(&node).await;
+        queue::restore(&node).await;
         node.restore_magnets().await;
         node.spawn(restore::start(node.clone()));
+        node.spawn(rules::run(node.clone()));
+        node.spawn(altspeed::run(node.clone()));
+        node.spawn(watch::run(node.clone()));
         Ok(node)
     }
 
@@ -350,6 +358,9 @@ impl Node {
             "downloads_failed": failed,
             "torrents": sums.len(),
             "peers": sums.iter().map(|s| s.peers + s.seeds).sum::<usize>(),
+            "alt_speed_active": altspeed::active(self),
+            "limit_down": altspeed::limits(self).1,
+            "limit_up": altspeed::limits(self).0,
         }))
     }
 

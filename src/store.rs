@@ -11,6 +11,7 @@
 pub mod labels;
 pub mod magnets;
 pub mod records;
+pub mod rules;
 mod schema;
 pub mod torrents;
 

@@ -50,6 +50,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/views/download.js", JS),
     asset!("js/views/labels.js", JS),
     asset!("js/views/settings.js", JS),
+    asset!("js/views/settings_auto.js", JS),
     asset!("js/views/share.js", JS),
     asset!("js/views/stats.js", JS),
 ];

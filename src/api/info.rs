@@ -142,6 +142,7 @@ pub async fn patch_settings(
     b: Result<Json<SettingsPatch>, JsonRejection>,
 ) -> ApiResult<Json<Settings>> {
     let patch = body(b)?;
+    patch.auto.check().map_err(ApiError::bad_request)?;
     if let Some(t) = &patch.trackers {
         if let Some(bad) = t.iter().find(|u| {
             !u.starts_with("http://") && !u.starts_with("udp://") && !u.starts_with("https://")
@@ -157,8 +158,8 @@ pub async fn patch_settings(
     node.store()
         .call(move |c| torrents::store_settings(c, &p))
         .await?;
-    node.session().set_limits(s.max_up, s.max_down);
     node.set_settings(s.clone());
+    crate::node::altspeed::apply(&node, &s);
     node.schedule().await;
     Ok(Json(s))
 }

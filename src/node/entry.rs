@@ -70,6 +70,8 @@ pub struct Entry {
     pub run: Option<Run>,
     /// Peers to dial at the next start (from a magnet's metadata fetch).
     pub pending_peers: Vec<(std::net::SocketAddr, shoal_engine::PeerSource)>,
+    /// Seeding rules and queue place (`super::rules`, `super::queue`).
+    pub auto: super::rules::TorrentAuto,
 }
 
 /// The torrent summary of `GET /api/torrents`.
@@ -104,6 +106,8 @@ pub struct Summary {
     pub category: Option<String>,
     /// Tag names, sorted.
     pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub auto: super::rules::AutoView,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -240,6 +244,7 @@ impl Entry {
             files: info.files.len(),
             category: None,
             tags: Vec::new(),
+            auto: self.auto.view(self.run.is_some()),
         }
     }
 

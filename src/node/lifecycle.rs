@@ -152,8 +152,10 @@ impl Node {
             restoring: false,
             run: None,
             pending_peers: req.peers,
+            auto: Default::default(),
         };
         self.torrents().insert(hash, entry);
+        super::queue::added(self, hash).await;
         schedule_locked(self).await;
         Ok(hash)
     }
@@ -192,6 +194,7 @@ impl Node {
             }
         };
         if !running {
+            self.clear_stop_reason(hash).await;
             set_intent(self, hash, Intent::Active, None).await?;
             schedule_locked(self).await;
         }

@@ -75,6 +75,7 @@ impl Pending {
             files: 0,
             category: None,
             tags: Vec::new(),
+            auto: super::rules::TorrentAuto::default().view(false),
         }
     }
 

@@ -66,6 +66,7 @@ pub(crate) async fn load(node: &Node) {
                 restoring,
                 run: None,
                 pending_peers: Vec::new(),
+                auto: Default::default(),
                 meta: Arc::new(meta),
             };
             map.insert(entry.meta.info_hash, entry);

@@ -1,9 +1,13 @@
-//! Running torrents: the `max_active` queue that starts them in the engine session
-//! (each with a monitor task the node owns) and stopping them again.
+//! Running torrents: the queue that starts them in the engine session (each with a
+//! monitor task the node owns) and stopping them again.
 //!
-//! A torrent starts when it is active, not failed, and either complete (seeding never
-//! waits) or a download slot is free. Callers hold `Inner::ops`. Once the node shuts
-//! down ([`stop_all`]) nothing starts any more.
+//! A torrent starts when it is active, not failed, and a slot of its class is free:
+//! `max_active` downloads, `max_active_seeds` seeds (0: no limit, the default for
+//! seeds, so seeding never waits unless asked), taken in queue order
+//! (`super::queue`). Force-started torrents, and running ones that moved no payload
+//! for `stalled_secs`, do not count. With `queueing_enabled` off everything starts.
+//! Callers hold `Inner::ops`. Once the node shuts down ([`stop_all`]) nothing starts
+//! any more.
 
 use std::sync::atomic::Ordering;
 
@@ -12,43 +16,131 @@ use shoal_proto::metainfo::Metainfo;
 use shoal_proto::InfoHash;
 
 use super::check::{decide, Check};
-use super::entry::{Entry, Run};
+use super::entry::Run;
 use super::save::save_resume;
 use super::Node;
 use crate::store::now_secs;
 use crate::store::records::add_history;
 use crate::store::torrents::{self, Intent};
 
-/// Starts what may start. Caller holds `ops`.
+/// A torrent as the queue sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub hash: InfoHash,
+    /// Every wanted piece verified: a seed.
+    pub complete: bool,
+    /// In the session or being started.
+    pub running: bool,
+    /// Waiting: active, not failed, not running.
+    pub waiting: bool,
+    /// Runs whatever the limits.
+    pub force: bool,
+    /// Running but moving nothing for `stalled_secs`.
+    pub stalled: bool,
+    /// In the session (not still starting), so it can go back to the queue.
+    pub in_session: bool,
+}
+
+/// What the queue does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Start this torrent.
+    Start(InfoHash),
+    /// Stop this one and let it wait as `queued` (its class is over its limit).
+    Queue(InfoHash),
+}
+
+/// The next step for `slots` in queue order. Downloads beyond `max_downloads` and
+/// seeds beyond `max_seeds` wait (0: no limit); forced and stalled torrents do not
+/// count. A class over its limit (the limit lowered, a download turned seed, a stalled
+/// torrent moving again) sends its last running member back to the queue.
+pub(crate) fn next_step(
+    slots: &[Slot],
+    queueing: bool,
+    max_downloads: u32,
+    max_seeds: u32,
+) -> Option<Step> {
+    if !queueing {
+        return slots
+            .iter()
+            .find(|s| s.waiting)
+            .map(|s| Step::Start(s.hash));
+    }
+    let counted = |s: &&Slot| s.running && !s.force && !s.stalled;
+    let dl = slots.iter().filter(counted).filter(|s| !s.complete).count();
+    let seeds = slots.iter().filter(counted).filter(|s| s.complete).count();
+    for (complete, n, max) in [(false, dl, max_downloads), (true, seeds, max_seeds)] {
+        if max > 0 && n > max as usize {
+            let last = slots
+                .iter()
+                .rev()
+                .filter(counted)
+                .find(|s| s.complete == complete && s.in_session);
+            if let Some(s) = last {
+                return Some(Step::Queue(s.hash));
+            }
+        }
+    }
+    let free = |n: usize, max: u32| max == 0 || n < max as usize;
+    slots
+        .iter()
+        .filter(|s| s.waiting)
+        .find(|s| {
+            s.force
+                || if s.complete {
+                    free(seeds, max_seeds)
+                } else {
+                    free(dl, max_downloads)
+                }
+        })
+        .map(|s| Step::Start(s.hash))
+}
+
+/// The torrents as the queue sees them, in queue order.
+fn slots(node: &Node, stalled_secs: u64) -> Vec<Slot> {
+    let now = std::time::Instant::now();
+    let map = node.torrents();
+    let mut v: Vec<(i64, i64, Slot)> = map
+        .iter()
+        .map(|(h, e)| {
+            let running = e.run.is_some() || e.starting;
+            let slot = Slot {
+                hash: *h,
+                complete: e.is_complete(),
+                running,
+                waiting: e.intent == Intent::Active && e.error.is_none() && !running,
+                force: e.auto.force_start,
+                stalled: e.run.is_some() && e.auto.activity.is_stalled(now, stalled_secs),
+                in_session: e.run.is_some(),
+            };
+            (e.auto.queue_position, e.added_at, slot)
+        })
+        .collect();
+    v.sort_by_key(|(pos, added, _)| (*pos, *added));
+    v.into_iter().map(|(_, _, s)| s).collect()
+}
+
+/// Starts what may start and queues what is over the limits. Caller holds `ops`.
 pub(crate) async fn schedule_locked(node: &Node) {
     loop {
         if node.inner().closing.load(Ordering::Relaxed) {
             return;
         }
-        let next = {
-            let max = node.settings().max_active as usize;
-            let map = node.torrents();
-            let downloading = map
-                .values()
-                .filter(|e| (e.run.is_some() || e.starting) && !e.is_complete())
-                .count();
-            let mut waiting: Vec<(&InfoHash, &Entry)> = map
-                .iter()
-                .filter(|(_, e)| {
-                    e.intent == Intent::Active
-                        && e.error.is_none()
-                        && e.run.is_none()
-                        && !e.starting
-                })
-                .collect();
-            waiting.sort_by_key(|(_, e)| (!e.is_complete(), e.added_at));
-            waiting
-                .into_iter()
-                .find(|(_, e)| e.is_complete() || max == 0 || downloading < max)
-                .map(|(h, _)| *h)
-        };
-        let Some(hash) = next else { return };
-        start(node, hash).await;
+        let s = node.settings();
+        let slots = slots(node, s.auto.stalled_secs);
+        match next_step(
+            &slots,
+            s.auto.queueing_enabled,
+            s.max_active,
+            s.auto.max_active_seeds,
+        ) {
+            Some(Step::Start(hash)) => start(node, hash).await,
+            Some(Step::Queue(hash)) => {
+                tracing::info!(torrent = %hash, "over the active limit: queued");
+                stop_run(node, hash).await;
+            }
+            None => return,
+        }
     }
 }
 
@@ -112,6 +204,7 @@ async fn start(node: &Node, hash: InfoHash) {
         for (addr, source) in std::mem::take(&mut e.pending_peers) {
             handle.add_peers_from(&[addr], source);
         }
+        e.auto.activity.restart(std::time::Instant::now());
         e.run = Some(Run {
             handle,
             seen_down: 0,
@@ -226,4 +319,67 @@ pub(crate) async fn fail_locked(node: &Node, hash: InfoHash, message: String) {
             Ok(())
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(n: u8, complete: bool, running: bool) -> Slot {
+        Slot {
+            hash: InfoHash([n; 20]),
+            complete,
+            running,
+            waiting: !running,
+            force: false,
+            stalled: false,
+            in_session: running,
+        }
+    }
+
+    fn h(n: u8) -> InfoHash {
+        InfoHash([n; 20])
+    }
+
+    #[test]
+    fn downloads_start_in_queue_order_up_to_the_limit() {
+        let mut v = vec![
+            slot(1, false, false),
+            slot(2, false, false),
+            slot(3, true, false),
+        ];
+        // The seed has no limit of its own by default.
+        assert_eq!(next_step(&v, true, 1, 0), Some(Step::Start(h(1))));
+        v[0] = slot(1, false, true);
+        assert_eq!(next_step(&v, true, 1, 0), Some(Step::Start(h(3))));
+        v[2] = slot(3, true, true);
+        assert_eq!(next_step(&v, true, 1, 0), None);
+        // A stalled download frees its slot, a forced one needs none.
+        v[0].stalled = true;
+        assert_eq!(next_step(&v, true, 1, 0), Some(Step::Start(h(2))));
+        v[0].stalled = false;
+        v[1].force = true;
+        assert_eq!(next_step(&v, true, 1, 0), Some(Step::Start(h(2))));
+        // Queueing off: everything starts.
+        v[1].force = false;
+        assert_eq!(next_step(&v, false, 1, 0), Some(Step::Start(h(2))));
+    }
+
+    #[test]
+    fn seeds_wait_for_their_limit_and_the_last_over_it_is_queued() {
+        let v = vec![slot(1, true, true), slot(2, true, false)];
+        assert_eq!(next_step(&v, true, 5, 1), None);
+        assert_eq!(next_step(&v, true, 5, 0), Some(Step::Start(h(2))));
+        let over = vec![
+            slot(1, true, true),
+            slot(2, true, true),
+            slot(3, true, true),
+        ];
+        assert_eq!(next_step(&over, true, 5, 2), Some(Step::Queue(h(3))));
+        // A torrent still starting is not sent back; the one before it is.
+        let mut starting = over.clone();
+        starting[2].in_session = false;
+        assert_eq!(next_step(&starting, true, 5, 2), Some(Step::Queue(h(2))));
+        assert_eq!(next_step(&over, false, 5, 2), None);
+    }
 }

@@ -37,6 +37,7 @@ async fn node(dir: &Path) -> Node {
             // No tracker: nothing leaves loopback, and the announce task idles.
             trackers: Vec::new(),
             download_dir: dir.join("downloads"),
+            auto: crate::config::automation::AutoSettings::default(),
         },
         overrides: SettingsPatch::default(),
         lsd: None,

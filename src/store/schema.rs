@@ -78,6 +78,16 @@ CREATE TABLE IF NOT EXISTS torrent_labels (
     category  TEXT,
     tags      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS torrent_rules (
+    info_hash       TEXT PRIMARY KEY REFERENCES torrents(info_hash) ON DELETE CASCADE,
+    ratio_limit     REAL NOT NULL DEFAULT -2,
+    seed_time_limit REAL NOT NULL DEFAULT -2,
+    seed_idle_limit REAL NOT NULL DEFAULT -2,
+    queue_position  INTEGER NOT NULL,
+    force_start     INTEGER NOT NULL DEFAULT 0,
+    seeding_secs    INTEGER NOT NULL DEFAULT 0,
+    stop_reason     TEXT
+);
 ";
 
 /// Opens `path` with WAL and `synchronous=NORMAL` and brings the schema up to date.

@@ -351,6 +351,7 @@ pub fn store_settings(conn: &Connection, patch: &SettingsPatch) -> anyhow::Resul
         trackers,
         download_dir
     );
+    cur.auto.merge(&patch.auto);
     meta_put(conn, "settings", &json(&cur))
 }
 

@@ -118,6 +118,11 @@ impl Node {
         })
     }
 
+    /// `PATCH /api/settings`; returns the settings after.
+    pub fn patch_settings(&self, patch: Value) -> Result<Value> {
+        expect_ok(call("PATCH", &self.api("settings"), Some(patch))?)
+    }
+
     pub fn torrents(&self) -> Result<Vec<Value>> {
         Ok(self.get("torrents")?.as_array().context("array")?.clone())
     }

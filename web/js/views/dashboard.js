@@ -45,6 +45,7 @@ export function torrentColumns() {
     { id: 'eta', label: 'ETA', cls: 'num opt', sort: (t) => (t.progress >= 1 ? -1 : t.eta_secs ?? Infinity), text: (t) => (t.state === 'downloading' ? fmt.eta(t.eta_secs) : '—') },
     { id: 'ratio', label: 'Ratio', cls: 'num opt', sort: (t) => t.ratio, text: (t) => (!t.downloaded && t.uploaded ? '∞' : fmt.ratio(t.ratio)) },
     ...labelColumns(),
+    { id: 'queue', label: '#', cls: 'num opt', sort: (t) => t.queue_position ?? Infinity, text: (t) => (t.queue_position ? String(t.queue_position) : '—'), title: (t) => (t.force_start ? 'forced: runs whatever the queue limits' : 'place in the queue') },
   ];
 }
 
@@ -137,6 +138,12 @@ class Details {
       null,
       this.pauseBtn,
       h('button.btn', { type: 'button', dataset: { action: 'recheck' }, text: 'Recheck' }),
+      h('button.btn', { type: 'button', dataset: { action: 'queue', to: 'top' }, title: 'Move to the top of the queue', text: '⤒' }),
+      h('button.btn', { type: 'button', dataset: { action: 'queue', to: 'up' }, title: 'Move up in the queue', text: '↑' }),
+      h('button.btn', { type: 'button', dataset: { action: 'queue', to: 'down' }, title: 'Move down in the queue', text: '↓' }),
+      h('button.btn', { type: 'button', dataset: { action: 'queue', to: 'bottom' }, title: 'Move to the bottom of the queue', text: '⤓' }),
+      h('button.btn', { type: 'button', dataset: { action: 'force' }, text: 'Force start' }),
+      h('button.btn', { type: 'button', dataset: { action: 'limits' }, text: 'Limits…' }),
       h('button.btn', { type: 'button', dataset: { action: 'magnet' }, text: 'Copy magnet' }),
       h('a.btn', { dataset: { action: 'torrent' }, text: '.torrent', download: '' }),
       h('button.btn.danger', { type: 'button', dataset: { action: 'remove' }, text: 'Remove' }),
@@ -185,6 +192,8 @@ class Details {
     setText(this.title, t.name);
     const parts = [`${fmt.shortId(t.id)}…`, fmt.bytes(t.size), `${t.pieces} pieces of ${fmt.bytes(t.piece_size)}`, t.save_dir];
     if (t.error) parts.push(`Error: ${t.error}`);
+    if (t.stop_reason) parts.push(`Stopped: ${t.stop_reason}`);
+    if (t.queue_position) parts.push(`queue #${t.queue_position}${t.force_start ? ' (forced)' : ''}`);
     setText(this.meta, parts.join(' · '));
     this.labels.show(t);
     setText(this.pauseBtn, t.state === 'paused' || t.state === 'error' ? 'Resume' : 'Pause');
@@ -254,6 +263,12 @@ class Details {
         if (this.onClose) this.onClose();
       } else if (a === 'toggle') {
         await api('POST', `/api/torrents/${id}/${t && (t.state === 'paused' || t.state === 'error') ? 'resume' : 'pause'}`);
+      } else if (a === 'queue') {
+        await api('POST', `/api/torrents/${id}/queue`, { move: btn.dataset.to });
+      } else if (a === 'force') {
+        await api('POST', `/api/torrents/${id}/force_start`, { force: !(t && t.force_start) });
+      } else if (a === 'limits') {
+        await editLimits(id, t);
       } else if (a === 'recheck') {
         await api('POST', `/api/torrents/${id}/recheck`);
         toast('Checking pieces…', 'info');
@@ -277,6 +292,30 @@ class Details {
       reportError(err, 'Action failed');
     }
   }
+}
+
+/** Asks for a torrent's own seeding limits: empty uses the global setting, "none" none. */
+async function editLimits(id, t) {
+  const show = (v) => (v === -2 ? '' : v === -1 ? 'none' : String(v));
+  const read = (v, name) => {
+    const s = (v || '').trim().toLowerCase();
+    if (s === '') return -2;
+    if (s === 'none') return -1;
+    const n = Number(s);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: a number, "none" or empty for the global setting`);
+    return n;
+  };
+  const ask = (label, v) => window.prompt(`${label} (empty: global setting, "none": no limit)`, show(v));
+  const ratio = ask('Share ratio limit', t ? t.ratio_limit : -2);
+  if (ratio === null) return;
+  const time = ask('Seeding time limit, minutes', t ? t.seed_time_limit : -2);
+  if (time === null) return;
+  const idle = ask('Idle limit, minutes', t ? t.seed_idle_limit : -2);
+  if (idle === null) return;
+  await api('PUT', `/api/torrents/${id}/limits`, {
+    ratio_limit: read(ratio, 'Ratio'), seed_time_limit: read(time, 'Seeding time'), seed_idle_limit: read(idle, 'Idle time'),
+  });
+  toast('Limits saved', 'ok');
 }
 
 function filesView(details) {

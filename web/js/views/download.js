@@ -47,13 +47,34 @@ export default {
       key: (r) => r.id,
       label: 'Search results',
       onAction: (a, id, r, el) => {
-        if (a !== 'pick') return;
-        if (el.checked) checked.add(id);
-        else checked.delete(id);
-        getBtn.disabled = checked.size === 0;
-        setText(getBtn, checked.size > 1 ? `Download ${checked.size} selected` : 'Download selected');
+        if (a === 'pick') pick(id, el.checked);
       },
       empty: h('div.empty.small.search-empty', { text: 'The catalog of your trackers is empty.' }),
+    });
+
+    function pick(id, on) {
+      if (on) checked.add(id);
+      else checked.delete(id);
+      getBtn.disabled = checked.size === 0;
+      setText(getBtn, checked.size > 1 ? `Download ${checked.size} selected` : 'Download selected');
+    }
+    // A click on a row toggles its selection as its checkbox does; a double click
+    // downloads that row. The second click of a double click leaves the selection alone.
+    const rowOf = (e) => {
+      if (e.target.closest('button, input, select, a, label')) return null;
+      const tr = e.target.closest('tr');
+      const box = tr && tr.querySelector('input[data-action="pick"]');
+      return box && !box.disabled ? { key: tr.dataset.key, box } : null;
+    };
+    ctx.listen(results.tbody, 'click', (e) => {
+      const r = e.detail > 1 ? null : rowOf(e);
+      if (!r) return;
+      r.box.checked = !r.box.checked;
+      pick(r.key, r.box.checked);
+    });
+    ctx.listen(results.tbody, 'dblclick', (e) => {
+      const r = rowOf(e);
+      if (r) download([r.key]);
     });
 
     let searchCtl = null;
@@ -94,8 +115,8 @@ export default {
       searchSoon.cancel();
       if (searchCtl) searchCtl.abort();
     });
-    ctx.listen(getBtn, 'click', async () => {
-      const ids = [...checked];
+    ctx.listen(getBtn, 'click', () => download([...checked]));
+    async function download(ids) {
       getBtn.disabled = true;
       for (const id of ids) {
         try {
@@ -112,7 +133,8 @@ export default {
       haveIds = have();
       results.update(results.items);
       getBtn.disabled = checked.size === 0;
-    });
+      setText(getBtn, checked.size > 1 ? `Download ${checked.size} selected` : 'Download selected');
+    }
 
     // --- add by magnet or .torrent
     const magnet = h('input', { type: 'text', id: 'magnet', placeholder: 'magnet:?xt=urn:btih:…', 'aria-label': 'Magnet link', autocomplete: 'off' });

@@ -3,6 +3,7 @@
 import * as fmt from '../format.js';
 import { api, get } from '../api.js';
 import { h, setText, reportError, toast } from '../ui.js';
+import { autoSettings } from './settings_auto.js';
 
 function field(label, input, help) {
   const id = input.id;
@@ -23,6 +24,7 @@ export default {
     const downloadDir = h('input', { id: 'set-download-dir', type: 'text', spellcheck: 'false' });
     const save = h('button.btn.primary', { type: 'submit', text: 'Save settings' });
     const reset = h('button.btn', { type: 'button', text: 'Revert' });
+    const auto = autoSettings();
     const form = h('form.card.settings', { 'aria-label': 'Settings' },
       h('div.card-head', null, h('h2', { text: 'Transfers' })),
       h('div.grid2',
@@ -35,6 +37,7 @@ export default {
       h('div.card-head', null, h('h2', { text: 'Storage and trackers' })),
       field('Download folder', downloadDir),
       field('Trackers', trackers, 'One announce URL per line; new shares announce to these and search their catalogs.'),
+      ...auto.sections,
       h('div.row.end', null, reset, save));
     const info = h('dl.info');
     root.append(
@@ -52,6 +55,7 @@ export default {
       autoShare.checked = !!s.auto_share;
       trackers.value = (s.trackers || []).join('\n');
       downloadDir.value = s.download_dir || '';
+      auto.fill(s);
     }
     async function load() {
       try {
@@ -90,6 +94,7 @@ export default {
         }
         if (current && kib(current.max_down) === maxDown.value) delete patch.max_down;
         if (current && kib(current.max_up) === maxUp.value) delete patch.max_up;
+        Object.assign(patch, auto.patch(current));
       } catch (err) {
         reportError(err, 'Invalid setting');
         return;

@@ -10,7 +10,9 @@ mod events;
 mod files;
 pub mod guard;
 mod info;
+mod order;
 mod roots;
+pub mod stream;
 mod torrents;
 mod upload;
 
@@ -66,9 +68,20 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
             post(upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/events", get(events::events))
+        .route("/torrents/:id/order", put(order::set_order))
+        .route("/torrents/:id/files/:index/stream", get(stream::stream))
+        .route(
+            "/torrents/:id/files/:index/stream-token",
+            post(stream::stream_token),
+        )
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+        // Outermost, so access checks (and a login layer) see the token's mark.
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            stream::mark_token,
+        ))
         .with_state(node);
     Router::new().nest("/api", api).merge(crate::web::router())
 }

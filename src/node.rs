@@ -18,12 +18,14 @@ pub mod entry;
 mod lifecycle;
 mod magnets;
 mod monitor;
+mod order;
 mod outcome;
 mod restore;
 mod runs;
 mod save;
 pub mod share;
 pub mod swarm;
+pub mod tokens;
 pub mod up;
 
 use std::collections::HashMap;
@@ -93,6 +95,8 @@ pub(crate) struct Inner {
     /// Every task the node starts: log writer, statistics saver, restore, outcome
     /// task, monitors, share jobs. Shutdown waits for them.
     tasks: TaskTracker,
+    /// Tokens that open one file's stream URL without a login (`tokens.rs`).
+    stream_tokens: tokens::StreamTokens,
 }
 
 /// What the node needs at start besides its config.
@@ -147,6 +151,7 @@ impl Node {
                 closing: AtomicBool::new(false),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                stream_tokens: Default::default(),
             }),
         };
         node.spawn(monitor::write_log(node.clone(), log_rx));
@@ -213,6 +218,11 @@ impl Node {
     /// The resolved configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
+    }
+
+    /// Tokens for stream URLs opened by media players (`tokens.rs`).
+    pub fn stream_tokens(&self) -> &tokens::StreamTokens {
+        &self.inner.stream_tokens
     }
 
     /// The embedded tracker's announce URL, when the node runs one.

@@ -8,6 +8,7 @@
 //! `stats`, `transfer_log`.
 
 pub mod magnets;
+pub mod options;
 pub mod records;
 mod schema;
 pub mod torrents;

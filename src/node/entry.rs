@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::now_secs;
+use crate::store::options::DownloadOrder;
 use crate::store::records::HistoryRecord;
 use crate::store::torrents::{Intent, Priority, ResumeRecord};
 
@@ -70,6 +71,8 @@ pub struct Entry {
     pub run: Option<Run>,
     /// Peers to dial at the next start (from a magnet's metadata fetch).
     pub pending_peers: Vec<(std::net::SocketAddr, shoal_engine::PeerSource)>,
+    /// Sequential / first-and-last-pieces download (table `torrent_options`).
+    pub order: DownloadOrder,
 }
 
 /// The torrent summary of `GET /api/torrents`.
@@ -100,6 +103,9 @@ pub struct Summary {
     pub pieces: u32,
     pub pieces_have: u32,
     pub files: usize,
+    /// `sequential` and `first_last_piece`.
+    #[serde(flatten)]
+    pub order: DownloadOrder,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -234,6 +240,7 @@ impl Entry {
             pieces: info.num_pieces(),
             pieces_have,
             files: info.files.len(),
+            order: self.order,
         }
     }
 

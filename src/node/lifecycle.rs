@@ -152,6 +152,7 @@ impl Node {
             restoring: false,
             run: None,
             pending_peers: req.peers,
+            order: Default::default(),
         };
         self.torrents().insert(hash, entry);
         schedule_locked(self).await;

@@ -73,6 +73,7 @@ impl Pending {
             pieces: total as u32,
             pieces_have: got as u32,
             files: 0,
+            order: Default::default(),
         }
     }
 

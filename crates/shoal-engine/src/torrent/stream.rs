@@ -57,17 +57,20 @@ pub struct PieceWaiter {
 
 impl PieceWaiter {
     /// Returns once `piece` is verified; [`StreamError::Stopped`] if the torrent
-    /// stops first (removed, paused, or an error). Cancel safe.
+    /// stopped (removed, paused, or an error), even when it has the piece. Cancel
+    /// safe.
     pub async fn wait(&mut self, piece: u32) -> Result<(), StreamError> {
         let sh = &self.handle.shared;
         loop {
-            if sh.have_piece(piece) {
-                return Ok(());
-            }
+            // Stopped first: a removed torrent ends its streams even where it had
+            // the pieces.
             if sh.cancel.is_cancelled()
                 || matches!(*sh.phase_rx().borrow(), Phase::Error(_) | Phase::Stopped)
             {
                 return Err(StreamError::Stopped);
+            }
+            if sh.have_piece(piece) {
+                return Ok(());
             }
             tokio::select! {
                 _ = sh.cancel.cancelled() => return Err(StreamError::Stopped),

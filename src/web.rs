@@ -47,6 +47,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/ui.js", JS),
     asset!("js/views/dashboard.js", JS),
     asset!("js/views/download.js", JS),
+    asset!("js/views/player.js", JS),
     asset!("js/views/settings.js", JS),
     asset!("js/views/share.js", JS),
     asset!("js/views/stats.js", JS),

@@ -5,7 +5,7 @@
 //! All database work runs on one dedicated thread fed by a bounded channel
 //! ([`Store::call`]); async code never touches the connection. Tables (see
 //! `docs/NODE.md`): `meta` (peer ID, settings), `torrents`, `resume`, `history`,
-//! `stats`, `transfer_log`.
+//! `stats`, `transfer_log`, `magnets`, `torrent_options`.
 
 pub mod magnets;
 pub mod options;

@@ -14,7 +14,9 @@ pub mod guard;
 mod info;
 mod labels;
 pub mod qbt;
+mod order;
 mod roots;
+pub mod stream;
 mod torrents;
 mod upload;
 
@@ -83,9 +85,15 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
         .route("/torrents/:id/limits", put(automation::set_limits))
         .route("/torrents/:id/queue", post(automation::queue))
         .route("/torrents/:id/force_start", post(automation::force_start))
+        .route("/torrents/:id/order", put(order::set_order))
+        .route("/torrents/:id/files/:index/stream", get(stream::stream))
+        .route(
+            "/torrents/:id/files/:index/stream-token",
+            post(stream::stream_token),
+        )
         .fallback(|| async { ApiError::not_found("no such API endpoint; see docs/API.md") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(node);
+        .with_state(node.clone());
     let routes = Router::new()
         .nest("/api/v2", qbt)
         .nest("/api", api)
@@ -96,6 +104,12 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             web.auth.clone(),
             auth::layer,
+        ))
+        // Before the login layer, so it sees a stream token's mark (a client cannot set
+        // the mark itself: this layer removes any it did not make).
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            stream::mark_token,
         ))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
 }

@@ -20,6 +20,7 @@ pub mod labels;
 mod lifecycle;
 mod magnets;
 mod monitor;
+mod order;
 mod outcome;
 pub mod queue;
 mod restore;
@@ -28,6 +29,7 @@ mod runs;
 mod save;
 pub mod share;
 pub mod swarm;
+pub mod tokens;
 pub mod up;
 mod watch;
 
@@ -100,6 +102,8 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     /// Categories and tags (`labels.rs`).
     labels: Mutex<labels::Labels>,
+    /// Tokens that open one file's stream URL without a login (`tokens.rs`).
+    stream_tokens: tokens::StreamTokens,
 }
 
 /// What the node needs at start besides its config.
@@ -156,6 +160,7 @@ impl Node {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 labels: Mutex::new(labels::Labels::from_rows(label_rows)),
+                stream_tokens: Default::default(),
             }),
         };
         node.spawn(monitor::write_log(node.clone(), log_rx));
@@ -226,6 +231,11 @@ impl Node {
     /// The resolved configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
+    }
+
+    /// Tokens for stream URLs opened by media players (`tokens.rs`).
+    pub fn stream_tokens(&self) -> &tokens::StreamTokens {
+        &self.inner.stream_tokens
     }
 
     /// The embedded tracker's announce URL, when the node runs one.

@@ -5,11 +5,12 @@
 //! All database work runs on one dedicated thread fed by a bounded channel
 //! ([`Store::call`]); async code never touches the connection. Tables (see
 //! `docs/NODE.md`): `meta` (peer ID, settings), `torrents`, `resume`, `history`,
-//! `stats`, `transfer_log`, `magnets`, and the labels
+//! `stats`, `transfer_log`, `magnets`, `torrent_options`, and the labels
 //! (`categories`, `tags`, `torrent_labels`).
 
 pub mod labels;
 pub mod magnets;
+pub mod options;
 pub mod records;
 pub mod rules;
 mod schema;

@@ -49,6 +49,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/views/dashboard.js", JS),
     asset!("js/views/download.js", JS),
     asset!("js/views/labels.js", JS),
+    asset!("js/views/player.js", JS),
     asset!("js/views/settings.js", JS),
     asset!("js/views/settings_auto.js", JS),
     asset!("js/views/share.js", JS),

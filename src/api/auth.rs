@@ -332,7 +332,14 @@ pub async fn layer(State(auth): State<Auth>, req: Request, next: Next) -> Respon
         _ => {}
     }
     auth.reload(Instant::now(), false).await;
-    if !auth.required() || is_public(&path) || auth.session_of(req.headers()).is_some() {
+    // A valid stream token (`stream::mark_token`) opens that one file's stream, so that
+    // VLC or mpv can play a link copied from the UI.
+    let token = req
+        .extensions()
+        .get::<super::stream::StreamTokenAccess>()
+        .is_some();
+    if !auth.required() || is_public(&path) || token || auth.session_of(req.headers()).is_some()
+    {
         return next.run(req).await;
     }
     let basic = req

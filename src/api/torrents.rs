@@ -36,6 +36,9 @@ pub struct AddBody {
     save_dir: Option<std::path::PathBuf>,
     #[serde(default)]
     paused: bool,
+    /// Download order (`PUT .../order`); not for magnets.
+    sequential: Option<bool>,
+    first_last_piece: Option<bool>,
 }
 
 pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> ApiResult<Response> {
@@ -60,6 +63,12 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
             (Some(t), None) => base64::engine::general_purpose::STANDARD
                 .decode(t.trim())
                 .map_err(|e| ApiError::bad_request(format!("torrent_base64 is not base64: {e}")))?,
+            (None, Some(_)) if b.sequential.is_some() || b.first_last_piece.is_some() => {
+                return Err(ApiError::bad_request(
+                    "\"sequential\" and \"first_last_piece\" need the metadata: add the magnet, \
+                     then set them with PUT /api/torrents/:id/order",
+                ))
+            }
             (None, Some(m)) => {
                 let magnet = Magnet::parse(&m)
                     .map_err(|e| ApiError::bad_request(format!("bad magnet link: {e}")))?;
@@ -75,14 +84,21 @@ pub async fn add(State(node): State<Node>, headers: HeaderMap, raw: Bytes) -> Ap
                 ))
             }
         };
-        AddRequest {
+        let req = AddRequest {
             peers: Vec::new(),
             wanted: None,
             torrent,
             save_dir,
             paused: b.paused,
             complete: false,
+        };
+        let r = node.add(req).await;
+        if let Ok(hash) = &r {
+            if b.sequential.is_some() || b.first_last_piece.is_some() {
+                super::order::apply(&node, *hash, b.sequential, b.first_last_piece).await?;
+            }
         }
+        return added(&node, r);
     };
     added(&node, node.add(req).await)
 }

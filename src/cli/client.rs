@@ -121,6 +121,12 @@ pub struct AddArgs {
     pub source: OsString,
     #[command(flatten)]
     pub placement: PlacementOpts,
+    /// Download pieces in order, lowest first (to play a file while it downloads).
+    #[arg(long)]
+    pub sequential: bool,
+    /// Download the first and last piece of every file before the rest.
+    #[arg(long)]
+    pub first_last: bool,
     #[command(flatten)]
     pub node: NodeOpts,
 }
@@ -276,6 +282,12 @@ fn id_arg(arg: &str) -> Result<String, Failure> {
 fn add(a: AddArgs) -> Result<(), Failure> {
     let source = a.source.to_string_lossy();
     let mut body = a.placement.to_json()?;
+    if a.sequential {
+        body["sequential"] = json!(true);
+    }
+    if a.first_last {
+        body["first_last_piece"] = json!(true);
+    }
     let reply = if source.to_ascii_lowercase().starts_with("magnet:") {
         body["magnet"] = json!(source);
         connect(&a.node)?.post_json("/api/torrents", &body)?

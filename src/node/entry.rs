@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::now_secs;
+use crate::store::options::DownloadOrder;
 use crate::store::records::HistoryRecord;
 use crate::store::torrents::{Intent, Priority, ResumeRecord};
 
@@ -72,6 +73,8 @@ pub struct Entry {
     pub pending_peers: Vec<(std::net::SocketAddr, shoal_engine::PeerSource)>,
     /// Seeding rules and queue place (`super::rules`, `super::queue`).
     pub auto: super::rules::TorrentAuto,
+    /// Sequential / first-and-last-pieces download (table `torrent_options`).
+    pub order: DownloadOrder,
 }
 
 /// The torrent summary of `GET /api/torrents`.
@@ -108,6 +111,9 @@ pub struct Summary {
     pub tags: Vec<String>,
     #[serde(flatten)]
     pub auto: super::rules::AutoView,
+    /// `sequential` and `first_last_piece`.
+    #[serde(flatten)]
+    pub order: DownloadOrder,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -245,6 +251,7 @@ impl Entry {
             category: None,
             tags: Vec::new(),
             auto: self.auto.view(self.run.is_some()),
+            order: self.order,
         }
     }
 

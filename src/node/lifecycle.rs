@@ -153,6 +153,7 @@ impl Node {
             run: None,
             pending_peers: req.peers,
             auto: Default::default(),
+            order: Default::default(),
         };
         self.torrents().insert(hash, entry);
         super::queue::added(self, hash).await;

@@ -76,6 +76,7 @@ impl Pending {
             category: None,
             tags: Vec::new(),
             auto: super::rules::TorrentAuto::default().view(false),
+            order: Default::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use shoal_proto::wire::Bitfield;
 
 use super::entry::Entry;
 use super::Node;
+use crate::store::options;
 use crate::store::torrents::{self, Intent, Priority};
 
 /// Lists the stored torrents (before the API serves), without starting them.
@@ -20,6 +21,13 @@ pub(crate) async fn load(node: &Node) {
         Err(e) => {
             tracing::error!("cannot read the stored torrents: {e:#}");
             return;
+        }
+    };
+    let orders = match node.store().call(|c| options::load_orders(c)).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("cannot read the torrents' download order; using rarest first: {e:#}");
+            Default::default()
         }
     };
     let started = std::time::Instant::now();
@@ -67,6 +75,7 @@ pub(crate) async fn load(node: &Node) {
                 run: None,
                 pending_peers: Vec::new(),
                 auto: Default::default(),
+                order: orders.get(&row.info_hash).copied().unwrap_or_default(),
                 meta: Arc::new(meta),
             };
             map.insert(entry.meta.info_hash, entry);

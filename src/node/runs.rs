@@ -201,6 +201,8 @@ async fn start(node: &Node, hash: InfoHash) {
         let mut map = node.torrents();
         let Some(e) = map.get_mut(&hash) else { return };
         e.starting = false;
+        let (order, first_last) = e.order.engine();
+        handle.set_download_order(order, first_last);
         for (addr, source) in std::mem::take(&mut e.pending_peers) {
             handle.add_peers_from(&[addr], source);
         }

@@ -88,6 +88,11 @@ CREATE TABLE IF NOT EXISTS torrent_rules (
     seeding_secs    INTEGER NOT NULL DEFAULT 0,
     stop_reason     TEXT
 );
+CREATE TABLE IF NOT EXISTS torrent_options (
+    info_hash        TEXT PRIMARY KEY REFERENCES torrents(info_hash) ON DELETE CASCADE,
+    sequential       INTEGER NOT NULL DEFAULT 0,
+    first_last_piece INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// Opens `path` with WAL and `synchronous=NORMAL` and brings the schema up to date.

@@ -8,11 +8,13 @@
 //! state in an `ActivePiece`) or *have* (verified).
 //!
 //! [`PiecePicker::pick`] hands a peer blocks in this order:
+//! 0. blocks of stream window pieces, in deadline order (`deadline.rs`);
 //! 1. missing blocks of pieces this peer started (whole pieces per peer keep
 //!    [`PiecePicker::piece_failed`]'s blame precise);
 //! 2. started pieces that nobody owns any more (their owner left or was choked);
-//! 3. new pieces, highest [`Priority`] first, then rarest first, random among equally
-//!    rare ones;
+//! 3. new pieces: the first and last piece of each file when asked, then by the
+//!    [`DownloadOrder`]: highest [`Priority`] first, then rarest first, random among
+//!    equally rare ones (or lowest index first when sequential);
 //! 4. missing blocks of pieces another peer is still fetching (helping a slow peer
 //!    beats idling, but only when no new piece is left for this peer);
 //! 5. endgame (every missing wanted block is requested): blocks already requested
@@ -26,6 +28,7 @@
 //! all), which shifts every piece equally and so never moves pieces between buckets.
 
 mod active;
+mod deadline;
 mod events;
 mod pick;
 mod rarity;
@@ -39,6 +42,8 @@ use thiserror::Error;
 
 use active::{ActivePiece, BlockState};
 pub use active::{PeerList, MAX_REQUESTERS};
+use deadline::Deadlines;
+pub use deadline::{DownloadOrder, StreamId, DUPLICATE_AFTER};
 use rarity::{Tiered, NONE};
 
 /// Size of a request: 16 KiB, the de facto limit of every client.
@@ -165,6 +170,14 @@ pub struct PiecePicker {
     wanted_missing_bytes: u64,
     /// Missing (unrequested) blocks of active wanted pieces.
     unrequested: u64,
+    /// Stream windows (`deadline.rs`).
+    deadlines: Deadlines,
+    /// How new pieces are chosen.
+    order: DownloadOrder,
+    /// Pieces to start first (first and last of each file), when asked.
+    first_last: Vec<u32>,
+    /// No piece below this is missing (sequential order's scan start).
+    seq_from: u32,
 }
 
 impl PiecePicker {
@@ -218,6 +231,10 @@ impl PiecePicker {
             wanted_missing: num_pieces,
             wanted_missing_bytes: total_length,
             unrequested: 0,
+            deadlines: Deadlines::default(),
+            order: DownloadOrder::Rarest,
+            first_last: Vec::new(),
+            seq_from: 0,
         }
     }
 

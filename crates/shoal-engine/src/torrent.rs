@@ -21,6 +21,7 @@ mod files;
 mod pieces;
 mod registry;
 mod spans;
+mod stream;
 mod swarm;
 mod types;
 
@@ -52,6 +53,7 @@ use candidates::Candidates;
 pub use driver::{TorrentHandle, TorrentStatus};
 use events::EventHub;
 pub use events::TorrentEvents;
+pub use stream::{PieceWaiter, StreamError};
 pub use types::{PeerInfo, PeerSource, TorrentEvent, TrackerInfo};
 
 /// What carries a peer connection, as the peer list shows it.

@@ -7,6 +7,7 @@ import { KeyedTable } from '../table.js';
 import { h, setText, progressBar, setProgress, setBadge, reportError, toast, confirmDialog, copyText } from '../ui.js';
 import { drawPieces } from '../piecemap.js';
 import { labelColumns, categoryFilter, labelEditor } from './labels.js';
+import { orderControls, playAction, playColumn } from './player.js';
 
 const STATE_KIND = {
   Downloading: 'down', Seeding: 'up', Paused: 'muted', Queued: 'muted',
@@ -157,8 +158,9 @@ class Details {
     }
     this.body = h('div.details-body', { id: 'details-body', role: 'tabpanel' });
     this.labels = labelEditor(ctx);
+    this.order = orderControls(this);
     this.el = h('section.card.details', { hidden: true, 'aria-label': 'Torrent details' },
-      h('div.card-head', null, h('div.grow', null, this.title, this.meta), actions), this.labels.el, this.tabs, this.body);
+      h('div.card-head', null, h('div.grow', null, this.title, this.meta), actions), this.labels.el, this.order.el, this.tabs, this.body);
     ctx.listen(this.tabs, 'click', (e) => {
       const b = e.target.closest('[data-tab]');
       if (b) this.setTab(b.dataset.tab);
@@ -197,6 +199,7 @@ class Details {
     setText(this.meta, parts.join(' · '));
     this.labels.show(t);
     setText(this.pauseBtn, t.state === 'paused' || t.state === 'error' ? 'Resume' : 'Pause');
+    this.order.update(t);
   }
 
   setTab(tab) {
@@ -347,11 +350,13 @@ function filesView(details) {
         td.firstChild.disabled = !f.wanted;
       },
     },
+    playColumn,
   ], {
     key: (f) => String(f.index),
     label: 'Files',
     empty: h('div.empty.small', { text: 'No files.' }),
     onAction: async (action, key, f, el) => {
+      if (playAction(action, details.id, f)) return;
       const body = action === 'wanted' ? { wanted: el.checked } : { priority: el.value };
       try {
         const nf = await api('PUT', `/api/torrents/${details.id}/files/${f.index}`, body);

@@ -53,7 +53,7 @@ impl PiecePicker {
         self.pick_steps(peer, peer_has, max, rng, out, false)
     }
 
-    /// Steps 1-5 in order (step 3, new pieces, only when `start_new`).
+    /// Steps 0-5 in order (step 3, new pieces, only when `start_new`).
     fn pick_steps<S, R>(
         &mut self,
         peer: PeerKey,
@@ -70,7 +70,10 @@ impl PiecePicker {
         if max == 0 || self.wanted_missing == 0 {
             return 0;
         }
-        let mut n = self.pick_owned(peer, max, out);
+        let mut n = self.pick_deadline(peer, peer_has, max, out);
+        if n < max {
+            n += self.pick_owned(peer, max - n, out);
+        }
         if n < max {
             n += self.pick_started(peer, peer_has, Started::Orphans, max - n, out);
         }
@@ -144,7 +147,7 @@ impl PiecePicker {
         n
     }
 
-    /// Step 3: new pieces, rarest first.
+    /// Step 3: new pieces, first-and-last and download order, else rarest first.
     fn pick_new<S, R>(
         &mut self,
         peer: PeerKey,
@@ -159,7 +162,12 @@ impl PiecePicker {
     {
         let mut n = 0;
         while n < want {
-            let Some(piece) = self.rarity.pick(peer_has, rng) else {
+            let next = match self.ordered_new_piece(peer_has) {
+                Some(p) => Some(p),
+                None if self.order == super::DownloadOrder::Sequential => None,
+                None => self.rarity.pick(peer_has, rng),
+            };
+            let Some(piece) = next else {
                 break;
             };
             let s = self.activate(piece);
@@ -221,7 +229,7 @@ impl PiecePicker {
     }
 
     /// Requests up to `want` missing blocks of the active piece in slot `s` from `peer`.
-    fn request_missing(
+    pub(super) fn request_missing(
         &mut self,
         s: usize,
         peer: PeerKey,
@@ -257,7 +265,7 @@ impl PiecePicker {
 }
 
 /// Block `index` of a piece of `size` bytes (`index` is in range).
-fn block_at(piece: u32, index: usize, size: u64) -> Block {
+pub(super) fn block_at(piece: u32, index: usize, size: u64) -> Block {
     let begin = index as u64 * u64::from(BLOCK_SIZE);
     let length = (size - begin).min(u64::from(BLOCK_SIZE));
     Block {

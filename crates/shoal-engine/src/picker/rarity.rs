@@ -187,6 +187,13 @@ impl Tiered {
         }
     }
 
+    /// True if some piece of a priority above `p` is present.
+    pub fn has_above(&self, p: Priority) -> bool {
+        self.tiers[..usize::from(tier_of(p))]
+            .iter()
+            .any(|r| r.len() > 0)
+    }
+
     /// The priority of `piece` (Normal past the end).
     pub fn priority(&self, piece: u32) -> Priority {
         match self.tier.get(piece as usize) {

@@ -720,3 +720,5 @@ fn pieces_unavailable_counts_pieces_no_peer_has() {
     assert_eq!(p.pieces_unavailable(), 1);
     check_invariants(&p);
 }
+
+mod deadline;

@@ -47,6 +47,7 @@ impl Shared {
         out: &mut Vec<Block>,
     ) {
         let mut st = self.lock();
+        super::stream::clock_if_streaming(&mut st.picker);
         let started = st.picker.active_pieces() as u64;
         if started * self.meta.info.piece_length >= MAX_PARTIAL_BYTES {
             st.picker.pick_started_only(key, theirs, max, rng, out);

@@ -366,3 +366,42 @@ fn sequential_download_completes_pieces_in_order() -> Result<()> {
         Ok(())
     })
 }
+
+/// Behind a login, the stream URL needs a session, and a stream token from the
+/// logged-in UI opens that one file's stream (for VLC or mpv) without one.
+#[test]
+fn a_stream_token_opens_the_stream_behind_a_login() -> Result<()> {
+    with_timeout(Duration::from_secs(120), || {
+        let t = TestDir::new("stream-login")?;
+        let (a, id, data) = seeder(&t, "clip.webm", 300_000, 9)?;
+        let len = data.len();
+        let (ok, out) = passwd(&a.data_dir, "pw-stream\npw-stream\n")?;
+        ensure!(ok, "shoal passwd: {out}");
+        let url = stream_url(&a, &id, 0);
+        // The node picks up the new password within seconds, without a restart.
+        poll("the login to be required", QUICK, || {
+            Ok((fetch("GET", &url, Some("bytes=0-9"))?.status == 401).then_some(()))
+        })?;
+        let login = ureq::post(&a.api("login"))
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"username":"admin","password":"pw-stream"}"#)
+            .context("login")?;
+        let sid = login
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .context("no session cookie")?
+            .to_string();
+        let tok: Value = ureq::post(&a.api(&format!("torrents/{id}/files/0/stream-token")))
+            .set("Cookie", &sid)
+            .set("Content-Type", "application/json")
+            .send_string("{}")
+            .context("stream-token")?
+            .into_json()?;
+        let turl = tok["url"].as_str().context("url")?;
+        expect_range(turl, "bytes=-10", &data, len - 10, len)?;
+        // The token opens the stream only: the rest of the API stays closed.
+        let other = turl.replace("/files/0/stream", "/files");
+        ensure!(fetch("GET", &other, None)?.status == 401, "{other} opened");
+        Ok(())
+    })
+}

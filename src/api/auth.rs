@@ -338,8 +338,7 @@ pub async fn layer(State(auth): State<Auth>, req: Request, next: Next) -> Respon
         .extensions()
         .get::<super::stream::StreamTokenAccess>()
         .is_some();
-    if !auth.required() || is_public(&path) || token || auth.session_of(req.headers()).is_some()
-    {
+    if !auth.required() || is_public(&path) || token || auth.session_of(req.headers()).is_some() {
         return next.run(req).await;
     }
     let basic = req

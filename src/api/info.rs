@@ -23,10 +23,13 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 pub async fn node(State(node): State<Node>) -> Json<Value> {
     let dht = match node.session().dht() {
         Some(d) => {
-            let s = d.stats().await;
-            json!({"enabled": true, "nodes": s.good + s.questionable})
+            let f = d.family_stats().await;
+            let s = f.total();
+            let n = |s: Option<shoal_engine::dht::DhtStats>| s.map(|s| s.good + s.questionable);
+            json!({"enabled": true, "nodes": s.good + s.questionable,
+                   "nodes_v4": n(f.v4), "nodes_v6": n(f.v6)})
         }
-        None => json!({"enabled": false, "nodes": 0}),
+        None => json!({"enabled": false, "nodes": 0, "nodes_v4": null, "nodes_v6": null}),
     };
     Json(json!({
         "peer_id": crate::node::up::peer_id_text(&node.peer_id()),

@@ -133,8 +133,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     } else if no_tracker {
         println!("tracker: none (--no-tracker: torrents use their own trackers, DHT, PEX and LSD)");
     }
-    if session.dht().is_some() {
-        println!("dht: on (port {} over UDP)", session.listen_port());
+    if let Some(dht) = session.dht() {
+        let families = if dht.ipv6() { ", with IPv6" } else { "" };
+        println!(
+            "dht: on (port {} over UDP{families})",
+            session.listen_port()
+        );
     }
     write_node_file(&data_dir, &web_url, session.listen_port()).await?;
 

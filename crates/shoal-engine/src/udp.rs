@@ -1,5 +1,11 @@
 //! The session's UDP endpoint: one socket on the peer port's number, shared by the DHT
-//! and uTP.
+//! and uTP, and, when the session listens on IPv6 too and the DHT is on, a second
+//! socket on `[::]` with the same port number for the IPv6 DHT (BEP 32).
+//!
+//! The second socket is `IPV6_V6ONLY`, so it and the IPv4 socket can hold one port
+//! number without clashing. [`UdpEndpoint::send_to`] picks the socket by the
+//! destination's family. uTP stays on the first socket: datagrams other than KRPC on
+//! the IPv6 socket are dropped (the connector dials IPv6 peers over TCP).
 //!
 //! One receive task reads every datagram and routes it by its first byte: `d` (a
 //! bencoded dictionary: KRPC, BEP 5) to the DHT's channel, anything else to the uTP
@@ -13,7 +19,7 @@
 //! (~200 KiB) drops under load, and every drop costs uTP a halved window.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,25 +44,29 @@ pub struct UdpRoutes {
     pub utp: Option<mpsc::Sender<(SocketAddr, Bytes)>>,
 }
 
-/// The shared UDP socket; cheap to clone.
+/// The shared UDP socket(s); cheap to clone.
 #[derive(Debug, Clone)]
 pub struct UdpEndpoint {
     socket: Arc<UdpSocket>,
+    /// The IPv6-only socket beside an IPv4 one (BEP 32), when bound.
+    socket6: Option<Arc<UdpSocket>>,
 }
 
 impl UdpEndpoint {
     /// Binds `addr` (the peer listener's IP and port).
     pub async fn bind(addr: SocketAddr) -> io::Result<UdpEndpoint> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        // Best effort: a smaller buffer than asked still works, only slower.
-        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-        socket.bind(&addr.into())?;
-        socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from_std(socket.into())?;
         Ok(UdpEndpoint {
-            socket: Arc::new(socket),
+            socket: Arc::new(bind_socket(addr, false)?),
+            socket6: None,
         })
+    }
+
+    /// Adds an IPv6-only socket on `[::]` with the first socket's port number.
+    pub fn bind_v6(&mut self) -> io::Result<()> {
+        let port = self.local_addr()?.port();
+        let addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+        self.socket6 = Some(Arc::new(bind_socket(addr, true)?));
+        Ok(())
     }
 
     /// The socket itself, for the uTP driver (which sends on it directly).
@@ -69,23 +79,55 @@ impl UdpEndpoint {
         self.socket.local_addr()
     }
 
-    /// Sends one datagram.
-    pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.socket.send_to(buf, to).await
+    /// The IPv6 socket's address, when there is one beside the first socket.
+    pub fn local_addr6(&self) -> Option<SocketAddr> {
+        self.socket6.as_ref().and_then(|s| s.local_addr().ok())
     }
 
-    /// Starts the receive task on `tasks`; it stops on `cancel`.
+    /// Sends one datagram, over the IPv6 socket when `to` is IPv6 and there is one.
+    pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match (&self.socket6, to) {
+            (Some(s6), SocketAddr::V6(_)) => s6.send_to(buf, to).await,
+            _ => self.socket.send_to(buf, to).await,
+        }
+    }
+
+    /// Starts the receive task(s) on `tasks`; they stop on `cancel`.
     pub fn start_receiver(
         &self,
         routes: UdpRoutes,
         tasks: &TaskTracker,
         cancel: CancellationToken,
     ) {
-        let socket = self.socket.clone();
         let port = self.local_addr().map(|a| a.port()).unwrap_or(0);
+        if let Some(s6) = &self.socket6 {
+            // Only the DHT speaks IPv6 here; uTP has the first socket alone.
+            let routes6 = UdpRoutes {
+                dht: routes.dht.clone(),
+                utp: None,
+            };
+            let span = tracing::info_span!("udp6", port);
+            tasks.spawn(receive(s6.clone(), routes6, cancel.clone()).instrument(span));
+        }
+        let socket = self.socket.clone();
         let span = tracing::info_span!("udp", port);
         tasks.spawn(receive(socket, routes, cancel).instrument(span));
     }
+}
+
+/// A nonblocking UDP socket on `addr` with large buffers; `v6_only` for the IPv6
+/// socket beside an IPv4 one on the same port number.
+fn bind_socket(addr: SocketAddr, v6_only: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if v6_only {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer than asked still works, only slower.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 async fn receive(socket: Arc<UdpSocket>, routes: UdpRoutes, cancel: CancellationToken) {
@@ -152,6 +194,45 @@ mod tests {
             (other.local_addr().unwrap(), &b"d1:y1:qe"[..])
         );
         assert_eq!(&utp_rx.recv().await.unwrap().1[..], &[0x41, 0, 0, 0]);
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    /// The IPv6 socket shares the port number, carries KRPC only, and answers go out
+    /// on the socket of the destination's family.
+    #[tokio::test]
+    async fn ipv6_socket_beside_ipv4_on_one_port() {
+        let mut ep = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        if let Err(e) = ep.bind_v6() {
+            eprintln!("skipped: no IPv6 on this host ({e})");
+            return;
+        }
+        let port = ep.local_addr().unwrap().port();
+        assert_eq!(ep.local_addr6().map(|a| a.port()), Some(port));
+        let (dht_tx, mut dht_rx) = mpsc::channel(4);
+        let (utp_tx, mut utp_rx) = mpsc::channel(4);
+        let tasks = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let routes = UdpRoutes {
+            dht: Some(dht_tx),
+            utp: Some(utp_tx),
+        };
+        ep.start_receiver(routes, &tasks, cancel.clone());
+        let other = UdpEndpoint::bind("[::1]:0".parse().unwrap()).await.unwrap();
+        let to: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+        other.send_to(&[0x41, 0, 0, 0], to).await.unwrap();
+        other.send_to(b"d1:y1:qe", to).await.unwrap();
+        let (from, b) = dht_rx.recv().await.unwrap();
+        assert_eq!(from, other.local_addr().unwrap());
+        assert_eq!(&b[..], b"d1:y1:qe");
+        assert!(utp_rx.try_recv().is_err(), "no uTP over the IPv6 socket");
+        ep.send_to(b"d1:y1:re", from).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, seen) = other.socket().recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], seen), (&b"d1:y1:re"[..], to));
         cancel.cancel();
         tasks.close();
         tasks.wait().await;

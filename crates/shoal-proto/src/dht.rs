@@ -1,6 +1,8 @@
-//! The Mainline DHT (BEP 5) as a sans-IO state machine, with BEP 42 node ids.
+//! The Mainline DHT (BEP 5) as a sans-IO state machine, with BEP 42 node ids and
+//! BEP 32's IPv6 DHT.
 //!
-//! [`Dht`] is one DHT node over IPv4. It owns no socket, clock or randomness: the
+//! [`Dht`] is one DHT node in one address family ([`Family`], from
+//! [`DhtConfig::family`]). It owns no socket, clock or randomness: the
 //! driver feeds every datagram to [`Dht::handle_input`], sends what
 //! [`Dht::poll_transmit`] yields, calls [`Dht::handle_timeout`] once
 //! [`Dht::poll_timeout`] is reached, and takes [`DhtEvent`]s from [`Dht::poll_event`].
@@ -20,8 +22,17 @@
 //! everything fed from the network is bounded (lookups, candidates, peers, store).
 //! With [`DhtConfig::enforce_node_id`], nodes whose id does not match their address
 //! under BEP 42 are answered but never enter the routing table (loopback and private
-//! addresses are exempt). IPv6 (BEP 32) is not spoken: datagrams from IPv6 addresses
-//! are ignored.
+//! addresses are exempt).
+//!
+//! BEP 32: the IPv4 and IPv6 DHTs are separate networks, each with its own routing
+//! table, tokens and peer store; a dual-stack driver runs one `Dht` per family (with
+//! [`DhtConfig::other_family`] set) on one socket each. Datagrams from the other family
+//! are ignored. Answers to `find_node` and `get_peers` hold `nodes` and/or `nodes6` as
+//! the query's `want` asks (by default, the family it came on); the other family's
+//! nodes come from the other `Dht`, passed to [`Dht::handle_input_with`]. Our bootstrap
+//! lookups ask for both families when the other DHT runs, and nodes of the other family
+//! found in answers come out as [`DhtEvent::OtherFamilyNodes`] for the driver to hand
+//! to the other `Dht` ([`Dht::add_node`]). `values` hold peers of the family asked on.
 //!
 //! ```
 //! use std::time::Instant;
@@ -42,6 +53,7 @@
 //! ```
 
 mod entropy;
+mod family;
 pub mod krpc;
 mod lookup;
 mod node_id;
@@ -54,11 +66,12 @@ mod token;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use entropy::Entropy;
-pub use krpc::{Body, KrpcError, Message, Method, Query, Response};
+pub use family::Family;
+pub use krpc::{Body, KrpcError, Message, Method, Query, Response, Want};
 use lookup::{Lookup, LookupKind};
 pub use lookup::{LookupId, ALPHA};
 pub use node_id::{is_exempt, NodeId};
@@ -83,6 +96,11 @@ pub struct DhtConfig {
     pub query_timeout: Duration,
     /// Keep nodes whose id does not match their IP under BEP 42 out of the table.
     pub enforce_node_id: bool,
+    /// The address family this node runs in (BEP 32).
+    pub family: Family,
+    /// A DHT of the other family runs beside this one: bootstrap lookups ask for its
+    /// nodes too (`want`), and those found come out as [`DhtEvent::OtherFamilyNodes`].
+    pub other_family: bool,
 }
 
 impl Default for DhtConfig {
@@ -90,6 +108,8 @@ impl Default for DhtConfig {
         DhtConfig {
             query_timeout: Duration::from_secs(4),
             enforce_node_id: true,
+            family: Family::V4,
+            other_family: false,
         }
     }
 }
@@ -112,6 +132,12 @@ pub enum DhtEvent {
         responded: usize,
         /// `announce_peer` queries sent at its end.
         announced: usize,
+    },
+    /// Nodes of the other family named in an answer (BEP 32), for the other DHT's
+    /// [`Dht::add_node`]; only with [`DhtConfig::other_family`].
+    OtherFamilyNodes {
+        /// The nodes, at most [`krpc::MAX_NODES`] per answer.
+        nodes: Vec<(NodeId, SocketAddr)>,
     },
 }
 
@@ -139,7 +165,7 @@ enum Purpose {
 
 #[derive(Debug)]
 struct Pending {
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     deadline: Instant,
     purpose: Purpose,
 }
@@ -154,7 +180,7 @@ pub struct Dht {
     rng: Entropy,
     pending: HashMap<[u8; 4], Pending>,
     lookups: BTreeMap<LookupId, Lookup>,
-    bootstrap: Vec<SocketAddrV4>,
+    bootstrap: Vec<SocketAddr>,
     transmit: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<DhtEvent>,
     next_lookup: u64,
@@ -166,7 +192,7 @@ impl Dht {
     /// its random values from `seed`.
     pub fn new(
         config: DhtConfig,
-        external_ip: Option<Ipv4Addr>,
+        external_ip: Option<IpAddr>,
         seed: [u8; 32],
         now: Instant,
     ) -> Dht {
@@ -181,6 +207,11 @@ impl Dht {
             None => NodeId(b),
         };
         Dht::with_id(config, id, rng, now)
+    }
+
+    /// A node with the given id (BEP 32 suggests one id for both families' DHTs).
+    pub fn new_with_id(config: DhtConfig, id: NodeId, seed: [u8; 32], now: Instant) -> Dht {
+        Dht::with_id(config, id, Entropy::new(seed), now)
     }
 
     fn with_id(config: DhtConfig, id: NodeId, mut rng: Entropy, now: Instant) -> Dht {
@@ -206,10 +237,16 @@ impl Dht {
         self.id
     }
 
+    /// The address family this node runs in.
+    pub fn family(&self) -> Family {
+        self.config.family
+    }
+
     /// Joins the DHT through `addrs` (routers or known nodes): a lookup of our own id.
-    /// The addresses are kept, and tried again while the table is empty.
+    /// The addresses of our family are kept, and tried again while the table is empty.
     pub fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> LookupId {
-        for a in addrs.iter().filter_map(|a| krpc::ipv4_of(*a)) {
+        let family = self.config.family;
+        for a in addrs.iter().filter_map(|a| family.normalize(*a)) {
             if !self.bootstrap.contains(&a) {
                 self.bootstrap.push(a);
             }
@@ -235,14 +272,13 @@ impl Dht {
     /// The nodes of the routing table that are not bad, to save.
     pub fn nodes(&self) -> Vec<(NodeId, SocketAddr)> {
         // Bad depends only on failures, not on time: any instant will do.
-        let now = self.next_maintenance;
-        let nodes = self.table.nodes(now).into_iter();
-        nodes.map(|(id, a)| (id, SocketAddr::V4(a))).collect()
+        self.table.nodes(self.next_maintenance)
     }
 
     /// Adds a saved node to the routing table (questionable until it answers a ping).
+    /// Nodes of the other family are ignored.
     pub fn add_node(&mut self, now: Instant, id: NodeId, addr: SocketAddr) {
-        if let Some(a) = krpc::ipv4_of(addr) {
+        if let Some(a) = self.config.family.normalize(addr) {
             if self.id_acceptable(&id, a) {
                 if let Some((_, verify)) = self.table.heard(id, a, now, false) {
                     self.ping(now, verify);
@@ -279,16 +315,29 @@ impl Dht {
         deadlines.chain([self.next_maintenance]).min()
     }
 
-    /// Takes one datagram from `from`. Anything malformed or unexpected is dropped.
+    /// Takes one datagram from `from`. Anything malformed or unexpected is dropped, as
+    /// is anything from the other family.
     pub fn handle_input(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Some(from) = krpc::ipv4_of(from) else {
+        self.handle_input_with(now, from, bytes, None);
+    }
+
+    /// [`Dht::handle_input`], with the DHT of the other family running beside this one
+    /// (BEP 32): answers give its nodes to queries whose `want` asks for them.
+    pub fn handle_input_with(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+        other: Option<&Dht>,
+    ) {
+        let Some(from) = self.config.family.normalize(from) else {
             return;
         };
         let Ok(msg) = Message::decode(bytes) else {
             return;
         };
         match msg.body {
-            Body::Query(q) => self.answer(now, from, msg.tid, q),
+            Body::Query(q) => self.answer(now, from, msg.tid, q, other),
             Body::Response(r) => self.on_response(now, from, &msg.tid, &r),
             Body::Error(..) => {
                 if let Some(p) = self.take_pending(from, &msg.tid) {
@@ -350,11 +399,16 @@ impl Dht {
         }
     }
 
-    fn id_acceptable(&self, id: &NodeId, addr: SocketAddrV4) -> bool {
-        !self.config.enforce_node_id || id.is_valid_for(*addr.ip())
+    fn id_acceptable(&self, id: &NodeId, addr: SocketAddr) -> bool {
+        !self.config.enforce_node_id || id.is_valid_for(addr.ip())
     }
 
-    fn take_pending(&mut self, from: SocketAddrV4, tid: &[u8]) -> Option<Pending> {
+    /// Up to [`K`] nodes of our table closest to `target`, not bad.
+    fn closest(&self, target: &[u8; 20], now: Instant) -> Vec<(NodeId, SocketAddr)> {
+        self.table.closest(target, K, now)
+    }
+
+    fn take_pending(&mut self, from: SocketAddr, tid: &[u8]) -> Option<Pending> {
         let tid: [u8; 4] = tid.try_into().ok()?;
         if self.pending.get(&tid)?.addr != from {
             return None;
@@ -362,10 +416,16 @@ impl Dht {
         self.pending.remove(&tid)
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddrV4, tid: &[u8], r: &Response) {
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response) {
         let Some(p) = self.take_pending(from, tid) else {
             return;
         };
+        if self.config.other_family {
+            let nodes = self.config.family.other().nodes_of(r);
+            if !nodes.is_empty() {
+                self.events.push_back(DhtEvent::OtherFamilyNodes { nodes });
+            }
+        }
         if self.id_acceptable(&r.id, from) {
             if let Some((_, stale)) = self.table.heard(r.id, from, now, true) {
                 self.ping(now, stale);
@@ -377,16 +437,15 @@ impl Dht {
         let Some(l) = self.lookups.get_mut(&lid) else {
             return;
         };
-        let peers = l.on_response(from, r);
+        let peers = l.on_response(from, r, self.config.family);
         if !peers.is_empty() {
-            let peers = peers.into_iter().map(SocketAddr::V4).collect();
             self.events
                 .push_back(DhtEvent::Peers { lookup: lid, peers });
         }
         self.advance(lid, now);
     }
 
-    fn ping(&mut self, now: Instant, addr: SocketAddrV4) {
+    fn ping(&mut self, now: Instant, addr: SocketAddr) {
         if self.pending.len() < MAX_PENDING && !self.pending.values().any(|p| p.addr == addr) {
             self.send_query(now, addr, Method::Ping, Purpose::Ping);
         }
@@ -405,7 +464,7 @@ impl Dht {
             return lid;
         }
         let closest = self.table.closest(&target, K, now);
-        let mut seeds: Vec<(Option<NodeId>, SocketAddrV4)> =
+        let mut seeds: Vec<(Option<NodeId>, SocketAddr)> =
             closest.iter().map(|(id, a)| (Some(*id), *a)).collect();
         if closest.len() < K {
             seeds.extend(self.bootstrap.iter().map(|a| (None, *a)));
@@ -414,9 +473,9 @@ impl Dht {
         if let LookupKind::GetPeers { .. } = kind {
             // We are one of the nodes too: peers announced to us count (with two
             // nodes, the other one's announce is only ever stored here).
-            let local = lookup.note_peers(&self.store.get(&target, now));
+            let local = lookup.note_peers(&self.store.get(&target, now, store::MAX_ANSWER));
             if !local.is_empty() {
-                let peers = local.into_iter().map(SocketAddr::V4).collect();
+                let peers = local;
                 self.events
                     .push_back(DhtEvent::Peers { lookup: lid, peers });
             }
@@ -435,10 +494,21 @@ impl Dht {
             self.finish(lid, now);
             return;
         }
+        // BEP 32: a dual-stack node bootstrapping asks for both families' nodes;
+        // otherwise the default (the family of the socket) is what we need.
+        let want = if self.config.other_family && l.target == self.id.0 {
+            Want { n4: true, n6: true }
+        } else {
+            Want::default()
+        };
         let method = match l.kind {
-            LookupKind::FindNode => Method::FindNode { target: l.target },
+            LookupKind::FindNode => Method::FindNode {
+                target: l.target,
+                want,
+            },
             LookupKind::GetPeers { .. } => Method::GetPeers {
                 info_hash: l.target,
+                want,
             },
         };
         for (_, addr) in l.next_queries() {
@@ -478,7 +548,7 @@ impl Dht {
         }
     }
 
-    fn send_query(&mut self, now: Instant, addr: SocketAddrV4, method: Method, purpose: Purpose) {
+    fn send_query(&mut self, now: Instant, addr: SocketAddr, method: Method, purpose: Purpose) {
         let tid = loop {
             let b = self.rng.block();
             let tid = [b[0], b[1], b[2], b[3]];
@@ -494,8 +564,7 @@ impl Dht {
             }),
             ip: None,
         };
-        self.transmit
-            .push_back((SocketAddr::V4(addr), msg.encode()));
+        self.transmit.push_back((addr, msg.encode()));
         let deadline = now + self.config.query_timeout;
         self.pending.insert(
             tid,

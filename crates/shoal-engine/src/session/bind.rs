@@ -4,6 +4,11 @@
 //!
 //! A port from the configured range, or one the system picks, is only taken when
 //! both protocols get it, so peers reach us over TCP and uTP on one number.
+//!
+//! With the DHT on and a dual-stack listener (`[::]`, from the IPv4 wildcard), an
+//! IPv6-only UDP socket on `[::]` and the same port number joins the endpoint, for the
+//! IPv6 DHT (BEP 32). It is best effort: when that port is taken on IPv6, the node runs
+//! the IPv4 DHT alone and says so in the log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,8 +31,28 @@ fn listen_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> SessionError
     move |source| SessionError::Listen { addr, source }
 }
 
-/// Binds the listener and (with `want_udp`) the UDP socket on the same port number.
+/// Binds the listener and (with `want_udp`) the UDP socket on the same port number,
+/// with an IPv6 one beside it for the DHT when the listener is dual-stack.
 pub(super) async fn bind(
+    config: &SessionConfig,
+    want_udp: bool,
+) -> Result<(TcpListener, Option<UdpEndpoint>), SessionError> {
+    let (tcp, mut udp) = bind_pair(config, want_udp).await?;
+    let dual_stack = tcp.local_addr().is_ok_and(|a| a.is_ipv6()) && config.listen.is_ipv4();
+    if let (Some(udp), true, true) = (&mut udp, dual_stack, config.dht.is_some()) {
+        if let Err(e) = udp.bind_v6() {
+            tracing::warn!("no IPv6 DHT: cannot bind UDP [::]:{}: {e}", tcp_port(&tcp));
+        }
+    }
+    Ok((tcp, udp))
+}
+
+fn tcp_port(tcp: &TcpListener) -> u16 {
+    tcp.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
+/// The listener and the UDP socket of the configured family on one port number.
+async fn bind_pair(
     config: &SessionConfig,
     want_udp: bool,
 ) -> Result<(TcpListener, Option<UdpEndpoint>), SessionError> {

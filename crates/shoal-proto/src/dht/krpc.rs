@@ -5,11 +5,15 @@
 //! [`Response`] holds every field a BEP 5 response may have; the caller knows which
 //! query it answers from the transaction id. Decoding never panics and bounds what it
 //! keeps: transaction ids and tokens at [`MAX_TOKEN`] bytes, at most [`MAX_NODES`]
-//! nodes and [`MAX_VALUES`] peers (extra entries are dropped, not an error). IPv6
-//! `values` entries and BEP 32's `nodes6` and `want` are accepted and ignored: this
-//! DHT speaks IPv4.
+//! nodes per list and [`MAX_VALUES`] peers (extra entries are dropped, not an error).
+//!
+//! BEP 32 (IPv6): compact nodes are 26 bytes in `nodes` (IPv4) and 38 in `nodes6`
+//! (IPv6); `values` entries are 6 or 18 bytes, and hybrid lists are parsed (each entry
+//! by its length). `find_node` and `get_peers` may carry `want` ([`Want`]: `n4`, `n6`;
+//! other strings are ignored), which says which of `nodes` and `nodes6` the answer
+//! should hold. The BEP 42 `ip` field is 6 or 18 bytes likewise.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use thiserror::Error;
 
@@ -24,6 +28,10 @@ pub const MAX_VALUES: usize = 100;
 pub const MAX_TOKEN: usize = 64;
 /// Bytes of one compact node: id and IPv4 address with port.
 pub const COMPACT_NODE_LEN: usize = 26;
+/// Bytes of one compact IPv6 node (BEP 32): id and IPv6 address with port.
+pub const COMPACT_NODE6_LEN: usize = 38;
+/// Most strings looked at in a `want` list (BEP 32 defines two).
+const MAX_WANT: usize = 8;
 
 /// KRPC error codes (BEP 5).
 pub mod code {
@@ -62,7 +70,7 @@ pub struct Message {
     /// Query, response or error.
     pub body: Body,
     /// BEP 42: in a response, the address the responder saw the query come from.
-    pub ip: Option<SocketAddrV4>,
+    pub ip: Option<SocketAddr>,
 }
 
 /// What a message is.
@@ -94,11 +102,15 @@ pub enum Method {
     FindNode {
         /// The id looked for.
         target: [u8; 20],
+        /// Which families of nodes the answer should hold (BEP 32).
+        want: Want,
     },
     /// `get_peers`: peers for the info-hash, or the closest nodes, and a token.
     GetPeers {
         /// The torrent.
         info_hash: [u8; 20],
+        /// Which families of nodes the answer should hold (BEP 32).
+        want: Want,
     },
     /// `announce_peer`: the querier downloads the torrent on `port`.
     AnnouncePeer {
@@ -115,15 +127,35 @@ pub enum Method {
     Other(String),
 }
 
+/// BEP 32's `want` of a `find_node` or `get_peers`: the node families asked for.
+/// Neither set means no `want` key: the answer holds the family of the socket the
+/// query came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Want {
+    /// `n4`: a `nodes` key (IPv4 nodes).
+    pub n4: bool,
+    /// `n6`: a `nodes6` key (IPv6 nodes).
+    pub n6: bool,
+}
+
+impl Want {
+    /// Whether the query named no family (no `want` key).
+    pub fn is_empty(&self) -> bool {
+        !self.n4 && !self.n6
+    }
+}
+
 /// A response; which fields are set depends on the query it answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
     /// The responding node.
     pub id: NodeId,
-    /// Compact nodes (`find_node`, `get_peers`).
+    /// Compact IPv4 nodes, `nodes` (`find_node`, `get_peers`).
     pub nodes: Vec<(NodeId, SocketAddrV4)>,
-    /// Peers (`get_peers`), IPv4 only.
-    pub values: Vec<SocketAddrV4>,
+    /// Compact IPv6 nodes, `nodes6` (BEP 32).
+    pub nodes6: Vec<(NodeId, SocketAddrV6)>,
+    /// Peers (`get_peers`): 6-byte IPv4 or 18-byte IPv6 entries.
+    pub values: Vec<SocketAddr>,
     /// Token for a later `announce_peer` (`get_peers`).
     pub token: Option<Vec<u8>>,
 }
@@ -140,7 +172,7 @@ impl Message {
             return Err(KrpcError::Invalid("t"));
         }
         let ip = match v.get("ip").and_then(Value::as_bytes) {
-            Some(b) => Some(compact_addr(b).ok_or(KrpcError::Invalid("ip"))?),
+            Some(b) => Some(compact_peer(b).ok_or(KrpcError::Invalid("ip"))?),
             None => None,
         };
         let body = match bytes(&v, "y")? {
@@ -156,16 +188,21 @@ impl Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         e.dict();
+        // Keys in order: `a` and `e` come before `ip`, `q` and `r` after it.
+        let ip = |e: &mut Encoder| {
+            if let Some(ip) = self.ip {
+                e.str("ip").bytes(&compact_peer_bytes(ip));
+            }
+        };
         match &self.body {
-            Body::Query(q) => encode_query(&mut e, q),
+            Body::Query(q) => encode_query(&mut e, q, ip),
             Body::Response(r) => {
-                if let Some(ip) = self.ip {
-                    e.str("ip").bytes(&compact_addr_bytes(ip));
-                }
+                ip(&mut e);
                 encode_response(&mut e, r);
             }
             Body::Error(c, msg) => {
                 e.str("e").list().int(*c).str(msg).end();
+                ip(&mut e);
             }
         }
         e.str("t").bytes(&self.tid);
@@ -203,9 +240,11 @@ fn decode_query(v: &Value<'_>) -> Result<Query, KrpcError> {
         b"ping" => Method::Ping,
         b"find_node" => Method::FindNode {
             target: hash(a, "target")?,
+            want: want(a),
         },
         b"get_peers" => Method::GetPeers {
             info_hash: hash(a, "info_hash")?,
+            want: want(a),
         },
         b"announce_peer" => {
             let implied_port = a.get("implied_port").and_then(Value::as_int).unwrap_or(0) != 0;
@@ -235,27 +274,22 @@ fn decode_response(r: &Value<'_>) -> Result<Response, KrpcError> {
         return Err(KrpcError::NotADict("r"));
     }
     let id = NodeId(hash(r, "id")?);
-    let mut nodes = Vec::new();
-    if let Some(n) = r.get("nodes") {
-        let n = n.as_bytes().ok_or(KrpcError::Invalid("nodes"))?;
-        if n.len() % COMPACT_NODE_LEN != 0 {
-            return Err(KrpcError::Invalid("nodes"));
-        }
-        for c in n.chunks_exact(COMPACT_NODE_LEN).take(MAX_NODES) {
-            let (nid, addr) = c.split_at(20);
-            if let (Ok(nid), Some(addr)) = (nid.try_into(), compact_addr(addr)) {
-                nodes.push((NodeId(nid), addr));
-            }
-        }
-    }
+    let nodes = compact_nodes(r, "nodes", COMPACT_NODE_LEN, |a| match compact_peer(a)? {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    })?;
+    let nodes6 = compact_nodes(r, "nodes6", COMPACT_NODE6_LEN, |a| match compact_peer(a)? {
+        SocketAddr::V6(a) => Some(a),
+        SocketAddr::V4(_) => None,
+    })?;
     let mut values = Vec::new();
     if let Some(list) = r.get("values") {
         let list = list.as_list().ok_or(KrpcError::Invalid("values"))?;
-        // 18-byte (IPv6) and odd entries are skipped: one bad peer spoils nothing else.
+        // Entries of another length are skipped: one bad peer spoils nothing else.
         for p in list
             .iter()
             .filter_map(Value::as_bytes)
-            .filter_map(compact_addr)
+            .filter_map(compact_peer)
         {
             if values.len() == MAX_VALUES {
                 break;
@@ -276,9 +310,50 @@ fn decode_response(r: &Value<'_>) -> Result<Response, KrpcError> {
     Ok(Response {
         id,
         nodes,
+        nodes6,
         values,
         token,
     })
+}
+
+/// The compact nodes under `key` (`len` bytes each), at most [`MAX_NODES`].
+fn compact_nodes<A>(
+    r: &Value<'_>,
+    key: &'static str,
+    len: usize,
+    addr: impl Fn(&[u8]) -> Option<A>,
+) -> Result<Vec<(NodeId, A)>, KrpcError> {
+    let mut nodes = Vec::new();
+    if let Some(n) = r.get(key) {
+        let n = n.as_bytes().ok_or(KrpcError::Invalid(key))?;
+        if n.len() % len != 0 {
+            return Err(KrpcError::Invalid(key));
+        }
+        for c in n.chunks_exact(len).take(MAX_NODES) {
+            let (nid, a) = c.split_at(20);
+            if let (Ok(nid), Some(a)) = (nid.try_into(), addr(a)) {
+                nodes.push((NodeId(nid), a));
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+/// BEP 32's `want`: anything but a list of strings counts as absent, unknown strings
+/// are ignored (as the BEP asks), and only the first [`MAX_WANT`] are looked at.
+fn want(a: &Value<'_>) -> Want {
+    let mut w = Want::default();
+    let Some(list) = a.get("want").and_then(Value::as_list) else {
+        return w;
+    };
+    for s in list.iter().take(MAX_WANT).filter_map(Value::as_bytes) {
+        match s {
+            b"n4" => w.n4 = true,
+            b"n6" => w.n6 = true,
+            _ => {}
+        }
+    }
+    w
 }
 
 fn decode_error(v: &Value<'_>) -> Result<Body, KrpcError> {
@@ -295,16 +370,18 @@ fn decode_error(v: &Value<'_>) -> Result<Body, KrpcError> {
     Ok(Body::Error(code, msg))
 }
 
-fn encode_query(e: &mut Encoder, q: &Query) {
+fn encode_query(e: &mut Encoder, q: &Query, ip: impl FnOnce(&mut Encoder)) {
     e.str("a").dict().str("id").bytes(&q.id.0);
     let name = match &q.method {
         Method::Ping => "ping",
-        Method::FindNode { target } => {
+        Method::FindNode { target, want } => {
             e.str("target").bytes(target);
+            encode_want(e, *want);
             "find_node"
         }
-        Method::GetPeers { info_hash } => {
+        Method::GetPeers { info_hash, want } => {
             e.str("info_hash").bytes(info_hash);
+            encode_want(e, *want);
             "get_peers"
         }
         Method::AnnouncePeer {
@@ -321,43 +398,85 @@ fn encode_query(e: &mut Encoder, q: &Query) {
         }
         Method::Other(name) => name.as_str(),
     };
-    e.end().str("q").str(name);
+    e.end();
+    ip(e);
+    e.str("q").str(name);
+}
+
+fn encode_want(e: &mut Encoder, w: Want) {
+    if w.is_empty() {
+        return;
+    }
+    e.str("want").list();
+    if w.n4 {
+        e.str("n4");
+    }
+    if w.n6 {
+        e.str("n6");
+    }
+    e.end();
 }
 
 fn encode_response(e: &mut Encoder, r: &Response) {
     e.str("r").dict().str("id").bytes(&r.id.0);
-    if !r.nodes.is_empty() {
-        let mut buf = Vec::with_capacity(r.nodes.len() * COMPACT_NODE_LEN);
-        for (id, addr) in &r.nodes {
-            buf.extend_from_slice(&id.0);
-            buf.extend_from_slice(&compact_addr_bytes(*addr));
-        }
-        e.str("nodes").bytes(&buf);
-    }
+    let nodes = r.nodes.iter().map(|(id, a)| (id, SocketAddr::V4(*a)));
+    encode_nodes(e, "nodes", nodes);
+    let nodes6 = r.nodes6.iter().map(|(id, a)| (id, SocketAddr::V6(*a)));
+    encode_nodes(e, "nodes6", nodes6);
     if let Some(t) = &r.token {
         e.str("token").bytes(t);
     }
     if !r.values.is_empty() {
         e.str("values").list();
         for v in &r.values {
-            e.bytes(&compact_addr_bytes(*v));
+            e.bytes(&compact_peer_bytes(*v));
         }
         e.end();
     }
     e.end();
 }
 
-/// A 6-byte compact IPv4 address and port.
-fn compact_addr(b: &[u8]) -> Option<SocketAddrV4> {
-    let b: [u8; 6] = b.try_into().ok()?;
-    let ip = Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-    Some(SocketAddrV4::new(ip, u16::from_be_bytes([b[4], b[5]])))
+/// Writes `key` with the nodes' compact forms, unless there are none.
+fn encode_nodes<'a>(
+    e: &mut Encoder,
+    key: &str,
+    nodes: impl ExactSizeIterator<Item = (&'a NodeId, SocketAddr)>,
+) {
+    if nodes.len() == 0 {
+        return;
+    }
+    let mut buf = Vec::with_capacity(nodes.len() * COMPACT_NODE6_LEN);
+    for (id, addr) in nodes {
+        buf.extend_from_slice(&id.0);
+        buf.extend_from_slice(&compact_peer_bytes(addr));
+    }
+    e.str(key).bytes(&buf);
 }
 
-fn compact_addr_bytes(a: SocketAddrV4) -> [u8; 6] {
-    let mut b = [0u8; 6];
-    b[..4].copy_from_slice(&a.ip().octets());
-    b[4..].copy_from_slice(&a.port().to_be_bytes());
+/// A compact address and port: 6 bytes (IPv4) or 18 (IPv6); `None` for any other length.
+pub fn compact_peer(b: &[u8]) -> Option<SocketAddr> {
+    match b.len() {
+        6 => {
+            let ip: [u8; 4] = b[..4].try_into().ok()?;
+            let port = u16::from_be_bytes([b[4], b[5]]);
+            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port))
+        }
+        18 => {
+            let ip: [u8; 16] = b[..16].try_into().ok()?;
+            let port = u16::from_be_bytes([b[16], b[17]]);
+            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))
+        }
+        _ => None,
+    }
+}
+
+/// The compact form of `a`: 6 bytes for IPv4, 18 for IPv6.
+pub fn compact_peer_bytes(a: SocketAddr) -> Vec<u8> {
+    let mut b = match a.ip() {
+        IpAddr::V4(ip) => ip.octets().to_vec(),
+        IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    b.extend_from_slice(&a.port().to_be_bytes());
     b
 }
 
@@ -369,6 +488,17 @@ pub fn ipv4_of(addr: SocketAddr) -> Option<SocketAddrV4> {
             .ip()
             .to_ipv4_mapped()
             .map(|ip| SocketAddrV4::new(ip, a.port())),
+    }
+}
+
+/// The IPv6 address of `addr` when it is a true IPv6 one (not IPv4-mapped), without
+/// flow label: the form compact nodes decode to, so addresses compare equal.
+pub fn ipv6_of(addr: SocketAddr) -> Option<SocketAddrV6> {
+    match addr {
+        SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none() => {
+            Some(SocketAddrV6::new(*a.ip(), a.port(), 0, a.scope_id()))
+        }
+        _ => None,
     }
 }
 
@@ -397,6 +527,7 @@ mod tests {
         let find = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe";
         let m = q(Method::FindNode {
             target: *b"mnopqrstuvwxyz123456",
+            want: Want::default(),
         });
         assert_eq!(m.encode(), find);
         let ann = b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe";
@@ -435,10 +566,9 @@ mod tests {
             body: Body::Response(Response {
                 id: NodeId([9; 20]),
                 nodes: nodes.clone(),
-                values: vec![],
-                token: None,
+                ..Response::default()
             }),
-            ip: Some(SocketAddrV4::new(Ipv4Addr::new(5, 6, 7, 8), 9)),
+            ip: Some(SocketAddr::from((Ipv4Addr::new(5, 6, 7, 8), 9))),
         };
         let back = Message::decode(&m.encode()).unwrap();
         let Body::Response(r) = back.body else {
@@ -446,6 +576,103 @@ mod tests {
         };
         assert_eq!(r.nodes, nodes[..MAX_NODES]);
         assert_eq!(back.ip, m.ip);
+    }
+
+    /// BEP 32: `want` in queries, `nodes6` and 18-byte `values` in answers.
+    #[test]
+    fn bep32_want_nodes6_and_values6() {
+        let both = Want { n4: true, n6: true };
+        let find = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe";
+        let m = q(Method::FindNode {
+            target: *b"mnopqrstuvwxyz123456",
+            want: both,
+        });
+        assert_eq!(m.encode(), find);
+        assert_eq!(Message::decode(find).unwrap(), m);
+        // Unknown strings and non-strings are ignored; a `want` that is no list is absent.
+        let odd = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:wantl2:n5i3e2:n6ee1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(qr) = Message::decode(odd).unwrap().body else {
+            panic!()
+        };
+        let n6 = Want {
+            n4: false,
+            n6: true,
+        };
+        assert_eq!(
+            qr.method,
+            Method::GetPeers {
+                info_hash: *b"mnopqrstuvwxyz123456",
+                want: n6
+            }
+        );
+        let flat = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:want2:n4e1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(qr) = Message::decode(flat).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(
+            qr.method,
+            Method::GetPeers {
+                info_hash: *b"mnopqrstuvwxyz123456",
+                want: Want::default()
+            }
+        );
+
+        let v6: SocketAddrV6 = "[2001:db8::7]:6881".parse().unwrap();
+        let peer6: SocketAddr = "[2001:db8::9]:51413".parse().unwrap();
+        let peer4: SocketAddr = "1.2.3.4:80".parse().unwrap();
+        let r = Response {
+            id: NodeId([9; 20]),
+            nodes: vec![(NodeId([1; 20]), "5.6.7.8:9".parse().unwrap())],
+            nodes6: vec![(NodeId([2; 20]), v6)],
+            values: vec![peer6, peer4],
+            token: Some(b"tok".to_vec()),
+        };
+        let m = Message {
+            tid: b"aa".to_vec(),
+            body: Body::Response(r.clone()),
+            ip: Some("[2001:db8::1]:4000".parse().unwrap()),
+        };
+        let bytes = m.encode();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("d2:ip18:"), "{text}");
+        assert!(text.contains("5:nodes26:"), "{text}");
+        assert!(text.contains("6:nodes638:"), "{text}");
+        assert!(text.contains("6:valuesl18:"), "{text}");
+        assert_eq!(Message::decode(&bytes).unwrap(), m);
+        // A nodes6 string that is no multiple of 38 is an error, as for nodes.
+        let bad = b"d1:rd2:id20:abcdefghij01234567896:nodes65:abcdee1:t2:aa1:y1:re";
+        assert_eq!(Message::decode(bad), Err(KrpcError::Invalid("nodes6")));
+        // Values of other lengths are skipped, hybrid lists parsed entry by entry.
+        let mixed = b"d1:rd2:id20:abcdefghij01234567896:valuesl6:axje.u3:abc18:0123456789abcdef..ee1:t2:aa1:y1:re";
+        let Body::Response(r) = Message::decode(mixed).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(r.values.len(), 2);
+        assert!(r.values[0].is_ipv4() && r.values[1].is_ipv6());
+    }
+
+    #[test]
+    fn nodes6_are_bounded() {
+        let nodes6: Vec<_> = (0..40u16)
+            .map(|i| {
+                let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i);
+                (NodeId([i as u8; 20]), SocketAddrV6::new(ip, 6881, 0, 0))
+            })
+            .collect();
+        let m = Message {
+            tid: vec![1],
+            body: Body::Response(Response {
+                id: NodeId([9; 20]),
+                nodes6: nodes6.clone(),
+                ..Response::default()
+            }),
+            ip: None,
+        };
+        let Body::Response(r) = Message::decode(&m.encode()).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(r.nodes6, nodes6[..MAX_NODES]);
+        assert!(r.nodes.is_empty());
     }
 
     #[test]
@@ -464,7 +691,11 @@ mod tests {
 
     #[test]
     fn every_prefix_of_a_valid_message_is_safe() {
-        let m = q(Method::GetPeers { info_hash: [7; 20] }).encode();
+        let m = q(Method::GetPeers {
+            info_hash: [7; 20],
+            want: Want { n4: true, n6: true },
+        })
+        .encode();
         for n in 0..m.len() {
             assert!(Message::decode(&m[..n]).is_err());
         }
@@ -479,7 +710,8 @@ mod tests {
         #[test]
         fn queries_round_trip(id in any::<[u8; 20]>(), t in any::<[u8; 20]>(), port in any::<u16>(),
                               tok in proptest::collection::vec(any::<u8>(), 0..20), implied in any::<bool>()) {
-            for method in [Method::Ping, Method::FindNode { target: t }, Method::GetPeers { info_hash: t },
+            let want = Want { n4: implied, n6: port % 2 == 0 };
+            for method in [Method::Ping, Method::FindNode { target: t, want }, Method::GetPeers { info_hash: t, want },
                            Method::AnnouncePeer { info_hash: t, port, token: tok.clone(), implied_port: implied }] {
                 let m = Message { tid: tok.clone(), body: Body::Query(Query { id: NodeId(id), method }), ip: None };
                 prop_assert_eq!(Message::decode(&m.encode()).unwrap(), m);

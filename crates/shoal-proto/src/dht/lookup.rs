@@ -7,13 +7,14 @@
 //! reported once per lookup) and tokens, with which an announcing lookup sends
 //! `announce_peer` to the closest [`K`] that gave one. Candidates are bounded: beyond
 //! [`MAX_CANDIDATES`] the farthest unasked ones are dropped. The lookup sends nothing
-//! itself: [`super::Dht`] asks it what to query and tells it what came back.
+//! itself: [`super::Dht`] asks it what to query and tells it what came back. A lookup
+//! runs in one address family (BEP 32): only nodes of its family become candidates.
 
 use std::collections::HashSet;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use super::table::K;
-use super::{NodeId, Response};
+use super::{Family, NodeId, Response};
 
 /// Queries in flight per lookup.
 pub const ALPHA: usize = 3;
@@ -50,7 +51,7 @@ struct Candidate {
     id: Option<NodeId>,
     /// Distance to the target, the sort key: all ones while `id` is unknown.
     key: [u8; 20],
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     state: State,
     token: Option<Vec<u8>>,
 }
@@ -63,8 +64,8 @@ pub(crate) struct Lookup {
     pub(crate) target: [u8; 20],
     pub(crate) kind: LookupKind,
     cands: Vec<Candidate>,
-    seen: HashSet<SocketAddrV4>,
-    peers: HashSet<SocketAddrV4>,
+    seen: HashSet<SocketAddr>,
+    peers: HashSet<SocketAddr>,
     /// Queries answered (for the final event).
     pub(crate) responses: usize,
 }
@@ -74,7 +75,7 @@ impl Lookup {
         own: NodeId,
         target: [u8; 20],
         kind: LookupKind,
-        seeds: impl IntoIterator<Item = (Option<NodeId>, SocketAddrV4)>,
+        seeds: impl IntoIterator<Item = (Option<NodeId>, SocketAddr)>,
     ) -> Self {
         let mut l = Lookup {
             own,
@@ -96,7 +97,7 @@ impl Lookup {
         id.map_or([0xff; 20], |id| id.distance(&self.target))
     }
 
-    fn add(&mut self, id: Option<NodeId>, addr: SocketAddrV4) {
+    fn add(&mut self, id: Option<NodeId>, addr: SocketAddr) {
         if id == Some(self.own) || addr.port() == 0 || !self.seen.insert(addr) {
             return;
         }
@@ -128,9 +129,9 @@ impl Lookup {
     }
 
     /// Candidates to query now (marked in flight), keeping [`ALPHA`] in flight.
-    pub(crate) fn next_queries(&mut self) -> Vec<(Option<NodeId>, SocketAddrV4)> {
+    pub(crate) fn next_queries(&mut self) -> Vec<(Option<NodeId>, SocketAddr)> {
         let in_flight = self.window().filter(|c| c.state == State::InFlight).count();
-        let fresh: Vec<SocketAddrV4> = self
+        let fresh: Vec<SocketAddr> = self
             .window()
             .filter(|c| c.state == State::Fresh)
             .take(ALPHA.saturating_sub(in_flight))
@@ -151,8 +152,14 @@ impl Lookup {
         self.window().all(|c| c.state == State::Responded)
     }
 
-    /// Takes an answer from `addr`; returns the peers not reported before.
-    pub(crate) fn on_response(&mut self, addr: SocketAddrV4, r: &Response) -> Vec<SocketAddrV4> {
+    /// Takes an answer from `addr`, whose nodes of `family` become candidates; returns
+    /// the peers not reported before.
+    pub(crate) fn on_response(
+        &mut self,
+        addr: SocketAddr,
+        r: &Response,
+        family: Family,
+    ) -> Vec<SocketAddr> {
         let Some(i) = self.cands.iter().position(|c| c.addr == addr) else {
             return Vec::new();
         };
@@ -164,15 +171,15 @@ impl Lookup {
         c.token.clone_from(&r.token);
         let at = self.cands.partition_point(|x| x.key <= c.key);
         self.cands.insert(at, c);
-        for (id, a) in &r.nodes {
-            self.add(Some(*id), *a);
+        for (id, a) in family.nodes_of(r) {
+            self.add(Some(id), a);
         }
         self.note_peers(&r.values)
     }
 
     /// Takes peers found (in an answer, or in our own store); returns those not
     /// reported before.
-    pub(crate) fn note_peers(&mut self, values: &[SocketAddrV4]) -> Vec<SocketAddrV4> {
+    pub(crate) fn note_peers(&mut self, values: &[SocketAddr]) -> Vec<SocketAddr> {
         let mut new = Vec::new();
         for p in values {
             if self.peers.len() < MAX_PEERS && self.peers.insert(*p) {
@@ -183,14 +190,14 @@ impl Lookup {
     }
 
     /// Notes that `addr` did not answer (timeout or error).
-    pub(crate) fn on_failed(&mut self, addr: SocketAddrV4) {
+    pub(crate) fn on_failed(&mut self, addr: SocketAddr) {
         if let Some(c) = self.cands.iter_mut().find(|c| c.addr == addr) {
             c.state = State::Failed;
         }
     }
 
     /// The closest [`K`] that answered with a token: where to announce.
-    pub(crate) fn announce_targets(&self) -> Vec<(SocketAddrV4, Vec<u8>)> {
+    pub(crate) fn announce_targets(&self) -> Vec<(SocketAddr, Vec<u8>)> {
         self.cands
             .iter()
             .filter(|c| c.state == State::Responded)
@@ -205,10 +212,13 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn node(d: u8) -> (NodeId, SocketAddrV4) {
+    fn node(d: u8) -> (NodeId, SocketAddr) {
         let mut id = [0u8; 20];
         id[19] = d;
-        (NodeId(id), SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, d), 1))
+        (
+            NodeId(id),
+            SocketAddr::from((Ipv4Addr::new(10, 0, 0, d), 1)),
+        )
     }
 
     #[test]
@@ -232,7 +242,7 @@ mod tests {
                     token: Some(vec![1]),
                     ..Response::default()
                 };
-                l.on_response(a, &r);
+                l.on_response(a, &r, Family::V4);
             }
             // Answer the ones still in flight from earlier rounds too.
             for d in 2..=4 {
@@ -242,7 +252,7 @@ mod tests {
                     token: Some(vec![1]),
                     ..Response::default()
                 };
-                l.on_response(a, &r);
+                l.on_response(a, &r, Family::V4);
             }
             rounds += 1;
             assert!(rounds < 20);
@@ -263,15 +273,21 @@ mod tests {
             [(None, seed)],
         );
         l.next_queries();
-        let p = SocketAddrV4::new(Ipv4Addr::new(1, 1, 1, 1), 80);
+        let p = SocketAddr::from((Ipv4Addr::new(1, 1, 1, 1), 80));
         let r = Response {
             id: seed_id,
-            nodes: (0..100u8).map(|i| node(i.wrapping_add(1))).collect(),
+            nodes: (0..100u8)
+                .map(|i| {
+                    let (id, a) = node(i.wrapping_add(1));
+                    let SocketAddr::V4(a) = a else { unreachable!() };
+                    (id, a)
+                })
+                .collect(),
             values: vec![p, p],
-            token: None,
+            ..Response::default()
         };
-        assert_eq!(l.on_response(seed, &r), vec![p]);
-        assert!(l.on_response(seed, &r).is_empty());
+        assert_eq!(l.on_response(seed, &r, Family::V4), vec![p]);
+        assert!(l.on_response(seed, &r, Family::V4).is_empty());
         assert!(l.cands.len() <= MAX_CANDIDATES);
     }
 }

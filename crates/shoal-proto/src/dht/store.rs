@@ -5,7 +5,7 @@
 //! [`PEER_TTL`] after their last announce.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long an announced peer is kept without a new announce (BEP 5 suggests 30 min).
@@ -14,23 +14,21 @@ pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MAX_PEERS_PER_HASH: usize = 100;
 /// Most info-hashes kept.
 pub const MAX_HASHES: usize = 10_000;
-/// Most peers given in one `get_peers` answer (fits a datagram with the nodes).
+/// Most IPv4 peers given in one `get_peers` answer (fits a datagram with the nodes).
 pub const MAX_ANSWER: usize = 50;
+/// Most IPv6 peers given in one `get_peers` answer: 21 bytes each, they and 8 nodes
+/// of each family stay within BEP 32's 1024-byte datagram.
+pub const MAX_ANSWER6: usize = 20;
 
 /// The peer store.
 #[derive(Default)]
 pub(crate) struct PeerStore {
-    torrents: HashMap<[u8; 20], Vec<(SocketAddrV4, Instant)>>,
+    torrents: HashMap<[u8; 20], Vec<(SocketAddr, Instant)>>,
 }
 
 impl PeerStore {
     /// Records `peer` for `info_hash`; false when the store is full of other torrents.
-    pub(crate) fn announce(
-        &mut self,
-        info_hash: [u8; 20],
-        peer: SocketAddrV4,
-        now: Instant,
-    ) -> bool {
+    pub(crate) fn announce(&mut self, info_hash: [u8; 20], peer: SocketAddr, now: Instant) -> bool {
         if !self.torrents.contains_key(&info_hash) && self.torrents.len() >= MAX_HASHES {
             return false;
         }
@@ -45,8 +43,8 @@ impl PeerStore {
         true
     }
 
-    /// Up to [`MAX_ANSWER`] live peers for `info_hash`, most recent first.
-    pub(crate) fn get(&self, info_hash: &[u8; 20], now: Instant) -> Vec<SocketAddrV4> {
+    /// Up to `max` live peers for `info_hash`, most recent first.
+    pub(crate) fn get(&self, info_hash: &[u8; 20], now: Instant, max: usize) -> Vec<SocketAddr> {
         let Some(peers) = self.torrents.get(info_hash) else {
             return Vec::new();
         };
@@ -55,7 +53,7 @@ impl PeerStore {
             .filter(|p| now.saturating_duration_since(p.1) < PEER_TTL)
             .collect();
         live.sort_by_key(|p| std::cmp::Reverse(p.1));
-        live.iter().take(MAX_ANSWER).map(|p| p.0).collect()
+        live.iter().take(max).map(|p| p.0).collect()
     }
 
     /// Drops expired peers and torrents left without any.
@@ -77,8 +75,8 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn peer(i: u32) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::from(0x0100_0000 + i), 6881)
+    fn peer(i: u32) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::from(0x0100_0000 + i), 6881))
     }
 
     #[test]
@@ -89,12 +87,16 @@ mod tests {
             assert!(s.announce([1; 20], peer(i), t0 + Duration::from_secs(u64::from(i))));
         }
         assert_eq!(s.torrents[&[1; 20]].len(), MAX_PEERS_PER_HASH);
-        let got = s.get(&[1; 20], t0 + Duration::from_secs(200));
+        let got = s.get(&[1; 20], t0 + Duration::from_secs(200), MAX_ANSWER);
         assert_eq!(got.len(), MAX_ANSWER);
         assert_eq!(got[0], peer(MAX_PEERS_PER_HASH as u32 + 9));
         assert!(!got.contains(&peer(0)), "the oldest was replaced");
         assert!(s
-            .get(&[1; 20], t0 + PEER_TTL + Duration::from_secs(500))
+            .get(
+                &[1; 20],
+                t0 + PEER_TTL + Duration::from_secs(500),
+                MAX_ANSWER
+            )
             .is_empty());
         s.expire(t0 + PEER_TTL + Duration::from_secs(500));
         assert_eq!(s.len(), 0);

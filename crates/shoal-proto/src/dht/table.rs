@@ -12,7 +12,7 @@
 //! failures then make room. A node keeps its address: a known id heard from another
 //! address is ignored, so nobody can move a node by spoofing its id.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::NodeId;
@@ -40,7 +40,7 @@ pub enum NodeState {
 #[derive(Debug, Clone)]
 struct Entry {
     id: NodeId,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     last_response: Option<Instant>,
     last_seen: Instant,
     failures: u8,
@@ -104,10 +104,10 @@ impl RoutingTable {
     pub(crate) fn heard(
         &mut self,
         id: NodeId,
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         now: Instant,
         responded: bool,
-    ) -> Option<(NodeId, SocketAddrV4)> {
+    ) -> Option<(NodeId, SocketAddr)> {
         let b = self.bucket_of(&id)?;
         let bucket = &mut self.buckets[b];
         if let Some(e) = bucket.nodes.iter_mut().find(|e| e.id == id) {
@@ -161,7 +161,7 @@ impl RoutingTable {
 
     /// Notes that the node at `addr` left a query unanswered; a node that turns bad
     /// gives its place to the newest replacement, answered ones first.
-    pub(crate) fn failed(&mut self, addr: SocketAddrV4, now: Instant) {
+    pub(crate) fn failed(&mut self, addr: SocketAddr, now: Instant) {
         for bucket in &mut self.buckets {
             let Some(i) = bucket.nodes.iter().position(|e| e.addr == addr) else {
                 continue;
@@ -186,7 +186,7 @@ impl RoutingTable {
         target: &[u8; 20],
         n: usize,
         now: Instant,
-    ) -> Vec<(NodeId, SocketAddrV4)> {
+    ) -> Vec<(NodeId, SocketAddr)> {
         let mut all: Vec<_> = self
             .buckets
             .iter()
@@ -200,7 +200,7 @@ impl RoutingTable {
     }
 
     /// Every node in the table that is not bad (for saving and restoring).
-    pub(crate) fn nodes(&self, now: Instant) -> Vec<(NodeId, SocketAddrV4)> {
+    pub(crate) fn nodes(&self, now: Instant) -> Vec<(NodeId, SocketAddr)> {
         self.buckets
             .iter()
             .flat_map(|b| b.nodes.iter())
@@ -266,8 +266,8 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn addr(i: u8) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, i), 6881)
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(10, 0, 0, i), 6881))
     }
 
     /// An id in bucket 0 of an all-zero own id (first bit set), distinguished by `i`.

@@ -2,7 +2,7 @@
 
 mod sim;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -32,6 +32,13 @@ fn ask(node: &mut Dht, now: Instant, from: SocketAddr, bytes: &[u8]) -> Message 
     answer.expect("an answer")
 }
 
+fn get_peers(info_hash: [u8; 20]) -> Method {
+    Method::GetPeers {
+        info_hash,
+        want: Want::default(),
+    }
+}
+
 fn query(id: NodeId, method: Method) -> Vec<u8> {
     let body = Body::Query(Query { id, method });
     Message {
@@ -48,14 +55,9 @@ fn tokens_gate_announces_and_implied_port_uses_the_source() {
     let mut n = Dht::new(DhtConfig::default(), None, [3; 32], now);
     let me = NodeId([7; 20]);
     let ih = [5u8; 20];
-    let m = ask(
-        &mut n,
-        now,
-        local(4000),
-        &query(me, Method::GetPeers { info_hash: ih }),
-    );
+    let m = ask(&mut n, now, local(4000), &query(me, get_peers(ih)));
     assert_eq!(m.tid, b"xy");
-    assert_eq!(m.ip, krpc::ipv4_of(local(4000)));
+    assert_eq!(m.ip, Some(local(4000)));
     let Body::Response(r) = m.body else {
         panic!("{m:?}")
     };
@@ -94,16 +96,11 @@ fn tokens_gate_announces_and_implied_port_uses_the_source() {
         &query(me, announce(token.clone(), true)),
     );
     assert!(matches!(ok.body, Body::Response(_)));
-    let m = ask(
-        &mut n,
-        now,
-        local(4001),
-        &query(me, Method::GetPeers { info_hash: ih }),
-    );
+    let m = ask(&mut n, now, local(4001), &query(me, get_peers(ih)));
     let Body::Response(r) = m.body else { panic!() };
-    assert_eq!(r.values, vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000)]);
+    assert_eq!(r.values, vec![local(4000)]);
     // The peer itself is not told about itself.
-    let get = query(me, Method::GetPeers { info_hash: ih });
+    let get = query(me, get_peers(ih));
     let Body::Response(r) = ask(&mut n, now, local(4000), &get).body else {
         panic!()
     };
@@ -241,7 +238,7 @@ fn get_peers_finds_a_peer_announced_elsewhere_and_lookups_converge() {
         let now = net.now;
         let stored = true_closest(&net, &ih.0)
             .into_iter()
-            .filter(|&i| !net.nodes[i].store.get(&ih.0, now).is_empty())
+            .filter(|&i| !net.nodes[i].store.get(&ih.0, now, 1).is_empty())
             .count();
         assert!(
             stored >= K - 1,
@@ -250,12 +247,145 @@ fn get_peers_finds_a_peer_announced_elsewhere_and_lookups_converge() {
         let lb = net.nodes[b].get_peers(now, ih);
         net.flush(b);
         assert!(net.run_until(Duration::from_secs(30), |n| n.done_at(b, lb).is_some()));
-        let SocketAddr::V4(a_addr) = net.addrs[a] else {
-            unreachable!()
-        };
-        let want = SocketAddr::V4(SocketAddrV4::new(*a_addr.ip(), 7000 + u16::from(round)));
+        let want = SocketAddr::new(net.addrs[a].ip(), 7000 + u16::from(round));
         assert_eq!(net.peers_of(b, lb), vec![want]);
     }
+}
+
+/// BEP 32: the same on an IPv6 DHT (compact nodes in `nodes6`, 18-byte values, BEP 42
+/// ids from the /64).
+#[test]
+fn ipv6_dht_bootstraps_and_get_peers_finds_an_announced_peer() {
+    let mut net = Net::new_in(Family::V6, 200, 5, HOP);
+    net.bootstrap_all(Duration::from_millis(20));
+    let now = net.now;
+    let min = net.nodes.iter().map(|n| n.stats(now).good).min();
+    assert!(min >= Some(K), "every node knows K good nodes ({min:?})");
+    assert!(net
+        .nodes
+        .iter()
+        .all(|n| n.nodes().iter().all(|(_, a)| a.is_ipv6())));
+    for round in 0..3u16 {
+        let ih = InfoHash(net.rng.gen());
+        let (a, b) = (net.rng.gen_range(1..200), net.rng.gen_range(1..200));
+        let now = net.now;
+        let la = net.nodes[a].announce(now, ih, Some(7000 + round));
+        net.flush(a);
+        assert!(net.run_until(Duration::from_secs(30), |n| n.done_at(a, la).is_some()));
+        net.run_for(Duration::from_secs(1));
+        let now = net.now;
+        let lb = net.nodes[b].get_peers(now, ih);
+        net.flush(b);
+        assert!(net.run_until(Duration::from_secs(30), |n| n.done_at(b, lb).is_some()));
+        let want = SocketAddr::new(net.addrs[a].ip(), 7000 + round);
+        assert!(want.is_ipv6());
+        assert_eq!(net.peers_of(b, lb), vec![want]);
+    }
+}
+
+/// A dual-stack pair: answers hold the families `want` asks for, taken from the DHT of
+/// each family; a bootstrap asks for both and hands the other family's nodes out.
+#[test]
+fn dual_stack_answers_follow_want_and_hand_over_the_other_family() {
+    let now = Instant::now();
+    let dual = |family| DhtConfig {
+        family,
+        other_family: true,
+        ..DhtConfig::default()
+    };
+    let v4_node: SocketAddr = "127.0.0.9:9".parse().unwrap();
+    let v6_node: SocketAddr = "[::1]:9".parse().unwrap();
+    let mut b4 = Dht::new(dual(Family::V4), None, [2; 32], now);
+    let mut b6 = Dht::new(dual(Family::V6), None, [3; 32], now);
+    b4.add_node(now, NodeId([4; 20]), v4_node);
+    b6.add_node(now, NodeId([6; 20]), v6_node);
+    b6.add_node(now, NodeId([7; 20]), v4_node);
+    assert_eq!(
+        b6.nodes().len(),
+        1,
+        "an IPv4 node stays out of the IPv6 table"
+    );
+    while b4.poll_transmit().is_some() || b6.poll_transmit().is_some() {}
+    let me = NodeId([1; 20]);
+    let from6: SocketAddr = "[::1]:4000".parse().unwrap();
+    let ask6 = |b6: &mut Dht, b4: &Dht, want| {
+        let find = query(
+            me,
+            Method::FindNode {
+                target: [0; 20],
+                want,
+            },
+        );
+        b6.handle_input_with(now, from6, &find, Some(b4));
+        let (to, out) = b6.poll_transmit().expect("an answer");
+        assert_eq!(to, from6);
+        let Body::Response(r) = Message::decode(&out).unwrap().body else {
+            panic!()
+        };
+        while b6.poll_transmit().is_some() {}
+        r
+    };
+    // No `want` over IPv6: nodes6 only.
+    let r = ask6(&mut b6, &b4, Want::default());
+    assert!(r.nodes.is_empty());
+    assert!(r.nodes6.iter().any(|n| n.0 == NodeId([6; 20])));
+    let r = ask6(&mut b6, &b4, Want { n4: true, n6: true });
+    assert_eq!(
+        r.nodes,
+        vec![(NodeId([4; 20]), "127.0.0.9:9".parse().unwrap())]
+    );
+    assert!(!r.nodes6.is_empty());
+    let r = ask6(
+        &mut b6,
+        &b4,
+        Want {
+            n4: true,
+            n6: false,
+        },
+    );
+    assert_eq!((r.nodes.len(), r.nodes6.len()), (1, 0));
+    // Over IPv4 the default is nodes.
+    let find = query(
+        me,
+        Method::FindNode {
+            target: [0; 20],
+            want: Want::default(),
+        },
+    );
+    b4.handle_input_with(now, local(4000), &find, Some(&b6));
+    let Body::Response(r) = Message::decode(&b4.poll_transmit().unwrap().1)
+        .unwrap()
+        .body
+    else {
+        panic!()
+    };
+    assert!(!r.nodes.is_empty() && r.nodes6.is_empty());
+    // A dual-stack node bootstrapping over IPv6 asks for both and passes IPv4 nodes on.
+    let mut a6 = Dht::new(dual(Family::V6), None, [5; 32], now);
+    let b6_addr: SocketAddr = "[::1]:6881".parse().unwrap();
+    a6.bootstrap(now, &[b6_addr, local(6881)]);
+    let (to, q) = a6.poll_transmit().expect("a query");
+    assert_eq!(to, b6_addr, "only addresses of its family");
+    assert!(a6.poll_transmit().is_none());
+    let Body::Query(Query {
+        method: Method::FindNode { want, .. },
+        ..
+    }) = Message::decode(&q).unwrap().body
+    else {
+        panic!()
+    };
+    assert_eq!(want, Want { n4: true, n6: true });
+    b6.handle_input_with(now, "[::1]:5000".parse().unwrap(), &q, Some(&b4));
+    let (_, answer) = b6.poll_transmit().unwrap();
+    a6.handle_input(now, b6_addr, &answer);
+    let handed = std::iter::from_fn(|| a6.poll_event()).find_map(|e| match e {
+        DhtEvent::OtherFamilyNodes { nodes } => Some(nodes),
+        _ => None,
+    });
+    let handed = handed.expect("IPv4 nodes handed over");
+    assert!(handed.contains(&(NodeId([4; 20]), v4_node)));
+    assert!(handed.iter().all(|(_, a)| a.is_ipv4()));
+    assert!(a6.nodes().iter().all(|(_, a)| a.is_ipv6()));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! one can announce a third party. The secret changes every [`ROTATE`]; tokens made
 //! with the current or the previous secret are accepted, so a token lives 5 to 10 min.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
@@ -45,20 +45,23 @@ impl Tokens {
     }
 
     /// The token for a querier at `ip`.
-    pub(crate) fn make(&self, ip: Ipv4Addr) -> [u8; TOKEN_LEN] {
+    pub(crate) fn make(&self, ip: IpAddr) -> [u8; TOKEN_LEN] {
         token(&self.current, ip)
     }
 
     /// Whether `t` is a token we gave `ip` within the last two secrets.
-    pub(crate) fn check(&self, ip: Ipv4Addr, t: &[u8]) -> bool {
+    pub(crate) fn check(&self, ip: IpAddr, t: &[u8]) -> bool {
         t == token(&self.current, ip) || t == token(&self.previous, ip)
     }
 }
 
-fn token(secret: &[u8; 20], ip: Ipv4Addr) -> [u8; TOKEN_LEN] {
+fn token(secret: &[u8; 20], ip: IpAddr) -> [u8; TOKEN_LEN] {
     let mut h = Sha1::new();
     h.update(secret);
-    h.update(ip.octets());
+    match ip {
+        IpAddr::V4(ip) => h.update(ip.octets()),
+        IpAddr::V6(ip) => h.update(ip.octets()),
+    }
     let d: [u8; 20] = h.finalize().into();
     let mut t = [0u8; TOKEN_LEN];
     t.copy_from_slice(&d[..TOKEN_LEN]);
@@ -68,15 +71,19 @@ fn token(secret: &[u8; 20], ip: Ipv4Addr) -> [u8; TOKEN_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn tokens_live_two_rotations() {
         let t0 = Instant::now();
-        let ip = Ipv4Addr::new(1, 2, 3, 4);
+        let ip = IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4));
         let mut k = Tokens::new([1; 20], t0);
         let tok = k.make(ip);
         assert!(k.check(ip, &tok));
-        assert!(!k.check(Ipv4Addr::new(1, 2, 3, 5), &tok));
+        assert!(!k.check(Ipv4Addr::new(1, 2, 3, 5).into(), &tok));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(k.check(v6, &k.make(v6)));
+        assert!(!k.check(v6, &tok));
         k.rotate_if_due(t0 + ROTATE / 2, [2; 20]);
         assert_eq!(k.make(ip), tok, "not yet due");
         k.rotate_if_due(t0 + ROTATE, [2; 20]);

@@ -7,13 +7,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::dht::{Dht, DhtConfig, DhtEvent, LookupId};
+use crate::dht::{Dht, DhtConfig, DhtEvent, Family, LookupId};
 
 type Delivery = Reverse<(Instant, u64, usize, SocketAddr, Vec<u8>)>;
 
@@ -40,14 +40,27 @@ pub(crate) struct Net {
     pub(crate) sent: u64,
 }
 
-/// A public (BEP 42-checked) address for node `i`.
-pub(crate) fn addr_of(i: usize) -> SocketAddr {
-    let ip = Ipv4Addr::from(0x2100_0000u32 + (i as u32) * 7919 + 1);
-    SocketAddr::V4(SocketAddrV4::new(ip, 6881))
+/// A public (BEP 42-checked) address for node `i` in `family`: IPv6 ones in distinct
+/// /64s, so their BEP 42 ids differ.
+pub(crate) fn addr_of(i: usize, family: Family) -> SocketAddr {
+    let ip = match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(0x2100_0000u32 + (i as u32) * 7919 + 1)),
+        Family::V6 => {
+            let x = (i as u32).wrapping_mul(2_654_435_761);
+            let (hi, lo) = ((x >> 16) as u16, x as u16);
+            IpAddr::V6(Ipv6Addr::new(0x2a00, hi, lo, i as u16, 0, 0, 0, 1))
+        }
+    };
+    SocketAddr::new(ip, 6881)
 }
 
 impl Net {
     pub(crate) fn new(n: usize, seed: u64, latency: Duration) -> Net {
+        Net::new_in(Family::V4, n, seed, latency)
+    }
+
+    /// `n` nodes of the `family` DHT.
+    pub(crate) fn new_in(family: Family, n: usize, seed: u64, latency: Duration) -> Net {
         let mut rng = SmallRng::seed_from_u64(seed);
         let now = Instant::now();
         let mut net = Net {
@@ -67,12 +80,13 @@ impl Net {
             done: HashMap::new(),
             sent: 0,
         };
+        let config = DhtConfig {
+            family,
+            ..DhtConfig::default()
+        };
         for i in 0..n {
-            let addr = addr_of(i);
-            let SocketAddr::V4(v4) = addr else {
-                unreachable!()
-            };
-            let node = Dht::new(DhtConfig::default(), Some(*v4.ip()), rng.gen(), now);
+            let addr = addr_of(i, family);
+            let node = Dht::new(config.clone(), Some(addr.ip()), rng.gen(), now);
             net.index.insert(addr, i);
             net.addrs.push(addr);
             net.nodes.push(node);

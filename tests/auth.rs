@@ -11,9 +11,7 @@ mod nodeutil;
 use anyhow::{ensure, Context, Result};
 use common::*;
 use nodeutil::*;
-use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// An answer: status, `Set-Cookie`, `WWW-Authenticate`, `Location`, body.

@@ -214,6 +214,8 @@ mod tests {
             files: 1,
             category: None,
             tags: Vec::new(),
+            auto: crate::node::rules::TorrentAuto::default().view(false),
+            order: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod guard;
 mod info;
 mod roots;
 mod torrents;
+mod transmission;
 mod upload;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ const MAX_BODY: usize = 32 << 20;
 /// `bound` (which the user chose when `node.config().web` is set).
 pub fn app(node: Node, bound: SocketAddr) -> Router {
     let access = guard::Access::new(bound, node.config().web.is_some());
+    let trpc = transmission::router(node.clone(), access.clone());
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -70,7 +72,10 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
         .with_state(node);
-    Router::new().nest("/api", api).merge(crate::web::router())
+    Router::new()
+        .nest("/api", api)
+        .merge(trpc)
+        .merge(crate::web::router())
 }
 
 /// An API error response.

@@ -10,6 +10,7 @@ mod events;
 mod files;
 pub mod guard;
 mod info;
+mod metrics;
 mod roots;
 mod torrents;
 mod transmission;
@@ -36,6 +37,9 @@ const MAX_BODY: usize = 32 << 20;
 pub fn app(node: Node, bound: SocketAddr) -> Router {
     let access = guard::Access::new(bound, node.config().web.is_some());
     let trpc = transmission::router(node.clone(), access.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(node.clone());
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -75,6 +79,7 @@ pub fn app(node: Node, bound: SocketAddr) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(trpc)
+        .merge(metrics)
         .merge(crate::web::router())
 }
 

@@ -81,6 +81,8 @@ pub fn router(node: Node, access: super::guard::Access) -> Router {
     });
     Router::new()
         .route("/transmission/rpc", post(rpc_call).get(rpc_call))
+        // transmission-remote 3.00 posts to the path with a trailing slash.
+        .route("/transmission/rpc/", post(rpc_call).get(rpc_call))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             access,
@@ -177,7 +179,9 @@ async fn dispatch(rpc: &Rpc, method: &str, args: &Args) -> MethodResult {
         "torrent-set-location" | "torrent-rename-path" => Err(format!(
             "{method} is not supported by this node: it cannot move or rename data"
         )),
-        "blocklist-update" => Err("blocklist-update is not supported: Shoal has no blocklist".into()),
+        "blocklist-update" => {
+            Err("blocklist-update is not supported: Shoal has no blocklist".into())
+        }
         "session-close" => Err(
             "session-close is not supported over RPC: stop the node with `shoal stop` or a signal"
                 .into(),

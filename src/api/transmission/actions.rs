@@ -30,9 +30,9 @@ fn selected(rpc: &Rpc, args: &Args) -> Vec<InfoHash> {
     let views = super::fields::synced_views(rpc, &mut ids, now);
     let sel = Selector::parse(args.get("ids"));
     ids.select(&sel, |h| {
-        views.iter().any(|v| {
-            v.hash == *h && now - v.activity_date() <= super::ids::RECENT_SECS
-        })
+        views
+            .iter()
+            .any(|v| v.hash == *h && now - v.activity_date() <= super::ids::RECENT_SECS)
     })
 }
 
@@ -95,9 +95,7 @@ pub async fn add(rpc: &Rpc, args: &Args) -> MethodResult {
                 .map_err(|_| "invalid or corrupt torrent file".to_string())?;
             node.add(request(torrent, save_dir, paused)).await
         }
-        (None, Some(f)) if f.starts_with("magnet:") => {
-            node.add_magnet(f, save_dir, paused).await
-        }
+        (None, Some(f)) if f.starts_with("magnet:") => node.add_magnet(f, save_dir, paused).await,
         (None, Some(f)) => {
             let torrent = load(rpc, f).await?;
             node.add(request(torrent, save_dir, paused)).await
@@ -247,8 +245,14 @@ fn fixed_value(key: &str) -> Option<(Value, &'static str)> {
         "downloadLimit" | "uploadLimit" => (json!(0), LIMITS),
         "honorsSessionLimits" => (json!(true), LIMITS),
         "bandwidthPriority" => (json!(0), "bandwidth priorities are not supported"),
-        "seedRatioMode" => (json!(2), "seed ratio limits are not supported by this node yet"),
-        "seedRatioLimit" => (json!(0), "seed ratio limits are not supported by this node yet"),
+        "seedRatioMode" => (
+            json!(2),
+            "seed ratio limits are not supported by this node yet",
+        ),
+        "seedRatioLimit" => (
+            json!(0),
+            "seed ratio limits are not supported by this node yet",
+        ),
         "seedIdleMode" => (json!(2), "seed idle limits are not supported"),
         "seedIdleLimit" => (json!(0), "seed idle limits are not supported"),
         "queuePosition" => (json!(-1), "queue positions are not supported by this node"),

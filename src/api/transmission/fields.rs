@@ -80,21 +80,82 @@ pub fn synced_views(rpc: &Rpc, ids: &mut super::IdMap, now: i64) -> Vec<View> {
 
 /// The field names `torrent-get` answers.
 const FIELDS: &[&str] = &[
-    "activityDate", "addedDate", "availability", "bandwidthPriority", "comment",
-    "corruptEver", "creator", "dateCreated", "desiredAvailable", "doneDate",
-    "downloadDir", "downloadedEver", "downloadLimit", "downloadLimited", "editDate",
-    "error", "errorString", "eta", "etaIdle", "file-count", "files", "fileStats", "group",
-    "hashString", "haveUnchecked", "haveValid", "honorsSessionLimits", "id", "isFinished",
-    "isPrivate", "isStalled", "labels", "leftUntilDone", "magnetLink",
-    "manualAnnounceTime", "maxConnectedPeers", "metadataPercentComplete", "name",
-    "peer-limit", "peers", "peersConnected", "peersFrom", "peersGettingFromUs",
-    "peersSendingToUs", "percentComplete", "percentDone", "pieces", "pieceCount",
-    "pieceSize", "priorities", "primary-mime-type", "queuePosition", "rateDownload",
-    "rateUpload", "recheckProgress", "secondsDownloading", "secondsSeeding",
-    "seedIdleLimit", "seedIdleMode", "seedRatioLimit", "seedRatioMode", "sizeWhenDone",
-    "startDate", "status", "trackers", "trackerList", "trackerStats", "totalSize",
-    "torrentFile", "uploadedEver", "uploadLimit", "uploadLimited", "uploadRatio",
-    "wanted", "webseeds", "webseedsSendingToUs",
+    "activityDate",
+    "addedDate",
+    "availability",
+    "bandwidthPriority",
+    "comment",
+    "corruptEver",
+    "creator",
+    "dateCreated",
+    "desiredAvailable",
+    "doneDate",
+    "downloadDir",
+    "downloadedEver",
+    "downloadLimit",
+    "downloadLimited",
+    "editDate",
+    "error",
+    "errorString",
+    "eta",
+    "etaIdle",
+    "file-count",
+    "files",
+    "fileStats",
+    "group",
+    "hashString",
+    "haveUnchecked",
+    "haveValid",
+    "honorsSessionLimits",
+    "id",
+    "isFinished",
+    "isPrivate",
+    "isStalled",
+    "labels",
+    "leftUntilDone",
+    "magnetLink",
+    "manualAnnounceTime",
+    "maxConnectedPeers",
+    "metadataPercentComplete",
+    "name",
+    "peer-limit",
+    "peers",
+    "peersConnected",
+    "peersFrom",
+    "peersGettingFromUs",
+    "peersSendingToUs",
+    "percentComplete",
+    "percentDone",
+    "pieces",
+    "pieceCount",
+    "pieceSize",
+    "priorities",
+    "primary-mime-type",
+    "queuePosition",
+    "rateDownload",
+    "rateUpload",
+    "recheckProgress",
+    "secondsDownloading",
+    "secondsSeeding",
+    "seedIdleLimit",
+    "seedIdleMode",
+    "seedRatioLimit",
+    "seedRatioMode",
+    "sizeWhenDone",
+    "startDate",
+    "status",
+    "trackers",
+    "trackerList",
+    "trackerStats",
+    "totalSize",
+    "torrentFile",
+    "uploadedEver",
+    "uploadLimit",
+    "uploadLimited",
+    "uploadRatio",
+    "wanted",
+    "webseeds",
+    "webseedsSendingToUs",
 ];
 
 fn is_field(f: &str) -> bool {
@@ -160,9 +221,10 @@ fn magnet_link(v: &View) -> String {
 /// How far along it is.
 fn progress(v: &View, f: &str) -> Option<Value> {
     let s = &v.summary;
-    let verified = v.meta.as_ref().map_or(0, |m| {
-        crate::node::entry::have_bytes(&m.info, &v.have)
-    });
+    let verified = v
+        .meta
+        .as_ref()
+        .map_or(0, |m| crate::node::entry::have_bytes(&m.info, &v.have));
     Some(match f {
         "haveValid" => json!(verified),
         "haveUnchecked" => json!(0),
@@ -171,7 +233,11 @@ fn progress(v: &View, f: &str) -> Option<Value> {
         "percentDone" => {
             let (size, left) = v.wanted_sizes();
             json!(if size == 0 {
-                if v.meta.is_some() { 1.0 } else { 0.0 }
+                if v.meta.is_some() {
+                    1.0
+                } else {
+                    0.0
+                }
             } else {
                 (size - left) as f64 / size as f64
             })
@@ -266,21 +332,31 @@ fn files(v: &View, f: &str) -> Option<Value> {
     let prio = |i: usize| priority_number(v.priorities.get(i).copied().unwrap_or_default());
     Some(match f {
         "files" => {
-            let Some(m) = &v.meta else { return Some(json!([])) };
+            let Some(m) = &v.meta else {
+                return Some(json!([]));
+            };
             let done = v.file_done();
-            json!(m.info.files.iter().enumerate().map(|(i, file)| json!({
-                "bytesCompleted": done.get(i).copied().unwrap_or(0),
-                "length": file.length,
-                "name": m.info.file_rel_path(file).to_string_lossy(),
-            })).collect::<Vec<_>>())
+            json!(m
+                .info
+                .files
+                .iter()
+                .enumerate()
+                .map(|(i, file)| json!({
+                    "bytesCompleted": done.get(i).copied().unwrap_or(0),
+                    "length": file.length,
+                    "name": m.info.file_rel_path(file).to_string_lossy(),
+                }))
+                .collect::<Vec<_>>())
         }
         "fileStats" => {
             let done = v.file_done();
-            json!((0..n).map(|i| json!({
-                "bytesCompleted": done.get(i).copied().unwrap_or(0),
-                "wanted": wanted(i),
-                "priority": prio(i),
-            })).collect::<Vec<_>>())
+            json!((0..n)
+                .map(|i| json!({
+                    "bytesCompleted": done.get(i).copied().unwrap_or(0),
+                    "wanted": wanted(i),
+                    "priority": prio(i),
+                }))
+                .collect::<Vec<_>>())
         }
         "priorities" => json!((0..n).map(prio).collect::<Vec<_>>()),
         // Transmission 4.0 sends 0/1 here, for old clients.
@@ -295,7 +371,11 @@ fn files(v: &View, f: &str) -> Option<Value> {
 fn availability(v: &View) -> Value {
     let n = v.meta.as_ref().map_or(0, |m| m.info.num_pieces());
     json!((0..n)
-        .map(|p| if v.have.get(p) { -1 } else { v.summary.seeds as i64 })
+        .map(|p| if v.have.get(p) {
+            -1
+        } else {
+            v.summary.seeds as i64
+        })
         .collect::<Vec<_>>())
 }
 
@@ -305,9 +385,7 @@ fn swarm(v: &View, f: &str) -> Option<Value> {
     Some(match f {
         "peersConnected" => json!(s.peers + s.seeds),
         "webseedsSendingToUs" => json!(0),
-        "peersGettingFromUs" | "peersSendingToUs" | "peers" | "peersFrom" => {
-            peer_field(v, f)
-        }
+        "peersGettingFromUs" | "peersSendingToUs" | "peers" | "peersFrom" => peer_field(v, f),
         "trackers" | "trackerStats" | "trackerList" => super::trackers::tracker_field(v, f),
         _ => return None,
     })

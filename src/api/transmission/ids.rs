@@ -109,7 +109,9 @@ impl IdMap {
         };
         ids.sort_unstable();
         ids.dedup();
-        ids.iter().filter_map(|id| self.by_id.get(id).copied()).collect()
+        ids.iter()
+            .filter_map(|id| self.by_id.get(id).copied())
+            .collect()
     }
 }
 
@@ -140,9 +142,7 @@ impl Selector {
         match ids {
             None | Some(Value::Null) => Selector::All,
             Some(Value::String(s)) if s == "recently-active" => Selector::RecentlyActive,
-            Some(Value::Array(list)) => {
-                Selector::List(list.iter().filter_map(id_ref).collect())
-            }
+            Some(Value::Array(list)) => Selector::List(list.iter().filter_map(id_ref).collect()),
             Some(one) => Selector::List(id_ref(one).into_iter().collect()),
         }
     }

@@ -30,7 +30,9 @@ async fn values(rpc: &Rpc) -> Args {
     let c = node.config();
     let saved = *rpc.saved_limits.lock().unwrap_or_else(|p| p.into_inner());
     let download_dir = s.download_dir.display().to_string();
-    let free = statvfs(s.download_dir.clone()).await.map_or(-1, |(f, _)| f as i64);
+    let free = statvfs(s.download_dir.clone())
+        .await
+        .map_or(-1, |(f, _)| f as i64);
     let encryption = match c.encryption.as_str() {
         "require" => "required",
         "prefer" => "preferred",

@@ -35,9 +35,9 @@ fn trackers(v: &View) -> Vec<Tracker> {
                 message: t.message.clone(),
                 seeders: t.seeders,
                 leechers: t.leechers,
-                next: t.next_announce.map(|at| {
-                    now_secs() + at.saturating_duration_since(now).as_secs() as i64
-                }),
+                next: t
+                    .next_announce
+                    .map(|at| now_secs() + at.saturating_duration_since(now).as_secs() as i64),
             })
             .collect();
     }
@@ -47,7 +47,11 @@ fn trackers(v: &View) -> Vec<Tracker> {
         _ => Vec::new(),
     };
     let mut out: Vec<Tracker> = Vec::new();
-    let tiers = v.default_trackers.iter().map(|u| vec![u.clone()]).chain(own);
+    let tiers = v
+        .default_trackers
+        .iter()
+        .map(|u| vec![u.clone()])
+        .chain(own);
     for urls in tiers {
         let tier = out.last().map_or(0, |t| t.tier + 1);
         for url in urls {
@@ -89,7 +93,10 @@ fn host_of(url: &str) -> (String, String) {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => hostport,
     };
-    (format!("{scheme}://{hostport}"), host.trim_matches(['[', ']']).to_string())
+    (
+        format!("{scheme}://{hostport}"),
+        host.trim_matches(['[', ']']).to_string(),
+    )
 }
 
 /// `trackers`, `trackerStats` or `trackerList`.
@@ -115,13 +122,19 @@ pub fn tracker_field(v: &View, f: &str) -> Value {
                 "sitename": host_of(&t.url).1, "tier": t.tier,
             }))
             .collect::<Vec<_>>()),
-        _ => json!(list.iter().enumerate().map(|(id, t)| stats(id, t)).collect::<Vec<_>>()),
+        _ => json!(list
+            .iter()
+            .enumerate()
+            .map(|(id, t)| stats(id, t))
+            .collect::<Vec<_>>()),
     }
 }
 
 fn stats(id: usize, t: &Tracker) -> Value {
     let (host, sitename) = host_of(&t.url);
-    let announced = t.status != "not contacted";
+    // The announcer keeps no time of the last announce; tools print that time (as
+    // decades ago for 0) whenever this is true, so it stays false.
+    let announced = false;
     let result = match (t.status, &t.message) {
         ("working", None) => "Success".to_string(),
         (_, Some(m)) => m.clone(),

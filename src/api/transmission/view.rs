@@ -71,7 +71,10 @@ impl View {
                 v.wanted = e.wanted.clone();
                 v.priorities = e.priorities.clone();
                 v.started_at = e.started_at;
-                v.run = e.run.as_ref().map(|r| (r.handle.clone(), r.handle.status()));
+                v.run = e
+                    .run
+                    .as_ref()
+                    .map(|r| (r.handle.clone(), r.handle.status()));
             } else if let Some(p) = node.magnets().get(&hash) {
                 v.magnet = Some((p.uri.clone(), p.magnet.trackers.clone()));
             }
@@ -87,7 +90,10 @@ impl View {
     /// Transmission's status number: 0 stopped, 1 queued to verify, 2 verifying,
     /// 3 queued to download, 4 downloading, 5 queued to seed, 6 seeding.
     pub fn status_code(&self) -> i64 {
-        let checking = matches!(self.status().map(|s| &s.phase), Some(Phase::Checking { .. }));
+        let checking = matches!(
+            self.status().map(|s| &s.phase),
+            Some(Phase::Checking { .. })
+        );
         status_code(self.summary.state, checking, self.complete())
     }
 
@@ -145,15 +151,11 @@ impl View {
     /// `activityDate`: the last time data moved (seen by this RPC), else when it
     /// started or completed; 0 (never) otherwise.
     pub fn activity_date(&self) -> i64 {
-        [
-            self.last_active,
-            self.started_at,
-            self.summary.completed_at,
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(0)
+        [self.last_active, self.started_at, self.summary.completed_at]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(0)
     }
 }
 

@@ -254,9 +254,15 @@ fn progress(v: &View, f: &str) -> Option<Value> {
         }),
         "eta" => json!(v.eta()),
         "etaIdle" => json!(-1),
-        "pieces" => json!(base64::engine::general_purpose::STANDARD.encode(v.have.as_bytes())),
+        "pieces" => json!(pieces(&v.have)),
         _ => return None,
     })
+}
+
+/// The verified pieces as Transmission sends them: the wire bitfield (piece 0 in the
+/// high bit of the first byte), base64.
+fn pieces(have: &shoal_proto::wire::Bitfield) -> String {
+    base64::engine::general_purpose::STANDARD.encode(have.as_bytes())
 }
 
 /// Bytes of pieces that failed their hash check in this run (each one is discarded
@@ -458,4 +464,75 @@ fn flag_str(p: &shoal_engine::PeerInfo) -> String {
         s.push('I');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::wire::Bitfield;
+
+    #[test]
+    fn pieces_are_a_base64_bitfield_high_bit_first() {
+        let mut have = Bitfield::new(10);
+        assert_eq!(pieces(&have), "AAA=");
+        have.set(0);
+        have.set(9);
+        assert_eq!(pieces(&have), "gEA=");
+    }
+
+    #[test]
+    fn every_field_has_a_value() {
+        let summary = crate::node::Summary {
+            id: "ab".repeat(20),
+            name: "n".into(),
+            size: 0,
+            state: "metadata",
+            progress: 0.0,
+            down_rate: 0,
+            up_rate: 0,
+            downloaded: 0,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 0,
+            seeds: 0,
+            swarm_seeders: None,
+            swarm_leechers: None,
+            eta_secs: None,
+            added_at: 1,
+            completed_at: None,
+            save_dir: "/d".into(),
+            error: None,
+            role: "leecher",
+            private: false,
+            piece_size: 0,
+            pieces: 0,
+            pieces_have: 0,
+            files: 0,
+        };
+        let hash = shoal_proto::InfoHash([0xab; 20]);
+        let v = View {
+            hash,
+            id: 1,
+            summary,
+            meta: None,
+            have: Bitfield::new(0),
+            wanted: Vec::new(),
+            priorities: Vec::new(),
+            started_at: None,
+            run: None,
+            magnet: Some((format!("magnet:?xt=urn:btih:{}", hash.to_hex()), Vec::new())),
+            default_trackers: vec!["http://t/announce".into()],
+            position: 0,
+            last_active: None,
+        };
+        let null: Vec<&str> = FIELDS
+            .iter()
+            .copied()
+            .filter(|f| field(&v, f).is_null())
+            .collect();
+        assert!(null.is_empty(), "{null:?}");
+        assert_eq!(field(&v, "status"), json!(4));
+        assert_eq!(field(&v, "eta"), json!(-2));
+        assert_eq!(field(&v, "trackers")[0]["announce"], "http://t/announce");
+    }
 }

@@ -119,6 +119,27 @@ async fn render(node: &Node) -> String {
         let n = sums.iter().filter(|s| s.state == *state).count();
         m.sample("shoal_torrents", &[("state", state)], n as f64);
     }
+    running(&mut m, node);
+    if let Some(dht) = node.session().dht() {
+        let s = dht.stats().await;
+        m.single(
+            "shoal_dht_nodes",
+            "gauge",
+            "Good and questionable nodes in the DHT routing table.",
+            (s.good + s.questionable) as f64,
+        );
+    }
+    m.single(
+        "shoal_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+        node.uptime_secs() as f64,
+    );
+    m.finish()
+}
+
+/// The figures of the running torrents: hash failures and trackers.
+fn running(m: &mut Exposition, node: &Node) {
     let (failures, trackers) = running_figures(node);
     m.single(
         "shoal_hash_failures",
@@ -144,22 +165,6 @@ async fn render(node: &Node) -> String {
         "Failed announces in a row, summed over the trackers of running torrents.",
         trackers.3 as f64,
     );
-    if let Some(dht) = node.session().dht() {
-        let s = dht.stats().await;
-        m.single(
-            "shoal_dht_nodes",
-            "gauge",
-            "Good and questionable nodes in the DHT routing table.",
-            (s.good + s.questionable) as f64,
-        );
-    }
-    m.single(
-        "shoal_uptime_seconds",
-        "gauge",
-        "Seconds since the node started.",
-        node.uptime_secs() as f64,
-    );
-    m.finish()
 }
 
 /// Hash failures and trackers (working, error, not contacted, failures in a row) of

@@ -26,9 +26,14 @@ const MAX_TORRENT: u64 = 32 << 20;
 /// The torrents `args["ids"]` names, after syncing the id map.
 fn selected(rpc: &Rpc, args: &Args) -> Vec<InfoHash> {
     let now = now_secs();
-    let mut ids = rpc.ids();
-    let views = super::fields::synced_views(rpc, &mut ids, now);
     let sel = Selector::parse(args.get("ids"));
+    let mut ids = rpc.ids();
+    if sel != Selector::RecentlyActive {
+        // Numbers and hashes need no views: syncing the map is enough.
+        ids.sync(&super::view::hashes(&rpc.node), now);
+        return ids.select(&sel, |_| false);
+    }
+    let views = super::fields::synced_views(rpc, &mut ids, now);
     ids.select(&sel, |h| {
         views
             .iter()

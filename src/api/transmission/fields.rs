@@ -27,22 +27,22 @@ pub fn torrent_get(rpc: &Rpc, args: &Args) -> MethodResult {
     let now = now_secs();
     let (views, removed) = {
         let mut ids = rpc.ids();
-        let views = synced_views(rpc, &mut ids, now);
-        let recent = |h: &shoal_proto::InfoHash| {
-            views
-                .iter()
-                .any(|v| v.hash == *h && now - v.activity_date() <= RECENT_SECS)
+        let order = super::view::hashes(&rpc.node);
+        ids.sync(&order, now);
+        let chosen = if sel == Selector::RecentlyActive {
+            let all = synced_views(rpc, &mut ids, now);
+            all.into_iter()
+                .filter(|v| now - v.activity_date() <= RECENT_SECS)
+                .map(|v| v.hash)
+                .collect()
+        } else {
+            ids.select(&sel, |_| false)
         };
-        let chosen = ids.select(&sel, recent);
-        let removed = ids.removed_recently();
-        let views: Vec<View> = views
-            .into_iter()
-            .filter(|v| chosen.contains(&v.hash))
-            .collect();
-        (views, removed)
+        let mut views = View::of(&rpc.node, &ids, &order, &chosen);
+        mark_active(&mut ids, &mut views, now);
+        views.sort_by_key(|v| v.id);
+        (views, ids.removed_recently())
     };
-    let mut views = views;
-    views.sort_by_key(|v| v.id);
     let mut rows: Vec<Value> = Vec::with_capacity(views.len() + 1);
     let known: Vec<&str> = fields.into_iter().filter(|f| is_field(f)).collect();
     if table {
@@ -67,15 +67,21 @@ pub fn torrent_get(rpc: &Rpc, args: &Args) -> MethodResult {
 /// Every torrent's view, after bringing the id map up to date (new torrents get ids,
 /// moving ones are marked active).
 pub fn synced_views(rpc: &Rpc, ids: &mut super::IdMap, now: i64) -> Vec<View> {
-    ids.sync(&super::view::hashes(&rpc.node), now);
-    let mut views = View::all(&rpc.node, ids);
-    for v in &mut views {
+    let order = super::view::hashes(&rpc.node);
+    ids.sync(&order, now);
+    let mut views = View::of(&rpc.node, ids, &order, &order);
+    mark_active(ids, &mut views, now);
+    views
+}
+
+/// Records the views moving data now as active.
+fn mark_active(ids: &mut super::IdMap, views: &mut [View], now: i64) {
+    for v in views {
         if v.summary.down_rate > 0 || v.summary.up_rate > 0 {
             ids.touch(v.hash, now);
             v.last_active = Some(now);
         }
     }
-    views
 }
 
 /// The field names `torrent-get` answers.

@@ -41,15 +41,25 @@ pub struct View {
 }
 
 impl View {
-    /// Every torrent's view, oldest first, with ids from the RPC's map.
-    pub fn all(node: &Node, ids: &super::IdMap) -> Vec<View> {
-        let sums = node.summaries();
+    /// The views of `chosen`, given every torrent's hash oldest first (`order`, whose
+    /// index is the queue position) and ids from the RPC's map. Torrents removed
+    /// meanwhile are left out.
+    pub fn of(
+        node: &Node,
+        ids: &super::IdMap,
+        order: &[InfoHash],
+        chosen: &[InfoHash],
+    ) -> Vec<View> {
         let trackers = node.settings().trackers;
-        let mut out = Vec::with_capacity(sums.len());
-        for (position, s) in sums.into_iter().enumerate() {
-            let Some(hash) = InfoHash::from_hex(&s.id) else {
+        let positions: std::collections::HashMap<&InfoHash, usize> =
+            order.iter().enumerate().map(|(i, h)| (h, i)).collect();
+        let mut out = Vec::with_capacity(chosen.len());
+        for hash in chosen {
+            let hash = *hash;
+            let Some(s) = node.summary(hash) else {
                 continue;
             };
+            let position = positions.get(&hash).copied().unwrap_or(0);
             let mut v = View {
                 hash,
                 id: ids.id(&hash),

@@ -15,9 +15,11 @@ mod info;
 mod labels;
 mod order;
 pub mod qbt;
+mod metrics;
 mod roots;
 pub mod stream;
 mod torrents;
+mod transmission;
 mod upload;
 
 use std::net::SocketAddr;
@@ -43,6 +45,10 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
     let access = guard::Access::new(bound, node.config().web.is_some(), &web.hosts, web.tls);
     // Its own nest, so the native API's fallback never sees `/api/v2/...`.
     let qbt = qbt::router(node.clone());
+    let trpc = transmission::router(node.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(node.clone());
     let api = Router::new()
         .route("/node", get(info::node))
         .route("/stats", get(info::stats))
@@ -97,6 +103,8 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
     let routes = Router::new()
         .nest("/api/v2", qbt)
         .nest("/api", api)
+        .merge(trpc)
+        .merge(metrics)
         .merge(crate::web::router());
     // Layered last, so they cover every route merged above and requests no route
     // matches; the guard runs first (a foreign Host gets no login attempt).

@@ -134,6 +134,11 @@ impl Transmission {
         Ok(())
     }
 
+    /// The RPC's `127.0.0.1:PORT`.
+    pub fn rpc_addr(&self) -> &str {
+        &self.rpc
+    }
+
     /// `transmission-remote -t HASH -i`, for failure messages.
     pub fn info(&self, info_hash: &str) -> String {
         self.remote(&["-t", info_hash, "-i"])

@@ -277,6 +277,11 @@ async fn respond(
             content_type: "text/html; charset=utf-8",
             body: status::html(service),
         },
+        (b"GET", b"/metrics") => Reply {
+            status: "200 OK",
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: crate::metrics::render(service),
+        },
         (b"GET", b"/stats") => Reply {
             status: "200 OK",
             content_type: "application/json",

@@ -85,6 +85,7 @@
 pub mod catalog;
 mod config;
 mod http;
+mod metrics;
 mod registry;
 mod server;
 mod service;

@@ -15,6 +15,7 @@ use shoal_proto::InfoHash;
 
 use crate::catalog::Catalog;
 use crate::config::TrackerConfig;
+use crate::metrics::Proto;
 use crate::registry::{Full, Registry};
 use crate::stats::Stats;
 use crate::swarm::PeerAnnounce;
@@ -79,10 +80,14 @@ impl Service {
         out: &mut Vec<SocketAddr>,
     ) -> Result<ScrapeStats, Refusal> {
         if self.config.catalog_only && !self.catalog.is_published(hash) {
+            let proto = if udp { Proto::Udp } else { Proto::Http };
+            self.stats.outcomes.announce_refused(proto);
             return Err(Refusal::NotPublished);
         }
         self.stats.announce(udp);
-        self.registry
+        let proto = if udp { Proto::Udp } else { Proto::Http };
+        let r = self
+            .registry
             .announce(
                 hash,
                 a,
@@ -91,7 +96,12 @@ impl Service {
                 &mut rand::thread_rng(),
                 out,
             )
-            .map_err(|Full| Refusal::Full)
+            .map_err(|Full| Refusal::Full);
+        match r {
+            Ok(_) => self.stats.outcomes.announce_ok(proto),
+            Err(_) => self.stats.outcomes.announce_refused(proto),
+        }
+        r
     }
 
     /// The failure reason for a refusal.

@@ -18,6 +18,8 @@ pub(crate) struct Stats {
     announces: AtomicU64,
     udp_announces: AtomicU64,
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Requests by protocol and result, for `/metrics`.
+    pub outcomes: crate::metrics::Outcomes,
 }
 
 impl Stats {
@@ -27,6 +29,7 @@ impl Stats {
             announces: AtomicU64::new(0),
             udp_announces: AtomicU64::new(0),
             samples: Mutex::new(VecDeque::from([(now, 0)])),
+            outcomes: Default::default(),
         }
     }
 

@@ -128,6 +128,7 @@ impl Service {
                 if !ids.check(connection_id, &from, now_secs) {
                     bad_connection(transaction_id)
                 } else {
+                    self.stats.outcomes.scrape_ok(crate::metrics::Proto::Udp);
                     Response::Scrape {
                         transaction_id,
                         stats: info_hashes.iter().map(|h| self.registry.stats(h)).collect(),

@@ -27,6 +27,9 @@ impl Service {
             Ok(req) => req,
             Err(e) => {
                 trace!(%source, error = %e, "bad announce");
+                self.stats
+                    .outcomes
+                    .announce_invalid(crate::metrics::Proto::Http);
                 return failure(body, &e.to_string());
             }
         };
@@ -69,10 +72,18 @@ impl Service {
     pub fn http_scrape(&self, query: &[u8], body: &mut Vec<u8>) {
         let req = match ScrapeRequest::from_query(query) {
             Ok(req) => req,
-            Err(e) => return failure(body, &e.to_string()),
+            Err(e) => {
+                self.stats
+                    .outcomes
+                    .scrape_invalid(crate::metrics::Proto::Http);
+                return failure(body, &e.to_string());
+            }
         };
         let files = if req.info_hashes.is_empty() {
             if self.config.full_scrape_limit == 0 {
+                self.stats
+                    .outcomes
+                    .scrape_invalid(crate::metrics::Proto::Http);
                 return failure(
                     body,
                     "full scrape is disabled on this tracker; pass info_hash parameters",
@@ -85,6 +96,7 @@ impl Service {
                 .map(|h| (*h, self.registry.stats(h)))
                 .collect()
         };
+        self.stats.outcomes.scrape_ok(crate::metrics::Proto::Http);
         ScrapeResponse { files }.encode_into(body);
     }
 }

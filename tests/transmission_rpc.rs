@@ -1,0 +1,560 @@
+//! The Transmission RPC at `/transmission/rpc` (docs/API.md) driven by real clients:
+//! Debian's `transmission-remote` 3.00, the `transmission-rpc` Python package, and a
+//! conformance run comparing the shape (keys and JSON types) of every answer with
+//! Debian's `transmission-daemon` given the same requests.
+
+mod common;
+mod nodeutil;
+
+use anyhow::{bail, ensure, Context, Result};
+use base64::Engine;
+use common::libtorrent::{skip, PYTHON};
+use common::transmission::Transmission;
+use common::*;
+use nodeutil::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A node whose download dir already holds `content.bin`, and its `.torrent`.
+struct Setup {
+    t: TestDir,
+    node: Node,
+    torrent: std::path::PathBuf,
+    hash: String,
+}
+
+fn setup(name: &str) -> Result<Setup> {
+    let t = TestDir::new(name)?;
+    let dl = t.sub("dl")?;
+    write_random_file(&dl.join("content.bin"), 300_000, 7)?;
+    let node = start_node("trpc node", &t.path().join("node"), &dl, &[])?;
+    let tracker = node.tracker.clone().context("embedded tracker")?;
+    let torrent = t.path().join("content.torrent");
+    let hash = create_torrent(&dl.join("content.bin"), &tracker, &torrent, 16384)?;
+    Ok(Setup {
+        t,
+        node,
+        torrent,
+        hash,
+    })
+}
+
+/// `127.0.0.1:PORT` of the node's web server.
+fn host_port(node: &Node) -> String {
+    node.url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn remote(addr: &str, args: &[&str], cwd: &Path) -> Result<String> {
+    let mut all = vec![addr];
+    all.extend_from_slice(args);
+    run(
+        "transmission-remote",
+        "transmission-remote",
+        &all,
+        cwd,
+        QUICK,
+    )
+}
+
+/// Summary of the node's torrent `hash` (JSON API), or `None` once removed.
+fn api_torrent(node: &Node, hash: &str) -> Result<Option<Value>> {
+    Ok(node
+        .torrents()?
+        .into_iter()
+        .find(|t| t["id"].as_str() == Some(hash)))
+}
+
+#[test]
+fn transmission_remote_drives_the_node() -> Result<()> {
+    if !have_tools("transmission-remote", &["transmission-remote"]) {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(150), || {
+        let mut s = setup("trpc-remote")?;
+        let addr = host_port(&s.node);
+        let cwd = s.t.path().to_path_buf();
+        let torrent = s.torrent.to_str().context("utf-8")?;
+        let out = remote(&addr, &["-a", torrent], &cwd)?;
+        ensure!(out.contains("success"), "add: {out}");
+        let list = remote(&addr, &["-l"], &cwd)?;
+        ensure!(
+            list.lines()
+                .any(|l| l.trim_start().starts_with("1 ") && l.contains("content.bin")),
+            "list:\n{list}"
+        );
+        poll("the node to verify the data", TRANSFER, || {
+            let info = remote(&addr, &["-t", "1", "-i"], &cwd)?;
+            Ok(info.contains("Percent Done: 100%").then_some(info))
+        })
+        .and_then(|info| {
+            ensure!(info.contains(&format!("Hash: {}", s.hash)), "info:\n{info}");
+            ensure!(info.contains("Name: content.bin"), "info:\n{info}");
+            Ok(())
+        })?;
+        remote(&addr, &["-t", "1", "-S"], &cwd)?;
+        let t = api_torrent(&s.node, &s.hash)?.context("torrent gone")?;
+        ensure!(state(&t) == "paused", "after -S: {t}");
+        ensure!(
+            remote(&addr, &["-l"], &cwd)?.contains("Stopped"),
+            "-l after -S"
+        );
+        remote(&addr, &["-t", "1", "-s"], &cwd)?;
+        let t = api_torrent(&s.node, &s.hash)?.context("torrent gone")?;
+        ensure!(state(&t) != "paused", "after -s: {t}");
+        let files = remote(&addr, &["-t", "1", "-if"], &cwd)?;
+        ensure!(files.contains("content.bin"), "-if:\n{files}");
+        let trackers = remote(&addr, &["-t", "1", "-it"], &cwd)?;
+        ensure!(trackers.contains("Tracker 0:"), "-it:\n{trackers}");
+        let magnet = format!("magnet:?xt=urn:btih:{}&dn=trpc-magnet", "ab".repeat(20));
+        ensure!(
+            remote(&addr, &["-a", &magnet], &cwd)?.contains("success"),
+            "magnet add"
+        );
+        let list = remote(&addr, &["-l"], &cwd)?;
+        ensure!(list.contains("trpc-magnet"), "magnet not listed:\n{list}");
+        remote(&addr, &["-t", "2", "-r"], &cwd)?;
+        ensure!(
+            !remote(&addr, &["-l"], &cwd)?.contains("trpc-magnet"),
+            "magnet not removed"
+        );
+        let data = s.t.path().join("dl/content.bin");
+        ensure!(data.is_file(), "data missing before delete");
+        remote(&addr, &["-t", "1", "--remove-and-delete"], &cwd)?;
+        ensure!(
+            api_torrent(&s.node, &s.hash)?.is_none(),
+            "torrent not removed"
+        );
+        poll("the data to be deleted", QUICK, || {
+            Ok((!data.exists()).then_some(()))
+        })?;
+        s.node.stop()
+    })
+}
+
+/// Whether the system Python has the `transmission-rpc` package (scripts/test installs
+/// it); otherwise skips (or fails under `SHOAL_INTEROP_REQUIRED=1`).
+fn have_python_client(test: &str) -> bool {
+    let ok = std::process::Command::new(PYTHON)
+        .args(["-c", "import transmission_rpc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!(
+            "SKIPPED {test}: {PYTHON} cannot import transmission_rpc \
+             (pip install --break-system-packages transmission-rpc)"
+        ));
+    }
+    ok
+}
+
+/// Runs `tests/drivers/trpc_client.py` against the RPC on `port`; its JSON report.
+fn python_client(name: &str, port: u16, torrent: &Path, data: &Path, cwd: &Path) -> Result<Value> {
+    let script = cwd.join("trpc_client.py");
+    std::fs::write(&script, include_str!("drivers/trpc_client.py"))?;
+    let magnet = format!("magnet:?xt=urn:btih:{}&dn=py-magnet", "cd".repeat(20));
+    let utf8 = |p: &Path| p.to_str().map(str::to_string).context("path is not UTF-8");
+    let args = [
+        utf8(&script)?,
+        port.to_string(),
+        utf8(torrent)?,
+        utf8(data)?,
+        magnet,
+    ];
+    let out = run(name, PYTHON, &args, cwd, TRANSFER)?;
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("{name} printed {out}"))
+}
+
+#[test]
+fn python_client_drives_the_node_and_the_reference() -> Result<()> {
+    if !have_python_client("transmission-rpc python")
+        || !have_tools("transmission-rpc python", &["transmission-daemon"])
+    {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(200), || {
+        let mut s = setup("trpc-python")?;
+        // The reference first: a failure there is the script's, not Shoal's.
+        let work = s.t.sub("reference")?;
+        let refdata = s.t.sub("reference/data")?;
+        std::fs::copy(
+            s.t.path().join("dl/content.bin"),
+            refdata.join("content.bin"),
+        )?;
+        let daemon = Transmission::start(&work)?;
+        let port = parse_port(daemon.rpc_addr().rsplit(':').next().unwrap_or(""))?;
+        let reference = python_client("python vs transmission", port, &s.torrent, &refdata, &work)?;
+        let dl = s.t.path().join("dl");
+        let port = parse_port(host_port(&s.node).rsplit(':').next().unwrap_or(""))?;
+        let ours = python_client("python vs shoal", port, &s.torrent, &dl, s.t.path())?;
+        ensure!(ours["added"]["hash"] == s.hash, "shoal: {ours}");
+        ensure!(ours["rpc_version"] == 17, "shoal: {ours}");
+        for key in ["name", "total_size", "files"] {
+            ensure!(
+                ours["torrent"][key] == reference["torrent"][key],
+                "{key}: shoal {ours} vs transmission {reference}"
+            );
+        }
+        ensure!(!dl.join("content.bin").exists(), "shoal kept the data");
+        s.node.stop()
+    })
+}
+
+/// A raw RPC client: the 409 session-id exchange, then JSON requests.
+struct RawRpc {
+    url: String,
+    session: String,
+}
+
+impl RawRpc {
+    fn new(addr: &str) -> RawRpc {
+        RawRpc {
+            url: format!("http://{addr}/transmission/rpc"),
+            session: String::new(),
+        }
+    }
+
+    fn call(&mut self, method: &str, args: Value) -> Result<Value> {
+        let body = json!({"method": method, "arguments": args, "tag": 7});
+        for _ in 0..2 {
+            let r = ureq::post(&self.url)
+                .set("X-Transmission-Session-Id", &self.session)
+                .timeout(Duration::from_secs(30))
+                .send_json(body.clone());
+            match r {
+                Ok(resp) => return Ok(resp.into_json()?),
+                Err(ureq::Error::Status(409, resp)) => {
+                    self.session = resp
+                        .header("X-Transmission-Session-Id")
+                        .context("409 without a session id")?
+                        .to_string();
+                }
+                Err(e) => return Err(e).context(format!("{method} to {}", self.url)),
+            }
+        }
+        bail!("{method}: 409 twice")
+    }
+}
+
+/// Every key path of `v` with its JSON type; arrays contribute their first element's
+/// paths under `path[]`.
+fn shape(v: &Value, path: &str, out: &mut BTreeMap<String, &'static str>) {
+    let ty = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.insert(path.to_string(), ty);
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                shape(v, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            if let Some(first) = a.first() {
+                shape(first, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Paths of `reference` missing from `ours` or of another type. A path inside an array
+/// that is empty on one side is not compared.
+fn shape_diff(reference: &Value, ours: &Value) -> Vec<String> {
+    let (mut r, mut o) = (BTreeMap::new(), BTreeMap::new());
+    shape(reference, "", &mut r);
+    shape(ours, "", &mut o);
+    let mut diff = Vec::new();
+    for (path, ty) in &r {
+        match o.get(path) {
+            Some(t) if t == ty => {}
+            Some(t) => diff.push(format!("{path}: transmission {ty}, shoal {t}")),
+            None => {
+                let elem = path.rfind("[]").map(|i| &path[..i + 2]);
+                if elem.is_some_and(|e| !o.contains_key(e)) {
+                    continue;
+                }
+                diff.push(format!("{path}: missing (transmission {ty})"));
+            }
+        }
+    }
+    diff
+}
+
+/// Fields `torrent-get` is asked for: everything `transmission-remote` (-l, -i, -if,
+/// -ip, -ic, -it), Sonarr/Radarr, Flood and transmission-rpc read.
+const FIELDS: &[&str] = &[
+    "activityDate",
+    "addedDate",
+    "availability",
+    "bandwidthPriority",
+    "comment",
+    "corruptEver",
+    "creator",
+    "dateCreated",
+    "desiredAvailable",
+    "doneDate",
+    "downloadDir",
+    "downloadedEver",
+    "downloadLimit",
+    "downloadLimited",
+    "editDate",
+    "error",
+    "errorString",
+    "eta",
+    "etaIdle",
+    "file-count",
+    "files",
+    "fileStats",
+    "group",
+    "hashString",
+    "haveUnchecked",
+    "haveValid",
+    "honorsSessionLimits",
+    "id",
+    "isFinished",
+    "isPrivate",
+    "isStalled",
+    "labels",
+    "leftUntilDone",
+    "magnetLink",
+    "manualAnnounceTime",
+    "maxConnectedPeers",
+    "metadataPercentComplete",
+    "name",
+    "peer-limit",
+    "peers",
+    "peersConnected",
+    "peersFrom",
+    "peersGettingFromUs",
+    "peersSendingToUs",
+    "percentComplete",
+    "percentDone",
+    "pieces",
+    "pieceCount",
+    "pieceSize",
+    "priorities",
+    "primary-mime-type",
+    "queuePosition",
+    "rateDownload",
+    "rateUpload",
+    "recheckProgress",
+    "secondsDownloading",
+    "secondsSeeding",
+    "seedIdleLimit",
+    "seedIdleMode",
+    "seedRatioLimit",
+    "seedRatioMode",
+    "sizeWhenDone",
+    "startDate",
+    "status",
+    "trackers",
+    "trackerList",
+    "trackerStats",
+    "totalSize",
+    "torrentFile",
+    "uploadedEver",
+    "uploadLimit",
+    "uploadLimited",
+    "uploadRatio",
+    "wanted",
+    "webseeds",
+    "webseedsSendingToUs",
+];
+
+/// `torrent-get` fields added in rpc-version 17 (Transmission 4.0), with the JSON type
+/// its spec gives them: the 3.00 reference answers them with junk numbers, so they are
+/// checked against the spec instead.
+const NEWER_THAN_REFERENCE: &[(&str, &str)] = &[
+    ("availability", "array"),
+    ("file-count", "number"),
+    ("group", "string"),
+    ("percentComplete", "number"),
+    ("primary-mime-type", "string"),
+    ("trackerList", "string"),
+];
+
+/// Takes the fields of [`NEWER_THAN_REFERENCE`] out of a `torrent-get` answer.
+fn strip_newer(v: &mut Value) {
+    let list = v
+        .get_mut("arguments")
+        .and_then(|a| a.get_mut("torrents"))
+        .and_then(Value::as_array_mut);
+    if let Some(list) = list {
+        for t in list.iter_mut().filter_map(Value::as_object_mut) {
+            for (f, _) in NEWER_THAN_REFERENCE {
+                t.remove(*f);
+            }
+        }
+    }
+}
+
+/// The conformance script: the same requests to a server; `(name, answer)` each.
+fn script(rpc: &mut RawRpc, torrent: &[u8], dir: &Path) -> Result<Vec<(String, Value)>> {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(torrent);
+    let dir = dir.to_str().context("utf-8")?;
+    let mut out = vec![(
+        "session-get".to_string(),
+        rpc.call("session-get", json!({}))?,
+    )];
+    let added = rpc.call("torrent-add", json!({"metainfo": b64, "download-dir": dir}))?;
+    let id = added["arguments"]["torrent-added"]["id"].clone();
+    ensure!(id.is_i64(), "torrent-add answered {added}");
+    out.push(("torrent-add".into(), added));
+    poll("the data to be verified", TRANSFER, || {
+        let r = rpc.call(
+            "torrent-get",
+            json!({"ids": [id], "fields": ["percentDone"]}),
+        )?;
+        Ok((r["arguments"]["torrents"][0]["percentDone"].as_f64() == Some(1.0)).then_some(()))
+    })?;
+    let calls: Vec<(&str, &str, Value)> = vec![
+        (
+            "torrent-get objects",
+            "torrent-get",
+            json!({"ids": [id], "fields": FIELDS}),
+        ),
+        (
+            "torrent-get table",
+            "torrent-get",
+            json!({"fields": ["id", "name", "status"], "format": "table"}),
+        ),
+        (
+            "torrent-get recent",
+            "torrent-get",
+            json!({"ids": "recently-active", "fields": ["id"]}),
+        ),
+        (
+            "torrent-add duplicate",
+            "torrent-add",
+            json!({"metainfo": b64, "download-dir": dir}),
+        ),
+        ("session-stats", "session-stats", json!({})),
+        ("free-space", "free-space", json!({"path": dir})),
+        (
+            "torrent-set files",
+            "torrent-set",
+            json!({"ids": [id], "files-wanted": [], "priority-high": [0]}),
+        ),
+        ("torrent-stop", "torrent-stop", json!({"ids": [id]})),
+        ("torrent-start", "torrent-start", json!({"ids": [id]})),
+        ("torrent-verify", "torrent-verify", json!({"ids": [id]})),
+        (
+            "torrent-remove",
+            "torrent-remove",
+            json!({"ids": [id], "delete-local-data": false}),
+        ),
+    ];
+    for (name, method, args) in calls {
+        out.push((name.to_string(), rpc.call(method, args)?));
+    }
+    Ok(out)
+}
+
+#[test]
+fn answers_have_the_shape_of_transmission_daemon() -> Result<()> {
+    if !have_tools("trpc conformance", &["transmission-daemon"]) {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(200), || {
+        let mut s = setup("trpc-shape")?;
+        let torrent = std::fs::read(&s.torrent)?;
+        let work = s.t.sub("reference")?;
+        let refdata = s.t.sub("reference/data")?;
+        std::fs::copy(
+            s.t.path().join("dl/content.bin"),
+            refdata.join("content.bin"),
+        )?;
+        let daemon = Transmission::start(&work)?;
+        let reference = script(&mut RawRpc::new(daemon.rpc_addr()), &torrent, &refdata)?;
+        let dl = s.t.path().join("dl");
+        let ours = script(&mut RawRpc::new(&host_port(&s.node)), &torrent, &dl)?;
+        let mut report = String::new();
+        let (_, got) = ours
+            .iter()
+            .find(|(n, _)| n == "torrent-get objects")
+            .context("get")?;
+        let mut spec = BTreeMap::new();
+        shape(got, "", &mut spec);
+        for (f, ty) in NEWER_THAN_REFERENCE {
+            let path = format!(".arguments.torrents[].{f}");
+            if spec.get(&path) != Some(ty) {
+                report.push_str(&format!("{path}: spec {ty}, shoal {:?}\n", spec.get(&path)));
+            }
+        }
+        let mut reference = reference;
+        for (_, r) in reference.iter_mut() {
+            strip_newer(r);
+        }
+        for ((name, r), (_, o)) in reference.iter().zip(&ours) {
+            ensure!(r["result"] == "success", "transmission {name}: {r}");
+            if o["result"] != "success" {
+                report.push_str(&format!("{name}: result {}\n", o["result"]));
+            }
+            for d in shape_diff(r, o) {
+                report.push_str(&format!("{name}: {d}\n"));
+            }
+        }
+        ensure!(
+            report.is_empty(),
+            "answers differ from transmission-daemon:\n{report}"
+        );
+        s.node.stop()
+    })
+}
+
+#[test]
+fn requests_without_the_session_id_get_409() -> Result<()> {
+    with_timeout(Duration::from_secs(60), || {
+        let t = TestDir::new("trpc-409")?;
+        let mut node = start_node("trpc node", &t.path().join("n"), &t.sub("dl")?, &[])?;
+        let url = format!("{}transmission/rpc", node.url);
+        let r = ureq::post(&url).send_string(r#"{"method":"session-get"}"#);
+        let Err(ureq::Error::Status(409, resp)) = r else {
+            bail!("expected 409, got {r:?}");
+        };
+        let sid = resp
+            .header("X-Transmission-Session-Id")
+            .context("no id")?
+            .to_string();
+        let (status, v) = call_with(
+            "POST",
+            &url,
+            &[("X-Transmission-Session-Id", &sid)],
+            Some(br#"{"method":"no-such-method","tag":5}"#),
+        )?;
+        ensure!(status == 200, "status {status}");
+        ensure!(
+            v["result"] == "method name not recognized" && v["tag"] == 5,
+            "{v}"
+        );
+        let (_, v) = call_with(
+            "POST",
+            &url,
+            &[("X-Transmission-Session-Id", &sid)],
+            Some(br#"{"method":"queue-move-top","arguments":{"ids":[1]}}"#),
+        )?;
+        ensure!(v["result"] != "success", "queue-move-top pretended: {v}");
+        let (_, v) = call_with(
+            "POST",
+            &url,
+            &[("X-Transmission-Session-Id", &sid)],
+            Some(br#"{"method":"port-test"}"#),
+        )?;
+        ensure!(
+            v["arguments"]["port-is-open"] == false && v["result"] != "success",
+            "{v}"
+        );
+        node.stop()
+    })
+}

@@ -558,3 +558,53 @@ fn requests_without_the_session_id_get_409() -> Result<()> {
         node.stop()
     })
 }
+
+/// Once a password is set, `transmission-remote` and the `transmission-rpc` package are
+/// refused without it or with a wrong one (HTTP Basic, as Transmission does), and get
+/// in with the right one.
+#[test]
+fn a_password_is_required_by_transmission_clients() -> Result<()> {
+    let python = have_python_client("transmission-rpc login");
+    with_timeout(Duration::from_secs(120), move || {
+        let t = TestDir::new("trpc-login")?;
+        let data = t.path().join("node");
+        let (ok, out) = passwd(&data, "tr-pass\ntr-pass\n")?;
+        ensure!(ok, "shoal passwd: {out}");
+        let mut node = start_node("trpc node", &data, &t.sub("dl")?, &[])?;
+        let addr = host_port(&node);
+        for auth in [None, Some("admin:wrong")] {
+            let mut args = vec!["-l"];
+            if let Some(a) = auth {
+                args.splice(0..0, ["--auth", a]);
+            }
+            let err = match remote(&addr, &args, t.path()) {
+                Ok(out) => bail!("transmission-remote {args:?} got in: {out}"),
+                Err(e) => format!("{e:#}"),
+            };
+            ensure!(err.contains("401"), "refusal without 401: {err}");
+        }
+        let listed = remote(&addr, &["--auth", "admin:tr-pass", "-l"], t.path())?;
+        ensure!(listed.contains("Sum:"), "{listed}");
+        if python {
+            let port = addr.rsplit(':').next().context("port")?;
+            let script = format!(
+                "from transmission_rpc import Client\n\
+                 from transmission_rpc.error import TransmissionAuthError\n\
+                 try:\n    Client(host='127.0.0.1', port={port}, username='admin', password='nope')\n    \
+                 raise SystemExit('a wrong password got in')\n\
+                 except TransmissionAuthError:\n    pass\n\
+                 c = Client(host='127.0.0.1', port={port}, username='admin', password='tr-pass')\n\
+                 print('rpc', c.get_session().rpc_version)\n"
+            );
+            let out = run(
+                "transmission-rpc login",
+                PYTHON,
+                &["-c", &script],
+                t.path(),
+                QUICK,
+            )?;
+            ensure!(out.contains("rpc 17"), "{out}");
+        }
+        node.stop()
+    })
+}

@@ -2,10 +2,12 @@
 """Seed or download one torrent with libtorrent (python3-libtorrent), for bench/run.
 
     lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--bind IP] [--keep-seeding] [--plugins]
+                 [--utp]
     lt_driver.py magnet MAGNET SAVE_DIR --peer HOST:PORT [--keep-seeding]
 
 Session: no default plugins (no PEX, ut_metadata, smart_ban), DHT, LSD, UPnP and NAT-PMP
-off, uTP off (TCP only), allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
+off, uTP off (TCP only; `--utp`: libtorrent's default, TCP and uTP both ways, scenario
+`stream`), allow_multiple_connections_per_ip on (else libtorrent bans 127.0.0.1 after seeing
 its own address in a tracker reply), listening on 127.0.0.1 only (or on --bind IP: the
 tests of tests/net_faults.rs run it inside network namespaces on their own addresses).
 `--plugins` (a seeder that serves metadata, BEP 9) and `magnet` create the session with
@@ -39,6 +41,8 @@ def main():
     ap.add_argument("--plugins", action="store_true",
                     help="default plugins (ut_metadata, ut_pex, smart_ban); always on for magnet")
     ap.add_argument("--peer", help="HOST:PORT to dial (mode magnet)")
+    ap.add_argument("--utp", action="store_true",
+                    help="uTP on as well as TCP (libtorrent's default transports)")
     a = ap.parse_args()
     if a.mode == "magnet" and not a.peer:
         ap.error("magnet needs --peer HOST:PORT")
@@ -51,8 +55,8 @@ def main():
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
         # TCP only, like the other clients: uTP over loopback is CPU-bound at a few 10 MB/s.
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
+        "enable_outgoing_utp": a.utp,
+        "enable_incoming_utp": a.utp,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     }
     base_mask = settings["alert_mask"]

@@ -320,6 +320,9 @@ def headline(r):
         return (f"metadata {fmt(r.get('t_metadata_s'), 3)} s, first piece "
                 f"{fmt(r.get('t_first_piece_s'), 3)} s, done {fmt(r.get('wall_s'), 3)} s "
                 f"({fmt(r.get('mb_s'))} MB/s)")
+    if sc == "stream" and r.get("t_first_byte_s") is not None:
+        from stream_report import headline as stream_headline  # it imports this module
+        return stream_headline(r)
     if sc == "tracker-http":
         return f"{fmt(r.get('req_s'), 0)} announces/s ({r.get('mode')})"
     if sc == "tracker-udp":
@@ -658,6 +661,8 @@ def summarize(paths):
     mse_target = mse_section(runs, L)
     if mse_target:
         targets.append(mse_target)
+    from stream_report import stream_section  # it imports this module
+    targets += stream_section(runs, L)
 
     errors(runs, L)
     every_run(runs, L)

@@ -13,6 +13,7 @@ import data
 from clients import (CLIENTS, OpenTracker, ShoalTracker, http, info_hash, wait_port,
                      wait_seeding_on_tracker)
 from proc import Proc, free_port, machine_state
+from stream import s_stream
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -22,7 +23,7 @@ MiB = 1 << 20
 # slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
 # 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
 DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
-                "hash": 7, "repeat": 20, "magnet": 7, "mse": 7}
+                "hash": 7, "repeat": 20, "magnet": 7, "mse": 7, "stream": 7}
 QUICK_RUNS = {"repeat": 3}
 
 
@@ -557,6 +558,7 @@ SCENARIOS = {
     "tracker": s5_tracker, "node": s6_node, "hash": hashing, "repeat": s_repeat,
     "magnet": s_magnet,
     "mse": s_mse,
+    "stream": s_stream,
 }
 ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],
            "6": ["node", "hash"], "s1": ["single"], "s2": ["tree"], "s3": ["crowd"],

@@ -1,11 +1,18 @@
-//! Opening a connection to a peer: uTP first, then TCP, as libtorrent does.
+//! Opening a connection to a peer: uTP first, then TCP, as libtorrent does, but
+//! without libtorrent's 3 s wait for a peer that ignores uTP.
 //!
-//! With a uTP endpoint, a dial sends a uTP SYN and waits [`UTP_CONNECT_TIMEOUT`] for
-//! the answer; unanswered or refused (`ST_RESET`), it connects over TCP instead. The
-//! transport that worked is remembered per address ([`MAX_REMEMBERED`] addresses, the
-//! memory forgotten at once when full), so a peer without uTP costs the wait once:
-//! later dials to it go straight to TCP. Without an endpoint (uTP off) every dial is
-//! TCP. The connector is shared by the session's torrents.
+//! With a uTP endpoint, a dial sends a uTP SYN and gives it [`UTP_HEAD_START`] alone;
+//! refused (`ST_RESET`) in that time, it connects over TCP at once; unanswered, it
+//! also dials TCP and the first transport to connect wins (the other attempt is
+//! dropped), uTP keeping its chance until [`UTP_CONNECT_TIMEOUT`]. Both need one
+//! round trip, so a peer that answers uTP within the head start still gets uTP; a
+//! TCP-only peer that drops the SYN silently (libtorrent with uTP off, most
+//! firewalls) costs the head start, not the full timeout (which made the first
+//! byte of a stream from such a seeder 3 s late). The transport that worked is
+//! remembered per address ([`MAX_REMEMBERED`] addresses, the memory forgotten at
+//! once when full), so later dials to a TCP peer go straight to TCP. Without an
+//! endpoint (uTP off) every dial is TCP. The connector is shared by the session's
+//! torrents.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,8 +26,15 @@ use super::handshake::HANDSHAKE_TIMEOUT;
 use super::{PeerError, PeerStream, TransportKind};
 use crate::utp::UtpEndpoint;
 
-/// How long a uTP SYN may go unanswered before TCP is tried (libtorrent's default).
+/// How long a uTP SYN may go unanswered before the uTP attempt is given up
+/// (libtorrent's default); TCP is dialled much earlier, see [`UTP_HEAD_START`].
 pub const UTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a uTP SYN goes alone before TCP is dialled beside it. Both attempts
+/// travel the same path, so the head start need not cover the round trip (unlike
+/// RFC 8305's 250 ms between address families), only the time the peer's client,
+/// not its kernel as for TCP, takes to answer the SYN: a few ms for a healthy one.
+/// Each ms of it is a ms of delay to a TCP-only peer's first byte (once per address).
+pub const UTP_HEAD_START: Duration = Duration::from_millis(50);
 /// Addresses whose working transport is remembered.
 pub const MAX_REMEMBERED: usize = 4096;
 
@@ -58,20 +72,58 @@ impl Connector {
         map.insert(addr, kind);
     }
 
-    /// Connects to `addr`: uTP first (unless TCP is what worked last time), then TCP.
+    /// Connects to `addr`: uTP first (unless TCP is what worked last time), TCP
+    /// beside it once uTP's head start passed or at once if uTP failed.
     pub async fn connect(&self, addr: SocketAddr) -> Result<PeerStream, PeerError> {
-        if let Some(utp) = &self.utp {
-            if self.remembered(&addr) != Some(TransportKind::Tcp) {
-                match tokio::time::timeout(UTP_CONNECT_TIMEOUT, utp.connect(addr)).await {
-                    Ok(Ok(s)) => {
-                        self.remember(addr, TransportKind::Utp);
-                        return Ok(PeerStream::Utp(s));
-                    }
+        let utp = match &self.utp {
+            Some(u) if self.remembered(&addr) != Some(TransportKind::Tcp) => u,
+            _ => return self.connect_tcp(addr).await,
+        };
+        let utp_try = tokio::time::timeout(UTP_CONNECT_TIMEOUT, utp.connect(addr));
+        tokio::pin!(utp_try);
+        tokio::select! {
+            r = &mut utp_try => {
+                match r {
+                    Ok(Ok(s)) => return Ok(self.utp_won(addr, s)),
                     Ok(Err(e)) => debug!(%addr, "uTP connect failed: {e}; trying TCP"),
                     Err(_) => debug!(%addr, "uTP connect unanswered; trying TCP"),
                 }
+                return self.connect_tcp(addr).await;
+            }
+            _ = tokio::time::sleep(UTP_HEAD_START) => {}
+        }
+        // Both at once: the first to connect wins. A TCP failure waits for uTP's answer.
+        let tcp_try = self.connect_tcp(addr);
+        tokio::pin!(tcp_try);
+        let mut tcp_failed = None;
+        loop {
+            tokio::select! {
+                r = &mut utp_try => {
+                    match r {
+                        Ok(Ok(s)) => return Ok(self.utp_won(addr, s)),
+                        Ok(Err(e)) => debug!(%addr, "uTP connect failed: {e}"),
+                        Err(_) => debug!(%addr, "uTP connect unanswered"),
+                    }
+                    return match tcp_failed {
+                        Some(e) => Err(e),
+                        None => tcp_try.await,
+                    };
+                }
+                r = &mut tcp_try, if tcp_failed.is_none() => match r {
+                    Ok(s) => return Ok(s),
+                    Err(e) => tcp_failed = Some(e),
+                },
             }
         }
+    }
+
+    fn utp_won(&self, addr: SocketAddr, s: crate::utp::UtpStream) -> PeerStream {
+        self.remember(addr, TransportKind::Utp);
+        PeerStream::Utp(s)
+    }
+
+    /// Connects over TCP; remembers it as `addr`'s transport when uTP is on.
+    async fn connect_tcp(&self, addr: SocketAddr) -> Result<PeerStream, PeerError> {
         let s = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(e.into()),
@@ -106,5 +158,89 @@ mod tests {
         let s = c.connect(addr).await.unwrap();
         assert!(matches!(s, PeerStream::Tcp(_)));
         assert_eq!(c.remembered(&addr), None);
+    }
+
+    use std::time::Instant;
+
+    use shoal_proto::utp::UtpConfig;
+    use tokio::net::{TcpListener, UdpSocket};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use crate::utp::{spawn_socket_reader, INCOMING_QUEUE};
+
+    /// A uTP endpoint on a loopback socket of its own.
+    fn utp_endpoint(socket: UdpSocket, t: &TaskTracker, c: &CancellationToken) -> Arc<UtpEndpoint> {
+        let socket = Arc::new(socket);
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        spawn_socket_reader(socket.clone(), tx, t, c.clone());
+        Arc::new(UtpEndpoint::new(
+            socket,
+            rx,
+            UtpConfig::default(),
+            t,
+            c.clone(),
+        ))
+    }
+
+    /// A TCP listener and a UDP socket on the same loopback port.
+    async fn tcp_and_udp() -> (TcpListener, UdpSocket, SocketAddr) {
+        loop {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            if let Ok(u) = UdpSocket::bind(addr).await {
+                return (l, u, addr);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn peer_ignoring_utp_costs_the_head_start_not_the_timeout() {
+        let (t, c) = (TaskTracker::new(), CancellationToken::new());
+        let ours = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let conn = Connector::new(Some(utp_endpoint(ours, &t, &c)));
+        // TCP-only, and its UDP socket reads nothing: SYNs vanish without a reset,
+        // as with libtorrent with uTP off.
+        let (l, _silent, addr) = tcp_and_udp().await;
+        let accept = tokio::spawn(async move { l.accept().await.map(|_| ()) });
+        let start = Instant::now();
+        let s = conn.connect(addr).await.unwrap();
+        let took = start.elapsed();
+        assert!(matches!(s, PeerStream::Tcp(_)));
+        assert!(
+            took >= UTP_HEAD_START,
+            "TCP before uTP's head start: {took:?}"
+        );
+        assert!(
+            took < UTP_CONNECT_TIMEOUT,
+            "waited for uTP's timeout: {took:?}"
+        );
+        assert_eq!(conn.remembered(&addr), Some(TransportKind::Tcp));
+        accept.await.unwrap().unwrap();
+        c.cancel();
+    }
+
+    #[tokio::test]
+    async fn utp_peer_gets_utp_when_tcp_is_refused() {
+        let (t, c) = (TaskTracker::new(), CancellationToken::new());
+        let ours = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let conn = Connector::new(Some(utp_endpoint(ours, &t, &c)));
+        // uTP only, and late: the TCP port is closed, so the TCP attempt made after
+        // the head start fails at once, and the dial must still wait for uTP, whose
+        // SYN waits in the peer's socket until its endpoint starts.
+        let (l, theirs, addr) = tcp_and_udp().await;
+        drop(l);
+        let (t2, c2) = (t.clone(), c.clone());
+        let accept = tokio::spawn(async move {
+            tokio::time::sleep(UTP_HEAD_START * 3).await;
+            let peer = utp_endpoint(theirs, &t2, &c2);
+            peer.accept().await.map(|_| ())
+        });
+        let s = conn.connect(addr).await.unwrap();
+        assert!(matches!(s, PeerStream::Utp(_)));
+        assert_eq!(conn.remembered(&addr), Some(TransportKind::Utp));
+        accept.await.unwrap().unwrap();
+        c.cancel();
     }
 }

@@ -5,10 +5,20 @@
 //! so the absolute value means nothing; the minimum over the last two minutes (kept in
 //! per-minute buckets) is the *base delay*, and a sample minus the base is the queueing
 //! delay our traffic adds. Below the 100 ms target the window grows by at most
-//! `gain` packets per round trip (a full window acked at zero queueing delay); above it
-//! it shrinks in proportion to how far the delay is past the target. A loss halves it, at most once per round trip; a
-//! retransmission timeout drops it to one packet. The window never goes below one
-//! packet.
+//! `gain` packets per round trip (a full window acked at zero queueing delay; two
+//! packets, as libutp's and libtorrent's 3000 bytes per round trip); above it it shrinks
+//! in proportion to how far the delay is past the target. A loss halves it, at most once
+//! per round trip and at most once per 100 ms (as libtorrent's `cwnd_reduce_timer`), so
+//! random loss on a short path does not cut it several times a window; a retransmission
+//! timeout drops it to one packet. The window never goes below one packet.
+//!
+//! Under random loss (not congestion) the additive growth decides the rate: halving on
+//! each loss and growing `gain` packets per round trip settles near a mean window of
+//! `sqrt(1.5 * gain / p)` packets (Reno's formula with `gain` for its one packet), so the
+//! rate goes with the square root of the gain. A gain of one packet left Shoal at about
+//! 60% of libtorrent's rate over a 40 ms round trip with 1% loss each way
+//! (`tests/utp_faults.rs`); the `lossy_long_link` simulation in `utp/tests.rs` went from
+//! 0.49 to 0.74 MB/s with both changes.
 //!
 //! Slow start (RFC 6817 allows it) doubles the window per round trip until the first
 //! loss or until the queueing delay reaches half the target, so a fresh connection
@@ -24,13 +34,16 @@ const BASE_BUCKETS: usize = 2;
 const BUCKET: Duration = Duration::from_secs(60);
 /// Recent samples whose minimum is the current delay (RFC 6817 `CURRENT_FILTER`).
 const CURRENT_FILTER: usize = 4;
+/// Shortest time between two loss cuts, whatever the round trip.
+const MIN_CUT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Congestion-control settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LedbatConfig {
     /// Queueing delay the sender aims for (BEP 29: 100 ms).
     pub target: Duration,
-    /// Most packets the window grows per round trip at zero queueing delay.
+    /// Most packets the window grows per round trip at zero queueing delay (2: libutp and
+    /// libtorrent grow 3000 bytes per round trip, two packets of 1500 bytes).
     pub gain: f64,
     /// Whether a new connection starts in slow start.
     pub slow_start: bool,
@@ -42,7 +55,7 @@ impl Default for LedbatConfig {
     fn default() -> Self {
         LedbatConfig {
             target: Duration::from_millis(100),
-            gain: 1.0,
+            gain: 2.0,
             slow_start: true,
             max_cwnd: 8 << 20,
         }
@@ -187,7 +200,7 @@ impl Ledbat {
         self.slow_start = false;
         if self
             .last_cut
-            .is_some_and(|t| now.saturating_duration_since(t) < rtt)
+            .is_some_and(|t| now.saturating_duration_since(t) < rtt.max(MIN_CUT_INTERVAL))
         {
             return;
         }
@@ -236,12 +249,12 @@ mod tests {
     }
 
     #[test]
-    fn below_target_grows_at_most_one_packet_per_rtt() {
+    fn below_target_grows_at_most_gain_packets_per_rtt() {
         let now = Instant::now();
         let mut l = steady(now);
         ack_window(&mut l, now, 50_000); // zero queueing delay
         let grown = l.cwnd();
-        assert!(grown > 10 * MSS && grown <= 11 * MSS, "{grown}");
+        assert!(grown > 11 * MSS && grown <= 12 * MSS, "{grown}");
         let mut half = steady(now);
         ack_window(&mut half, now, 100_000); // 50 ms queueing: half the gain
         assert!(half.cwnd() > 10 * MSS && half.cwnd() < grown);
@@ -285,6 +298,19 @@ mod tests {
     }
 
     #[test]
+    fn a_short_round_trip_still_cuts_at_most_every_100_ms() {
+        let now = Instant::now();
+        let rtt = Duration::from_millis(10);
+        let mut l = steady(now);
+        l.on_loss(now, rtt);
+        assert_eq!(l.cwnd(), 5 * MSS);
+        l.on_loss(now + Duration::from_millis(50), rtt);
+        assert_eq!(l.cwnd(), 5 * MSS, "five round trips, but within 100 ms");
+        l.on_loss(now + Duration::from_millis(101), rtt);
+        assert_eq!(l.cwnd(), 2500);
+    }
+
+    #[test]
     fn slow_start_doubles_until_delay_rises() {
         let now = Instant::now();
         let mut l = Ledbat::new(LedbatConfig::default(), MSS);
@@ -296,8 +322,8 @@ mod tests {
         let c = l.cwnd();
         ack_window(&mut l, now, 70_000);
         assert!(
-            l.cwnd() <= c + MSS,
-            "after slow start: one packet per round trip"
+            l.cwnd() <= c + 2 * MSS,
+            "after slow start: at most `gain` packets per round trip"
         );
     }
 

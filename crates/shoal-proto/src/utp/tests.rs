@@ -636,8 +636,8 @@ fn lossy_long_link_rate(seeds: std::ops::Range<u64>) -> f64 {
 }
 
 /// Simulated time and fixed seeds: the figure is deterministic. It was 0.49 MB/s with a
-/// gain of one packet per round trip and a cut every round trip; 0.74 MB/s with two
-/// packets (libutp's and libtorrent's 3000 bytes) and at most one cut per 100 ms.
+/// gain of one packet per round trip, 0.70 MB/s with two (libutp's and libtorrent's 3000
+/// bytes).
 #[test]
 fn lossy_long_link_keeps_its_rate() {
     let rate = lossy_long_link_rate(0..6);

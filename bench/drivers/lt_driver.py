@@ -2,7 +2,7 @@
 """Seed or download one torrent with libtorrent (python3-libtorrent), for bench/run.
 
     lt_driver.py seed|leech TORRENT SAVE_DIR [--port P] [--bind IP] [--keep-seeding] [--plugins]
-                 [--utp]
+                 [--utp | --utp-only] [--peer HOST:PORT]
     lt_driver.py magnet MAGNET SAVE_DIR --peer HOST:PORT [--keep-seeding]
 
 Session: no default plugins (no PEX, ut_metadata, smart_ban), DHT, LSD, UPnP and NAT-PMP
@@ -20,6 +20,10 @@ has no peer) and also prints `metadata received: NAME` when it has the info dict
 (metadata_received_alert, or status().has_metadata) and `first piece verified` when the
 first piece has been verified (piece_finished_alert, or status().num_pieces > 0); piece
 alerts are asked for only until then.
+`--utp` turns uTP on beside TCP (libtorrent's defaults; bench scenario stream), `--utp-only`
+turns TCP off (tests/utp_faults.rs); either prints `utp peer: ADDR` once a connected peer is on
+a uTP socket. `--peer`
+in mode seed or leech dials that peer, again every 0.5 s while it has none.
 """
 
 import argparse
@@ -40,9 +44,10 @@ def main():
     ap.add_argument("--keep-seeding", action="store_true")
     ap.add_argument("--plugins", action="store_true",
                     help="default plugins (ut_metadata, ut_pex, smart_ban); always on for magnet")
-    ap.add_argument("--peer", help="HOST:PORT to dial (mode magnet)")
+    ap.add_argument("--peer", help="HOST:PORT to dial (required in mode magnet)")
     ap.add_argument("--utp", action="store_true",
                     help="uTP on as well as TCP (libtorrent's default transports)")
+    ap.add_argument("--utp-only", action="store_true", help="uTP only: TCP off")
     a = ap.parse_args()
     if a.mode == "magnet" and not a.peer:
         ap.error("magnet needs --peer HOST:PORT")
@@ -55,10 +60,17 @@ def main():
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
         # TCP only, like the other clients: uTP over loopback is CPU-bound at a few 10 MB/s.
-        "enable_outgoing_utp": a.utp,
-        "enable_incoming_utp": a.utp,
+        "enable_outgoing_utp": a.utp or a.utp_only,
+        "enable_incoming_utp": a.utp or a.utp_only,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,
     }
+    if a.utp_only:
+        settings.update({
+            "enable_outgoing_utp": True,
+            "enable_incoming_utp": True,
+            "enable_outgoing_tcp": False,
+            "enable_incoming_tcp": False,
+        })
     base_mask = settings["alert_mask"]
     if a.mode == "magnet":
         # Until the first piece: piece_finished_alert wakes the loop at once (not 50 ms later).
@@ -70,14 +82,16 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
 
+    peer = None
+    if a.peer:
+        host, pport = a.peer.rsplit(":", 1)
+        peer = (host, int(pport))
     if a.mode == "magnet":
         atp = lt.parse_magnet_uri(a.torrent)
         atp.save_path = a.save
         h = ses.add_torrent(atp)
         info = None
         name = None
-        host, pport = a.peer.rsplit(":", 1)
-        peer = (host, int(pport))
     else:
         info = lt.torrent_info(a.torrent)
         atp = lt.add_torrent_params()
@@ -91,9 +105,12 @@ def main():
         time.sleep(0.01)
         port = ses.listen_port()
     print(f"peer port: {port}", flush=True)
-    if a.mode == "magnet":
+    if peer:
         h.connect_peer(peer)
         last_dial = time.monotonic()
+    # Not exported by the 2.0 bindings: peer_info::utp_socket is flag bit 17.
+    utp_socket = int(getattr(lt.peer_info, "utp_socket", 1 << 17))
+    said_utp = not (a.utp or a.utp_only)
 
     said_seeding = False
     done = False
@@ -109,6 +126,16 @@ def main():
             elif isinstance(al, lt.piece_finished_alert):
                 got_piece = True
         st = h.status()
+        if not said_utp:
+            for pi in h.get_peer_info():
+                if int(pi.flags) & utp_socket:
+                    print(f"utp peer: {pi.ip[0]}:{pi.ip[1]}", flush=True)
+                    said_utp = True
+                    break
+        if peer and a.mode != "magnet" and st.num_peers == 0 and not done \
+                and time.monotonic() - last_dial >= 0.5:
+            h.connect_peer(peer)  # re-dial while it has no peer
+            last_dial = time.monotonic()
         if a.mode == "magnet":
             if not said_meta and (got_meta or st.has_metadata):
                 info = h.torrent_file()

@@ -10,6 +10,11 @@
 //! are dropped. No queue limit (netem's default is 1000 packets). TUN devices have no
 //! offloads, so every packet is at most the MTU and carries its own checksums.
 //!
+//! [`Switch::block_tcp`] makes the switch drop every TCP packet between hosts (IP protocol
+//! 6), for tests that must force peers onto uTP without a firewall tool (`tests/utp_faults.rs`);
+//! [`Switch::udp_bytes`] says how many IPv4 bytes of UDP it carried, so such a test can
+//! check that its payload really crossed over UDP.
+//!
 //! The devices exist as long as their file descriptors: [`Switch`]'s drop stops the
 //! threads and closes them, before the namespaces are deleted.
 
@@ -27,6 +32,8 @@ use std::time::{Duration, Instant};
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
 
 /// A packet and when it is due at its destination.
 type Due = (Instant, Vec<u8>);
@@ -41,6 +48,7 @@ pub struct Impairment {
 /// The running switch; stops its threads and closes the TUN devices on drop.
 pub struct Switch {
     stop: Arc<AtomicBool>,
+    block_tcp: Arc<AtomicBool>,
     threads: Vec<thread::JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -51,6 +59,10 @@ pub struct Counters {
     packets: AtomicU64,
     dropped: AtomicU64,
     largest: AtomicU64,
+    /// TCP packets dropped because of [`Switch::block_tcp`].
+    tcp_blocked: AtomicU64,
+    /// IPv4 bytes of UDP packets delivered (not lost).
+    udp_bytes: AtomicU64,
 }
 
 /// Creates TUN device `dev` in `ns` (from a thread moved into it) and returns its fd.
@@ -97,8 +109,10 @@ impl Switch {
         seed: u64,
     ) -> Result<Switch> {
         let stop = Arc::new(AtomicBool::new(false));
+        let block_tcp = Arc::new(AtomicBool::new(false));
         let mut switch = Switch {
             stop: stop.clone(),
+            block_tcp: block_tcp.clone(),
             threads: Vec::new(),
             counters: Arc::default(),
         };
@@ -136,6 +150,7 @@ impl Switch {
         for (i, (_, tun)) in tuns.into_iter().enumerate() {
             let routes = routes.clone();
             let stop = stop.clone();
+            let block_tcp = block_tcp.clone();
             let counters = switch.counters.clone();
             let mut rng = SplitMix64::new(seed.wrapping_add(i as u64));
             let threshold = (imp.loss * u64::MAX as f64) as u64;
@@ -166,9 +181,17 @@ impl Switch {
                     };
                     counters.packets.fetch_add(1, Ordering::Relaxed);
                     counters.largest.fetch_max(n as u64, Ordering::Relaxed);
+                    let proto = pkt[9];
+                    if proto == IPPROTO_TCP && block_tcp.load(Ordering::Relaxed) {
+                        counters.tcp_blocked.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     if rng.next_u64() < threshold {
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
+                    }
+                    if proto == IPPROTO_UDP {
+                        counters.udp_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     let _ = tx.send((Instant::now() + imp.delay, pkt.to_vec()));
                 }
@@ -179,18 +202,39 @@ impl Switch {
 }
 
 impl Switch {
-    /// `N packets, M dropped (x%), largest L bytes` so far.
+    /// `N packets, M dropped (x%), largest L bytes` so far (and the TCP packets blocked and
+    /// UDP bytes carried, once TCP is blocked).
     pub fn summary(&self) -> String {
         let c = &self.counters;
         let (n, d) = (
             c.packets.load(Ordering::Relaxed),
             c.dropped.load(Ordering::Relaxed),
         );
-        format!(
+        let mut s = format!(
             "{n} packets, {d} dropped ({:.2}%), largest {} bytes",
             d as f64 * 100.0 / n.max(1) as f64,
             c.largest.load(Ordering::Relaxed)
-        )
+        );
+        if self.block_tcp.load(Ordering::Relaxed) {
+            s += &format!(
+                ", {} TCP packets blocked, {} UDP bytes carried",
+                c.tcp_blocked.load(Ordering::Relaxed),
+                self.udp_bytes()
+            );
+        }
+        s
+    }
+
+    /// From now on, drops every TCP packet between hosts (`on`), or carries them again.
+    /// Not counted as loss: the impairment applies to what gets through.
+    #[allow(dead_code)] // net_faults.rs includes this file too and keeps TCP.
+    pub fn block_tcp(&self, on: bool) {
+        self.block_tcp.store(on, Ordering::Relaxed);
+    }
+
+    /// IPv4 bytes (headers included) of the UDP packets delivered so far.
+    pub fn udp_bytes(&self) -> u64 {
+        self.counters.udp_bytes.load(Ordering::Relaxed)
     }
 }
 

@@ -5,10 +5,18 @@
 //! so the absolute value means nothing; the minimum over the last two minutes (kept in
 //! per-minute buckets) is the *base delay*, and a sample minus the base is the queueing
 //! delay our traffic adds. Below the 100 ms target the window grows by at most
-//! `gain` packets per round trip (a full window acked at zero queueing delay); above it
-//! it shrinks in proportion to how far the delay is past the target. A loss halves it, at most once per round trip; a
-//! retransmission timeout drops it to one packet. The window never goes below one
-//! packet.
+//! `gain` packets per round trip (a full window acked at zero queueing delay; two
+//! packets, as libutp's and libtorrent's 3000 bytes per round trip); above it it shrinks
+//! in proportion to how far the delay is past the target. A loss halves it, at most once
+//! per round trip; a retransmission timeout drops it to one packet. The window never goes below one packet.
+//!
+//! Under random loss (not congestion) the additive growth decides the rate: halving on
+//! each loss and growing `gain` packets per round trip settles near a mean window of
+//! `sqrt(1.5 * gain / p)` packets (Reno's formula with `gain` for its one packet), so the
+//! rate goes with the square root of the gain. A gain of one packet left Shoal at about
+//! 60% of libtorrent's rate over a 40 ms round trip with 1% loss each way
+//! (`tests/utp_faults.rs`); the `lossy_long_link` simulation in `utp/tests.rs` went from
+//! 0.49 to 0.70 MB/s with two.
 //!
 //! Slow start (RFC 6817 allows it) doubles the window per round trip until the first
 //! loss or until the queueing delay reaches half the target, so a fresh connection
@@ -30,7 +38,8 @@ const CURRENT_FILTER: usize = 4;
 pub struct LedbatConfig {
     /// Queueing delay the sender aims for (BEP 29: 100 ms).
     pub target: Duration,
-    /// Most packets the window grows per round trip at zero queueing delay.
+    /// Most packets the window grows per round trip at zero queueing delay (2: libutp and
+    /// libtorrent grow 3000 bytes per round trip, two packets of 1500 bytes).
     pub gain: f64,
     /// Whether a new connection starts in slow start.
     pub slow_start: bool,
@@ -42,7 +51,7 @@ impl Default for LedbatConfig {
     fn default() -> Self {
         LedbatConfig {
             target: Duration::from_millis(100),
-            gain: 1.0,
+            gain: 2.0,
             slow_start: true,
             max_cwnd: 8 << 20,
         }
@@ -236,12 +245,12 @@ mod tests {
     }
 
     #[test]
-    fn below_target_grows_at_most_one_packet_per_rtt() {
+    fn below_target_grows_at_most_gain_packets_per_rtt() {
         let now = Instant::now();
         let mut l = steady(now);
         ack_window(&mut l, now, 50_000); // zero queueing delay
         let grown = l.cwnd();
-        assert!(grown > 10 * MSS && grown <= 11 * MSS, "{grown}");
+        assert!(grown > 11 * MSS && grown <= 12 * MSS, "{grown}");
         let mut half = steady(now);
         ack_window(&mut half, now, 100_000); // 50 ms queueing: half the gain
         assert!(half.cwnd() > 10 * MSS && half.cwnd() < grown);
@@ -296,8 +305,8 @@ mod tests {
         let c = l.cwnd();
         ack_window(&mut l, now, 70_000);
         assert!(
-            l.cwnd() <= c + MSS,
-            "after slow start: one packet per round trip"
+            l.cwnd() <= c + 2 * MSS,
+            "after slow start: at most `gain` packets per round trip"
         );
     }
 

@@ -127,7 +127,7 @@ impl Link {
         self.leecher.shoal("shoal download", &args, dir, &[])
     }
 
-    /// `lt_driver.py MODE TORRENT SAVE --utp --bind IP [--peer PEER]` on `ns`.
+    /// `lt_driver.py MODE TORRENT SAVE --utp-only --bind IP [--peer PEER]` on `ns`.
     fn libtorrent(
         &self,
         ns: &Netns,

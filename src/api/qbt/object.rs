@@ -267,7 +267,7 @@ mod tests {
             category: None,
             tags: Vec::new(),
             auto: crate::node::rules::TorrentAuto::default().view(false),
-            order: crate::store::options::DownloadOrder::default(),
+            order: Default::default(),
         }
     }
 
@@ -329,7 +329,10 @@ mod tests {
         assert_eq!(o["max_inactive_seeding_time"], -1);
         assert_eq!(o["seeding_time"], 42);
         assert_eq!(o["priority"], 3);
-        assert_eq!((o["seq_dl"].clone(), o["f_l_piece_prio"].clone()), (json!(true), json!(false)));
+        assert_eq!(
+            (o["seq_dl"].clone(), o["f_l_piece_prio"].clone()),
+            (json!(true), json!(false))
+        );
         // Complete torrents and a queue that is off have no position, as in qBittorrent.
         let mut done = summary("seeding", 1.0, 0, 0);
         done.auto.queue_position = 1;

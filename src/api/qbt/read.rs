@@ -27,8 +27,7 @@ pub fn passes(filter: &str, state: &str, up: u64) -> bool {
         "uploading" | "stalledUP" | "checkingUP" | "queuedUP" | "forcedUP"
     );
     let stopped = matches!(state, "stoppedDL" | "stoppedUP");
-    let active =
-        matches!(
+    let active = matches!(
         state,
         "metaDL" | "downloading" | "uploading" | "forcedDL" | "forcedUP"
     ) || (state == "stalledDL" && up > 0);

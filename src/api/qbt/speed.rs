@@ -114,8 +114,9 @@ impl Prefs<'_> {
     fn num(&self, k: &str) -> QbtResult<Option<f64>> {
         match self.0.get(k) {
             None => Ok(None),
-            Some(v) => (v.as_f64().map(Some))
-                .ok_or_else(|| QbtError::bad(format!("{k} must be a number"))),
+            Some(v) => {
+                (v.as_f64().map(Some)).ok_or_else(|| QbtError::bad(format!("{k} must be a number")))
+            }
         }
     }
 
@@ -137,9 +138,13 @@ impl Prefs<'_> {
 
     /// A count where -1 (any negative) is none: Shoal's 0.
     fn count(&self, k: &str) -> QbtResult<Option<u32>> {
-        Ok(self
-            .num(k)?
-            .map(|n| if n <= 0.0 { 0 } else { n.min(f64::from(u32::MAX)) as u32 }))
+        Ok(self.num(k)?.map(|n| {
+            if n <= 0.0 {
+                0
+            } else {
+                n.min(f64::from(u32::MAX)) as u32
+            }
+        }))
     }
 
     /// A `schedule_*_hour` and `_min` pair as minutes after midnight (both needed).
@@ -155,12 +160,19 @@ impl Prefs<'_> {
 }
 
 /// Puts the automation preferences of `prefs` into `patch`; `cur`: the settings now.
-pub fn patch(prefs: &Map<String, Value>, cur: &Settings, patch: &mut SettingsPatch) -> QbtResult<()> {
+pub fn patch(
+    prefs: &Map<String, Value>,
+    cur: &Settings,
+    patch: &mut SettingsPatch,
+) -> QbtResult<()> {
     let p = Prefs(prefs);
     let mut a = AutoPatch {
         seed_ratio_limit: p.limit("max_ratio_enabled", "max_ratio")?,
         seed_time_limit: p.limit("max_seeding_time_enabled", "max_seeding_time")?,
-        seed_idle_limit: p.limit("max_inactive_seeding_time_enabled", "max_inactive_seeding_time")?,
+        seed_idle_limit: p.limit(
+            "max_inactive_seeding_time_enabled",
+            "max_inactive_seeding_time",
+        )?,
         queueing_enabled: p.flag("queueing_enabled")?,
         max_active_seeds: p.count("max_active_uploads")?,
         alt_max_down: p.num("alt_dl_limit")?.map(|v| v.max(0.0) as u64),
@@ -175,7 +187,9 @@ pub fn patch(prefs: &Map<String, Value>, cur: &Settings, patch: &mut SettingsPat
         Some(0) => Some(LimitAction::Stop),
         Some(1) => Some(LimitAction::Remove),
         Some(n) => {
-            tracing::warn!("qBittorrent API: max_ratio_act {n} is not supported (0 stop, 1 remove); ignored");
+            tracing::warn!(
+                "qBittorrent API: max_ratio_act {n} is not supported (0 stop, 1 remove); ignored"
+            );
             None
         }
     };
@@ -184,7 +198,9 @@ pub fn patch(prefs: &Map<String, Value>, cur: &Settings, patch: &mut SettingsPat
             days_of(code as i64).ok_or_else(|| QbtError::bad("scheduler_days must be 0 to 9"))?,
         );
     }
-    let slow_timer = p.num("slow_torrent_inactive_timer")?.map(|v| v.max(1.0) as u64);
+    let slow_timer = p
+        .num("slow_torrent_inactive_timer")?
+        .map(|v| v.max(1.0) as u64);
     a.stalled_secs = match p.flag("dont_count_slow_torrents")? {
         Some(false) => Some(0),
         Some(true) => Some(slow_timer.unwrap_or(if cur.auto.stalled_secs > 0 {
@@ -218,7 +234,9 @@ async fn set_mode(q: &Qbt, on: bool) -> QbtResult<Response> {
     };
     super::app::apply(q, patch).await?;
     if !on && altspeed::active(&q.node) {
-        tracing::info!("qBittorrent API: alternative limits stay on until the schedule's span ends");
+        tracing::info!(
+            "qBittorrent API: alternative limits stay on until the schedule's span ends"
+        );
     }
     Ok(text(""))
 }
@@ -229,7 +247,9 @@ pub async fn toggle_speed_limits_mode(State(q): State<Qbt>) -> QbtResult<Respons
 }
 
 pub async fn set_speed_limits_mode(State(q): State<Qbt>, p: Params) -> QbtResult<Response> {
-    let mode = p.int("mode").ok_or_else(|| QbtError::bad("'mode': invalid argument"))?;
+    let mode = p
+        .int("mode")
+        .ok_or_else(|| QbtError::bad("'mode': invalid argument"))?;
     set_mode(&q, mode != 0).await
 }
 
@@ -281,8 +301,17 @@ mod tests {
         assert_eq!(p["max_active_uploads"], -1);
         assert_eq!(p["dont_count_slow_torrents"], true);
         assert_eq!(p["alt_dl_limit"], 1024);
-        assert_eq!((p["schedule_from_hour"].clone(), p["schedule_from_min"].clone()), (json!(22), json!(30)));
-        assert_eq!((p["schedule_to_hour"].clone(), p["schedule_to_min"].clone()), (json!(0), json!(0)));
+        assert_eq!(
+            (
+                p["schedule_from_hour"].clone(),
+                p["schedule_from_min"].clone()
+            ),
+            (json!(22), json!(30))
+        );
+        assert_eq!(
+            (p["schedule_to_hour"].clone(), p["schedule_to_min"].clone()),
+            (json!(0), json!(0))
+        );
         assert_eq!(p["scheduler_days"], 1);
     }
 
@@ -312,7 +341,10 @@ mod tests {
         assert_eq!(a.stalled_secs, Some(0));
         assert_eq!((a.alt_max_down, a.alt_max_up), (Some(2048), Some(0)));
         assert_eq!(a.alt_schedule_enabled, Some(true));
-        assert_eq!((a.alt_schedule_begin, a.alt_schedule_end), (Some(495), Some(1080)));
+        assert_eq!(
+            (a.alt_schedule_begin, a.alt_schedule_end),
+            (Some(495), Some(1080))
+        );
         assert_eq!(a.alt_schedule_days, Some(0x41));
         // Unsupported actions are ignored; wrong types and times refused.
         let mut out = SettingsPatch::default();
@@ -324,7 +356,10 @@ mod tests {
             json!({"scheduler_days": 12}),
         ];
         for b in bad {
-            assert!(patch(&prefs(b.clone()), &cur, &mut SettingsPatch::default()).is_err(), "{b}");
+            assert!(
+                patch(&prefs(b.clone()), &cur, &mut SettingsPatch::default()).is_err(),
+                "{b}"
+            );
         }
     }
 

@@ -92,6 +92,7 @@ pub fn app(node: Node, bound: SocketAddr, web: &WebLayers) -> Router {
         .route("/torrents/:id/queue", post(automation::queue))
         .route("/torrents/:id/force_start", post(automation::force_start))
         .route("/torrents/:id/order", put(order::set_order))
+        .route("/torrents/:id/reannounce", post(torrents::reannounce))
         .route("/torrents/:id/files/:index/stream", get(stream::stream))
         .route(
             "/torrents/:id/files/:index/stream-token",

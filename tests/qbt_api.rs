@@ -99,6 +99,16 @@ fn qbittorrent_api_client_drives_shoal() -> Result<()> {
         // The native API sees the same labels machinery.
         let (code, _) = call_raw("GET", &node.api("categories"), "application/json", b"")?;
         ensure!(code == 200, "GET /api/categories answered {code}");
+        // The preferences the driver left are the node's settings.
+        let (code, s) = call_raw("GET", &node.api("settings"), "application/json", b"")?;
+        ensure!(code == 200, "GET /api/settings answered {code}");
+        ensure!(
+            s["queueing_enabled"] == true
+                && s["max_active_seeds"] == 3
+                && s["alt_max_up"] == 2048
+                && s["alt_enabled"] == false,
+            "settings after the driver: {s}"
+        );
         node.stop()
     })
 }

@@ -10,16 +10,18 @@
 //! 5 does.
 //!
 //! The answers mirror qBittorrent 5.0 (WebAPI 2.11.2) key for key; `tests/qbt_api.rs`
-//! compares their shapes with a real `qbittorrent-nox`. Not implemented here (they
-//! belong with share limits, queue positions and download order): `setShareLimits`,
-//! `topPrio`/`bottomPrio`/`increasePrio`/`decreasePrio`, `toggleSequentialDownload`,
-//! `toggleFirstLastPiecePrio`, `setForceStart`, `reannounce`; each is one handler
-//! in `qbt/write.rs` and one route below.
+//! compares their shapes with a real `qbittorrent-nox`. Share limits, queue moves,
+//! force start, download order and reannounce (`qbt/control.rs`) map onto the node's
+//! seeding rules, queue (`crate::node::queue`), download order and the engine's
+//! announce trigger; alternative speed limits and their schedule onto its `alt_*`
+//! settings (`qbt/app.rs`).
 
 mod app;
+mod control;
 mod labels;
 mod object;
 mod read;
+mod speed;
 mod sync;
 mod write;
 
@@ -71,7 +73,7 @@ pub fn router(node: Node) -> Router {
         .route("/app/preferences", read!(app::preferences))
         .route("/app/setPreferences", post(app::set_preferences))
         .route("/transfer/info", read!(app::transfer_info))
-        .route("/transfer/speedLimitsMode", read!(app::speed_limits_mode))
+        .route("/transfer/speedLimitsMode", read!(speed::speed_limits_mode))
         .route("/transfer/downloadLimit", read!(app::download_limit))
         .route("/transfer/uploadLimit", read!(app::upload_limit))
         .route("/transfer/setDownloadLimit", post(app::set_download_limit))
@@ -107,6 +109,29 @@ pub fn router(node: Node) -> Router {
         .route("/torrents/addTags", post(labels::add_tags))
         .route("/torrents/removeTags", post(labels::remove_tags))
         .route("/sync/maindata", read!(sync::maindata))
+        .route("/torrents/setShareLimits", post(control::set_share_limits))
+        .route("/torrents/topPrio", post(control::top_prio))
+        .route("/torrents/bottomPrio", post(control::bottom_prio))
+        .route("/torrents/increasePrio", post(control::increase_prio))
+        .route("/torrents/decreasePrio", post(control::decrease_prio))
+        .route("/torrents/setForceStart", post(control::set_force_start))
+        .route(
+            "/torrents/toggleSequentialDownload",
+            post(control::toggle_sequential),
+        )
+        .route(
+            "/torrents/toggleFirstLastPiecePrio",
+            post(control::toggle_first_last),
+        )
+        .route("/torrents/reannounce", post(control::reannounce))
+        .route(
+            "/transfer/toggleSpeedLimitsMode",
+            post(speed::toggle_speed_limits_mode),
+        )
+        .route(
+            "/transfer/setSpeedLimitsMode",
+            post(speed::set_speed_limits_mode),
+        )
         .fallback(|| async { QbtError::new(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
 }

@@ -204,6 +204,35 @@ pub async fn recheck(State(node): State<Node>, Path(id): Path<String>) -> ApiRes
     Ok(Json(summary(&node, hash)?))
 }
 
+/// `POST /api/torrents/:id/reannounce`: announces to its trackers now; 409 when it does
+/// not run (paused, queued, or a magnet still fetching its metadata).
+pub async fn reannounce(
+    State(node): State<Node>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Summary>> {
+    let hash = resolve(&node, &id)?;
+    if !reannounce_now(&node, hash) {
+        return Err(ApiError::conflict(
+            "the torrent is not running (paused, queued or waiting for its metadata); \
+             start it to announce",
+            hash.to_hex(),
+        ));
+    }
+    Ok(Json(summary(&node, hash)?))
+}
+
+/// Asks a running torrent's announce task for a round now; false when it does not run.
+pub fn reannounce_now(node: &Node, hash: InfoHash) -> bool {
+    let map = node.torrents();
+    match map.get(&hash).and_then(|e| e.run.as_ref()) {
+        Some(r) => {
+            r.handle.reannounce();
+            true
+        }
+        None => false,
+    }
+}
+
 pub async fn export(State(node): State<Node>, Path(id): Path<String>) -> ApiResult<Response> {
     let hash = resolve(&node, &id)?;
     if pending_magnet(&node, hash).is_some() {

@@ -16,8 +16,11 @@ Only loopback URLs are used. No login: Shoal's login layer is a separate part, a
 reference runs with WebUI\\LocalHostAuth=false.
 """
 import hashlib
+import http.server
 import json
+import os
 import sys
+import threading
 import time
 
 import qbittorrentapi
@@ -65,6 +68,200 @@ def wait_for(what, fn, timeout=30):
         if time.time() > deadline:
             fail(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def benc(v):
+    """Bencodes ints, bytes, strs, lists and dicts (keys sorted)."""
+    if isinstance(v, int):
+        return b"i%de" % v
+    if isinstance(v, str):
+        v = v.encode()
+    if isinstance(v, bytes):
+        return b"%d:%s" % (len(v), v)
+    if isinstance(v, list):
+        return b"l" + b"".join(benc(x) for x in v) + b"e"
+    items = sorted((k.encode() if isinstance(k, str) else k, x) for k, x in v.items())
+    return b"d" + b"".join(benc(k) + benc(x) for k, x in items) + b"e"
+
+
+class Tracker:
+    """A loopback HTTP tracker that counts announces and answers with no peers and a
+    30-minute interval, so any announce within a test is one asked for."""
+
+    def __init__(self):
+        self.announces = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.announces += 1
+                body = benc({"interval": 1800, "peers": b""})
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/announce"
+
+
+def incomplete_torrent(path, announce):
+    """Writes a .torrent of data nobody has (so it never completes); returns its hash."""
+    info = {"length": 3 * 16384, "name": "nobody-has-this.bin", "piece length": 16384,
+            "pieces": os.urandom(60)}
+    with open(path, "wb") as f:
+        f.write(benc({"announce": announce, "info": info}))
+    return hashlib.sha1(benc(info)).hexdigest()
+
+
+def native(url, method, path, **kw):
+    """A call to Shoal's own JSON API (the node's state as it sees it)."""
+    r = requests.request(method, f"{url}/api/{path}", timeout=20, **kw)
+    return r.status_code, (r.json() if r.content else None)
+
+
+def automation(c, url, h, save):
+    """Share limits, queue moves, force start, download order, reannounce, seeding and
+    queue preferences, alternative speed limits: each through qbittorrent-api, each
+    checked in the qBittorrent answer and in the node's own API."""
+    tracker = Tracker()
+    path = os.path.join(os.path.dirname(save.rstrip("/")), "second.torrent")
+    h2 = incomplete_torrent(path, tracker.url)
+
+    def info(x):
+        return c.torrents_info(torrent_hashes=x)[0]
+
+    def node(x):
+        code, v = native(url, "GET", f"torrents/{x}")
+        check(code == 200, f"GET /api/torrents/{x} answered {code}")
+        return v
+
+    r = c.torrents_add(torrent_files=path, save_path=save, is_stopped=True,
+                       is_sequential_download=True, is_first_last_piece_priority=True,
+                       ratio_limit=1.5, seeding_time_limit=60)
+    check(r == "Ok.", f"add with options answered {r!r}")
+    t = info(h2)
+    check(t.seq_dl is True and t.f_l_piece_prio is True, f"add order: {t.seq_dl} {t.f_l_piece_prio}")
+    check(t.ratio_limit == 1.5 and t.seeding_time_limit == 60, f"add limits: {t.ratio_limit} {t.seeding_time_limit}")
+    check(t.inactive_seeding_time_limit == -2 and t.max_ratio == 1.5, f"limits: {t}")
+    n = node(h2)
+    check(n["sequential"] and n["first_last_piece"] and n["ratio_limit"] == 1.5, f"node after add: {n}")
+
+    # Download order toggles.
+    c.torrents_toggle_sequential_download(torrent_hashes=h2)
+    c.torrents_toggle_first_last_piece_priority(torrent_hashes=h2)
+    t = info(h2)
+    check(t.seq_dl is False and t.f_l_piece_prio is False, f"toggled order: {t.seq_dl} {t.f_l_piece_prio}")
+    n = node(h2)
+    check(not n["sequential"] and not n["first_last_piece"], f"node order: {n}")
+    c.torrents_toggle_sequential_download(torrent_hashes=h2)
+    check(info(h2).seq_dl is True and node(h2)["sequential"], "sequential toggled back on")
+
+    # Share limits: the torrent's own, and the global ones through the preferences.
+    c.torrents_set_share_limits(torrent_hashes=h2, ratio_limit=-1, seeding_time_limit=-2,
+                                inactive_seeding_time_limit=30)
+    t = info(h2)
+    check((t.ratio_limit, t.seeding_time_limit, t.inactive_seeding_time_limit) == (-1, -2, 30),
+          f"share limits: {t.ratio_limit} {t.seeding_time_limit} {t.inactive_seeding_time_limit}")
+    check(t.max_ratio == -1 and t.max_inactive_seeding_time == 30, f"effective limits: {t}")
+    n = node(h2)
+    check((n["ratio_limit"], n["seed_time_limit"], n["seed_idle_limit"]) == (-1, -2, 30), f"node limits: {n}")
+    r = requests.post(f"{url}/api/v2/torrents/setShareLimits", data={"hashes": h2, "ratioLimit": 1},
+                      timeout=20)
+    check(r.status_code == 400, f"setShareLimits without all limits answered {r.status_code}")
+    c.app.set_preferences({"max_ratio_enabled": True, "max_ratio": 3, "max_seeding_time_enabled": True,
+                           "max_seeding_time": 600, "max_ratio_act": 1})
+    prefs = c.app.preferences
+    check(prefs["max_ratio_enabled"] and prefs["max_ratio"] == 3 and prefs["max_seeding_time"] == 600,
+          f"share preferences: {prefs['max_ratio']} {prefs['max_seeding_time']}")
+    check(prefs["max_ratio_act"] == 1, f"max_ratio_act {prefs['max_ratio_act']}")
+    _, st = native(url, "GET", "settings")
+    check(st["seed_ratio_limit"] == 3 and st["seed_time_limit"] == 600 and st["seed_limit_action"] == "remove",
+          f"node settings: {st}")
+    check(info(h2).max_seeding_time == 600, "seedingTimeLimit -2 follows the global limit")
+    check(info(h).max_ratio == 3, "a torrent on global limits shows them in max_ratio")
+    c.app.set_preferences({"max_ratio_enabled": False, "max_seeding_time_enabled": False, "max_ratio_act": 0})
+    _, st = native(url, "GET", "settings")
+    check(st["seed_ratio_limit"] < 0 and st["seed_time_limit"] < 0 and st["seed_limit_action"] == "stop",
+          f"limits off: {st}")
+
+    # Queue: refused while queueing is off, then moves.
+    c.app.set_preferences({"queueing_enabled": False})
+    try:
+        c.torrents_increase_priority(torrent_hashes=h2)
+        fail("increasePrio with queueing off did not answer 409")
+    except qbittorrentapi.Conflict409Error:
+        pass
+    c.app.set_preferences({"queueing_enabled": True, "max_active_downloads": 4, "max_active_uploads": 3,
+                           "dont_count_slow_torrents": True})
+    prefs = c.app.preferences
+    check(prefs["queueing_enabled"] and prefs["max_active_uploads"] == 3 and prefs["max_active_downloads"] == 4,
+          f"queue preferences: {prefs['queueing_enabled']} {prefs['max_active_uploads']}")
+    _, st = native(url, "GET", "settings")
+    check(st["queueing_enabled"] and st["max_active_seeds"] == 3 and st["max_active"] == 4, f"queue settings: {st}")
+    pos = lambda x: node(x)["queue_position"]
+    c.torrents_top_priority(torrent_hashes=h2)
+    check(pos(h2) == 1 and pos(h) == 2, f"topPrio: {pos(h2)} {pos(h)}")
+    check(info(h2).priority == 1, f"priority of a queued download: {info(h2).priority}")
+    check(info(h).priority == 0, "a complete torrent shows priority 0, as in qBittorrent")
+    c.torrents_bottom_priority(torrent_hashes=h2)
+    check(pos(h2) == 2 and info(h2).priority == 2, f"bottomPrio: {pos(h2)}")
+    c.torrents_increase_priority(torrent_hashes=h2)
+    check(pos(h2) == 1, f"increasePrio: {pos(h2)}")
+    c.torrents_decrease_priority(torrent_hashes=h2)
+    check(pos(h2) == 2, f"decreasePrio: {pos(h2)}")
+
+    # Force start resumes the stopped torrent; it announces to the tracker at once.
+    c.torrents_set_force_start(enable=True, torrent_hashes=h2)
+    check(node(h2)["force_start"] is True, "force_start not set in the node")
+    wait_for("forcedDL", lambda: info(h2).state == "forcedDL")
+    check(info(h2).force_start is True, "force_start key")
+    check([x.hash for x in c.torrents_info(status_filter="downloading") if x.hash == h2] == [h2],
+          "forcedDL passes the downloading filter")
+    wait_for("the first announce", lambda: tracker.announces >= 1)
+    time.sleep(1)
+    first = tracker.announces
+    c.torrents_reannounce(torrent_hashes=h2)
+    wait_for("the reannounce", lambda: tracker.announces > first, timeout=10)
+    second = tracker.announces
+    code, _ = native(url, "POST", f"torrents/{h2}/reannounce")
+    check(code == 200, f"native reannounce answered {code}")
+    wait_for("the native reannounce", lambda: tracker.announces > second, timeout=10)
+    c.torrents_set_force_start(enable=False, torrent_hashes=h2)
+    check(node(h2)["force_start"] is False and info(h2).force_start is False, "force start not cleared")
+    wait_for("no longer forced", lambda: info(h2).state != "forcedDL")
+    c.torrents_stop(torrent_hashes=h2)
+    wait_for("stoppedDL", lambda: info(h2).state == "stoppedDL")
+    code, _ = native(url, "POST", f"torrents/{h2}/reannounce")
+    check(code == 409, f"native reannounce of a stopped torrent answered {code}")
+
+    # Alternative speed limits and their schedule.
+    c.app.set_preferences({"alt_dl_limit": 4096, "alt_up_limit": 2048, "scheduler_enabled": False,
+                           "schedule_from_hour": 22, "schedule_from_min": 30, "schedule_to_hour": 6,
+                           "schedule_to_min": 0, "scheduler_days": 1})
+    prefs = c.app.preferences
+    got = [prefs[k] for k in ("alt_dl_limit", "alt_up_limit", "schedule_from_hour", "schedule_from_min",
+                              "schedule_to_hour", "schedule_to_min", "scheduler_days")]
+    check(got == [4096, 2048, 22, 30, 6, 0, 1], f"alt preferences: {got}")
+    _, st = native(url, "GET", "settings")
+    check(st["alt_max_down"] == 4096 and st["alt_schedule_begin"] == 22 * 60 + 30
+          and st["alt_schedule_end"] == 360 and st["alt_schedule_days"] == 0x3E, f"alt settings: {st}")
+    check(c.transfer.speed_limits_mode == "0", "alternative limits on before the toggle")
+    c.transfer_toggle_speed_limits_mode()
+    check(c.transfer.speed_limits_mode == "1", "toggleSpeedLimitsMode did not turn them on")
+    check(native(url, "GET", "settings")[1]["alt_enabled"] is True, "alt_enabled not set")
+    check(c.sync_maindata(rid=0).server_state["use_alt_speed_limits"] is True, "server_state alt limits")
+    c.transfer_set_speed_limits_mode(intended_state=False)
+    check(c.transfer.speed_limits_mode == "0", "setSpeedLimitsMode 0")
+    check(native(url, "GET", "settings")[1]["alt_enabled"] is False, "alt_enabled not cleared")
+
+    c.torrents_delete(torrent_hashes=h2, delete_files=True)
+    wait_for("the second torrent to go", lambda: not c.torrents_info(torrent_hashes=h2))
+    tracker.server.shutdown()
 
 
 def client(url):
@@ -165,6 +362,8 @@ def scenario(url, torrent, save, magnet):
     c.torrents_remove_categories(categories="tv")
     check("tv" not in c.torrents_categories(), "category not removed")
 
+    automation(c, url, h, save)
+
     # Delete, with files for the magnet (nothing on disk) and the .torrent.
     before = c.sync_maindata(rid=0).rid
     c.torrents_delete(torrent_hashes=mh, delete_files=True)
@@ -248,6 +447,34 @@ def shapes(url, torrent, save, magnet):
     out["torrents/filePrio (bad priority status)"] = r.status_code
     r = s.get(f"{api}/torrents/noSuchEndpoint", timeout=20)
     out["unknown endpoint status"] = r.status_code
+    out["transfer/speedLimitsMode"] = get("transfer/speedLimitsMode")
+    # The queue, share limits, order and force start calls, by status.
+    post("app/setPreferences", json=json.dumps({"queueing_enabled": False}))
+    r = s.post(f"{api}/torrents/topPrio", data={"hashes": h}, timeout=20)
+    out["torrents/topPrio (queueing off status)"] = r.status_code
+    post("app/setPreferences", json=json.dumps({"queueing_enabled": True}))
+    for path, data in (
+        ("torrents/topPrio", {"hashes": h}),
+        ("torrents/increasePrio", {"hashes": h}),
+        ("torrents/setShareLimits", {"hashes": h, "ratioLimit": "1"}),
+        ("torrents/setShareLimits", {"hashes": h, "ratioLimit": "2", "seedingTimeLimit": "-2",
+                                     "inactiveSeedingTimeLimit": "-1"}),
+        ("torrents/toggleSequentialDownload", {"hashes": h}),
+        ("torrents/toggleFirstLastPiecePrio", {"hashes": h}),
+        ("torrents/setForceStart", {"hashes": h, "value": "true"}),
+        ("torrents/reannounce", {"hashes": h}),
+        ("transfer/toggleSpeedLimitsMode", {}),
+    ):
+        r = s.post(f"{api}/{path}", data=data, timeout=20)
+        out[f"{path} {sorted(data)} status"] = r.status_code
+    t = [t for t in get("torrents/info") if t["hash"] == h][0]
+    # Values, not shapes; numbers as floats (qBittorrent writes 2 where Shoal writes
+    # 2.0), and only the keys the server has (older references lack some).
+    num = lambda v: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    out["torrents/info after the calls"] = {
+        k: num(t[k]) for k in ("ratio_limit", "seeding_time_limit", "inactive_seeding_time_limit",
+                               "max_ratio", "seq_dl", "f_l_piece_prio", "force_start") if k in t}
+    out["transfer/speedLimitsMode after the toggle"] = get("transfer/speedLimitsMode")
     print(json.dumps(out, sort_keys=True), flush=True)
 
 

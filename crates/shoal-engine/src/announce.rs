@@ -5,7 +5,8 @@
 //! `completed` once and `stopped` on shutdown, and hands every peer address it learns
 //! to the torrent. When no tracker answers it retries after an exponential back-off
 //! from 15 s, and sends `started` to a tracker that failed since it last answered (it may
-//! have restarted and forgotten us): `schedule.rs` holds these rules. It owns a
+//! have restarted and forgotten us): `schedule.rs` holds these rules. The user can ask
+//! for a round now ([`crate::TorrentHandle::reannounce`]). It owns a
 //! [`udp::UdpClient`], so UDP connection ids are reused between its announces.
 
 pub mod http;
@@ -207,6 +208,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut tiers: Vec<Vec<String>>) {
             _ = completed.notified(), if !completed_sent => {
                 completed_sent = true;
                 schedule.completed(Instant::now().into_std());
+            }
+            _ = shared.reannounce_notify().notified() => {
+                schedule.reannounce(Instant::now().into_std());
             }
             _ = shared.cancel.cancelled() => break,
         }

@@ -206,6 +206,8 @@ pub struct Shared {
     hash_slots: Semaphore,
     phase: watch::Sender<Phase>,
     completed: Notify,
+    /// Asks the announce task for a round now (the user's "reannounce").
+    reannounce: Notify,
     next_key: AtomicU64,
     /// Bytes of complete pieces waiting for hash and write.
     pending_bytes: AtomicU64,
@@ -276,6 +278,7 @@ impl Shared {
                 total: info.num_pieces(),
             }),
             completed: Notify::new(),
+            reannounce: Notify::new(),
             next_key: AtomicU64::new(1),
             pending_bytes: AtomicU64::new(0),
             events: EventHub::default(),
@@ -328,6 +331,12 @@ impl Shared {
 
     pub(crate) fn completed_notify(&self) -> &Notify {
         &self.completed
+    }
+
+    /// Woken by [`crate::TorrentHandle::reannounce`]; a request made while a round is
+    /// under way is kept (one `Notify` permit) and starts the next round at once.
+    pub(crate) fn reannounce_notify(&self) -> &Notify {
+        &self.reannounce
     }
 
     pub(crate) fn peer_count(&self) -> usize {

@@ -2,8 +2,8 @@
 //! and limits.
 //!
 //! Preferences map onto Shoal's settings (`save_path` ↔ `download_dir`, `dl_limit` and
-//! `up_limit` ↔ `max_down`/`max_up` in bytes per second, `queueing_enabled` and
-//! `max_active_downloads` ↔ `max_active`); `setPreferences` writes them through the same
+//! `up_limit` ↔ `max_down`/`max_up` in bytes per second; seeding limits, queue and
+//! alternative speed limits in `qbt/speed.rs`); `setPreferences` writes them through the same
 //! path as `PATCH /api/settings`. `listen_port`, `dht`, `pex`, `lsd` and `encryption`
 //! are reported but fixed for the node's run (flags); changing them is ignored with a
 //! warning in the log, as qBittorrent ignores preferences it does not know.
@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use shoal_engine::EncryptionPolicy;
 
 use super::{json, text, Params, Qbt, QbtError, QbtResult};
-use crate::config::SettingsPatch;
+use crate::config::{Settings, SettingsPatch};
 
 pub async fn version() -> Response {
     text(super::APP_VERSION)
@@ -60,23 +60,11 @@ pub async fn preferences(State(q): State<Qbt>) -> Response {
         .next()
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(0);
-    let active = if s.max_active == 0 {
-        -1
-    } else {
-        i64::from(s.max_active)
-    };
-    json(Value::Object(super::merge([
+    let mut out = super::merge([
         json!({
             "save_path": s.download_dir.display().to_string(),
             "temp_path_enabled": false, "temp_path": "",
             "dl_limit": s.max_down, "up_limit": s.max_up,
-            "alt_dl_limit": 0, "alt_up_limit": 0, "scheduler_enabled": false,
-            "queueing_enabled": s.max_active > 0,
-            "max_active_downloads": active, "max_active_torrents": -1, "max_active_uploads": -1,
-            "dont_count_slow_torrents": false,
-            "max_ratio_enabled": false, "max_ratio": -1, "max_ratio_act": 0,
-            "max_seeding_time_enabled": false, "max_seeding_time": -1,
-            "max_inactive_seeding_time_enabled": false, "max_inactive_seeding_time": -1,
         }),
         json!({
             "listen_port": node.session().listen_port(), "random_port": false, "upnp": false,
@@ -99,7 +87,9 @@ pub async fn preferences(State(q): State<Qbt>) -> Response {
             "dyndns_enabled": false, "proxy_type": 0, "ip_filter_enabled": false,
             "web_ui_upnp": false, "bypass_local_auth": false,
         }),
-    ])))
+    ]);
+    out.extend(super::speed::preferences(&s));
+    json(Value::Object(out))
 }
 
 /// `setPreferences`: `json` is an object of the preferences to change.
@@ -107,7 +97,7 @@ pub async fn set_preferences(State(q): State<Qbt>, p: Params) -> QbtResult<Respo
     let raw = p.need("json")?;
     let prefs: Map<String, Value> = serde_json::from_str(raw)
         .map_err(|e| QbtError::bad(format!("json is not a JSON object: {e}")))?;
-    let patch = patch_of(&prefs, q.node.settings().max_active)?;
+    let patch = patch_of(&prefs, &q.node.settings())?;
     for key in [
         "listen_port",
         "dht",
@@ -127,8 +117,8 @@ pub async fn set_preferences(State(q): State<Qbt>, p: Params) -> QbtResult<Respo
     Ok(text(""))
 }
 
-/// The settings change a preferences object asks for; `max_active` is the current one.
-fn patch_of(prefs: &Map<String, Value>, max_active: u32) -> QbtResult<SettingsPatch> {
+/// The settings change a preferences object asks for; `cur`: the settings now.
+fn patch_of(prefs: &Map<String, Value>, cur: &Settings) -> QbtResult<SettingsPatch> {
     let num = |k: &str| -> QbtResult<Option<i64>> {
         match prefs.get(k) {
             None => Ok(None),
@@ -148,17 +138,7 @@ fn patch_of(prefs: &Map<String, Value>, max_active: u32) -> QbtResult<SettingsPa
     // qBittorrent's "no limit" is 0 or -1.
     patch.max_down = num("dl_limit")?.map(|v| v.max(0) as u64);
     patch.max_up = num("up_limit")?.map(|v| v.max(0) as u64);
-    let queueing = prefs.get("queueing_enabled").and_then(Value::as_bool);
-    let downloads = num("max_active_downloads")?;
-    patch.max_active = match (queueing, downloads) {
-        (Some(false), _) => Some(0),
-        (_, Some(n)) if queueing == Some(true) || max_active > 0 => {
-            Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
-        }
-        // Queueing switched on without a count: qBittorrent's default of 3.
-        (Some(true), None) if max_active == 0 => Some(3),
-        _ => None,
-    };
+    super::speed::patch(prefs, cur, &mut patch)?;
     if let Some(v) = prefs.get("add_trackers") {
         let list = v
             .as_str()
@@ -175,7 +155,7 @@ fn patch_of(prefs: &Map<String, Value>, max_active: u32) -> QbtResult<SettingsPa
 }
 
 /// Applies a settings change as `PATCH /api/settings` does.
-async fn apply(q: &Qbt, patch: SettingsPatch) -> QbtResult<()> {
+pub(super) async fn apply(q: &Qbt, patch: SettingsPatch) -> QbtResult<()> {
     super::super::info::patch_settings(State(q.node.clone()), Ok(Json(patch)))
         .await
         .map(|_| ())
@@ -222,11 +202,6 @@ pub async fn transfer_info(State(q): State<Qbt>) -> Response {
     json(Value::Object(transfer_state(&q).await))
 }
 
-/// Alternative speed limits do not exist in Shoal: always 0 (off).
-pub async fn speed_limits_mode() -> Response {
-    text("0")
-}
-
 pub async fn download_limit(State(q): State<Qbt>) -> Response {
     text(q.node.settings().max_down.to_string())
 }
@@ -271,9 +246,18 @@ mod tests {
 
     #[test]
     fn preferences_map_onto_settings() {
+        let cur = Settings {
+            max_down: 0,
+            max_up: 0,
+            auto_share: true,
+            max_active: 5,
+            trackers: Vec::new(),
+            download_dir: "/d".into(),
+            auto: Default::default(),
+        };
         let p = patch_of(
             &prefs(json!({"save_path": "/srv", "dl_limit": -1, "up_limit": 2048})),
-            0,
+            &cur,
         )
         .unwrap();
         assert_eq!(
@@ -282,20 +266,8 @@ mod tests {
         );
         assert_eq!((p.max_down, p.max_up), (Some(0), Some(2048)));
         assert_eq!(p.max_active, None);
-        let on = patch_of(&prefs(json!({"queueing_enabled": true})), 0).unwrap();
-        assert_eq!(on.max_active, Some(3));
-        let n = patch_of(
-            &prefs(json!({"queueing_enabled": true, "max_active_downloads": 5})),
-            0,
-        )
-        .unwrap();
-        assert_eq!(n.max_active, Some(5));
-        let off = patch_of(
-            &prefs(json!({"queueing_enabled": false, "max_active_downloads": 5})),
-            4,
-        )
-        .unwrap();
-        assert_eq!(off.max_active, Some(0));
-        assert!(patch_of(&prefs(json!({"dl_limit": "x"})), 0).is_err());
+        let n = patch_of(&prefs(json!({"max_active_downloads": 7})), &cur).unwrap();
+        assert_eq!(n.max_active, Some(7));
+        assert!(patch_of(&prefs(json!({"dl_limit": "x"})), &cur).is_err());
     }
 }

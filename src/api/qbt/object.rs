@@ -2,13 +2,22 @@
 //! [`Summary`] and a few facts the summary lacks ([`Facts`]), and its state names.
 //!
 //! Keys Shoal has no figure for carry qBittorrent's own "not set" value: `-1` for
-//! limits and availability, `-2` ("use the global value") for per-torrent share
-//! limits, `8640000` (qBittorrent's infinite ETA), `0` for times it never measured.
+//! limits and availability, `8640000` (qBittorrent's infinite ETA), `0` for times it
+//! never measured. From the node's seeding rules and queue: `ratio_limit`,
+//! `seeding_time_limit`, `inactive_seeding_time_limit` (the torrent's own, -2 global,
+//! -1 none, minutes), `max_ratio`, `max_seeding_time`, `max_inactive_seeding_time`
+//! (the limits in effect, global ones resolved; -1 none), `seeding_time` (seconds
+//! seeded over all runs), `priority` (queue position, 0 when queueing is off or the
+//! torrent is complete, as qBittorrent shows seeds), `force_start`, and from its
+//! download order `seq_dl` and `f_l_piece_prio`. `time_active` stays 0: the node does
+//! not count a torrent's total running time (only its seeding time).
 
 use serde_json::{json, Map, Value};
 use shoal_proto::magnet::Magnet;
 use shoal_proto::InfoHash;
 
+use crate::config::automation::AutoSettings;
+use crate::node::rules::USE_GLOBAL;
 use crate::node::{Node, Summary};
 
 /// qBittorrent's ETA for "unknown / infinite" (100 days).
@@ -97,7 +106,12 @@ pub fn facts(node: &Node) -> std::collections::HashMap<InfoHash, Facts> {
 /// qBittorrent's state name for a Shoal summary.
 pub fn state(s: &Summary) -> &'static str {
     let done = s.progress >= 1.0 && s.size > 0;
+    let forced = s.auto.force_start;
     match (s.state, done) {
+        // Forced torrents run whatever the queue, so qBittorrent names them apart
+        // (whether or not they move data).
+        ("seeding", _) if forced => "forcedUP",
+        ("downloading", _) if forced => "forcedDL",
         ("error", _) => "error",
         ("metadata", _) => "metaDL",
         ("paused", true) => "stoppedUP",
@@ -114,8 +128,41 @@ pub fn state(s: &Summary) -> &'static str {
     }
 }
 
-/// The torrent object of `torrents/info`, every key qBittorrent 5.0 sends.
-pub fn object(s: &Summary, f: &Facts) -> Map<String, Value> {
+/// A per-torrent limit in effect: its own, or the `global` one for -2; -1 for none
+/// (qBittorrent's `max_*` keys).
+pub fn effective_limit(own: f64, global: f64) -> f64 {
+    let v = if own == USE_GLOBAL { global } else { own };
+    if v < 0.0 {
+        -1.0
+    } else {
+        v
+    }
+}
+
+/// qBittorrent's `priority`: the queue position, 0 for a torrent outside the queue
+/// (queueing off, or complete: qBittorrent shows seeds as not queued).
+pub fn queue_priority(s: &Summary, g: &AutoSettings) -> i64 {
+    let done = s.progress >= 1.0 && s.size > 0;
+    if !g.queueing_enabled || done || s.auto.queue_position <= 0 {
+        0
+    } else {
+        s.auto.queue_position
+    }
+}
+
+/// A limit in minutes as qBittorrent's integer (-2 and -1 stay as they are).
+fn minutes(v: f64) -> Value {
+    if v.fract() == 0.0 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+/// The torrent object of `torrents/info`, every key qBittorrent 5.0 sends; `g`: the
+/// node's automation settings (global limits, queueing).
+pub fn object(s: &Summary, f: &Facts, g: &AutoSettings) -> Map<String, Value> {
+    let a = &s.auto;
     let meta = f.has_metadata;
     let content = if !meta {
         String::new()
@@ -133,17 +180,17 @@ pub fn object(s: &Summary, f: &Facts) -> Map<String, Value> {
             "magnet_uri": f.magnet_uri, "size": size,
             "total_size": if meta { s.size as i64 } else { -1 },
             "progress": s.progress, "dlspeed": s.down_rate, "upspeed": s.up_rate,
-            "priority": 0, "num_seeds": s.seeds, "num_leechs": s.peers,
+            "priority": queue_priority(s, g), "num_seeds": s.seeds, "num_leechs": s.peers,
             "num_complete": s.swarm_seeders.unwrap_or(0),
             "num_incomplete": s.swarm_leechers.unwrap_or(0),
             "state": state(s),
             "eta": s.eta_secs.unwrap_or(MAX_ETA).min(MAX_ETA),
-            "seq_dl": false, "f_l_piece_prio": false,
+            "seq_dl": s.order.sequential, "f_l_piece_prio": s.order.first_last_piece,
             "category": s.category.clone().unwrap_or_default(),
             "tags": s.tags.join(", "),
         }),
         json!({
-            "super_seeding": false, "force_start": false,
+            "super_seeding": false, "force_start": a.force_start,
             "save_path": s.save_dir, "download_path": "",
             "content_path": content,
             "root_path": if f.multi_file { content.clone() } else { String::new() },
@@ -153,12 +200,16 @@ pub fn object(s: &Summary, f: &Facts) -> Map<String, Value> {
             "downloaded": s.downloaded, "uploaded": s.uploaded,
             "downloaded_session": f.session.0, "uploaded_session": f.session.1,
             "amount_left": size.saturating_sub(completed), "completed": completed,
-            "max_ratio": -1, "max_seeding_time": -1, "max_inactive_seeding_time": -1,
+            "max_ratio": effective_limit(a.ratio_limit, g.seed_ratio_limit),
+            "max_seeding_time": minutes(effective_limit(a.seed_time_limit, g.seed_time_limit)),
+            "max_inactive_seeding_time":
+                minutes(effective_limit(a.seed_idle_limit, g.seed_idle_limit)),
         }),
         json!({
-            "ratio": s.ratio, "ratio_limit": -2, "seeding_time_limit": -2,
-            "inactive_seeding_time_limit": -2, "popularity": 0,
-            "seen_complete": 0, "auto_tmm": false, "time_active": 0, "seeding_time": 0,
+            "ratio": s.ratio, "ratio_limit": a.ratio_limit,
+            "seeding_time_limit": minutes(a.seed_time_limit),
+            "inactive_seeding_time_limit": minutes(a.seed_idle_limit), "popularity": 0,
+            "seen_complete": 0, "auto_tmm": false, "time_active": 0, "seeding_time": a.seeding_secs,
             "last_activity": s.added_at, "availability": -1, "reannounce": 0,
             "comment": f.comment,
             "private": if meta { json!(s.private) } else { Value::Null },
@@ -171,11 +222,12 @@ pub fn object(s: &Summary, f: &Facts) -> Map<String, Value> {
 pub fn objects(node: &Node) -> Vec<(Summary, Map<String, Value>)> {
     let sums = node.summaries();
     let facts = facts(node);
+    let g = node.settings().auto;
     let none = Facts::default();
     sums.into_iter()
         .map(|s| {
             let f = InfoHash::from_hex(&s.id).and_then(|h| facts.get(&h));
-            let o = object(&s, f.unwrap_or(&none));
+            let o = object(&s, f.unwrap_or(&none), &g);
             (s, o)
         })
         .collect()
@@ -238,12 +290,63 @@ mod tests {
         for (shoal, progress, down, up, want) in cases {
             assert_eq!(state(&summary(shoal, progress, down, up)), want, "{shoal}");
         }
+        for (shoal, progress, want) in [
+            ("downloading", 0.5, "forcedDL"),
+            ("seeding", 1.0, "forcedUP"),
+            ("paused", 0.5, "stoppedDL"),
+        ] {
+            let mut s = summary(shoal, progress, 0, 0);
+            s.auto.force_start = true;
+            assert_eq!(state(&s), want, "forced {shoal}");
+        }
+    }
+
+    #[test]
+    fn share_limits_queue_and_order_come_from_the_node() {
+        let mut g = AutoSettings {
+            seed_ratio_limit: 2.0,
+            seed_time_limit: -1.0,
+            seed_idle_limit: 30.0,
+            ..AutoSettings::default()
+        };
+        let mut s = summary("downloading", 0.5, 0, 0);
+        s.auto.ratio_limit = -2.0;
+        s.auto.seed_time_limit = 90.0;
+        s.auto.seed_idle_limit = -1.0;
+        s.auto.queue_position = 3;
+        s.auto.seeding_secs = 42;
+        s.order.sequential = true;
+        let facts = Facts {
+            has_metadata: true,
+            ..Facts::default()
+        };
+        let o = object(&s, &facts, &g);
+        assert_eq!(o["ratio_limit"], -2.0);
+        assert_eq!(o["seeding_time_limit"], 90);
+        assert_eq!(o["inactive_seeding_time_limit"], -1);
+        assert_eq!(o["max_ratio"], 2.0);
+        assert_eq!(o["max_seeding_time"], 90);
+        assert_eq!(o["max_inactive_seeding_time"], -1);
+        assert_eq!(o["seeding_time"], 42);
+        assert_eq!(o["priority"], 3);
+        assert_eq!(
+            (o["seq_dl"].clone(), o["f_l_piece_prio"].clone()),
+            (json!(true), json!(false))
+        );
+        // Complete torrents and a queue that is off have no position, as in qBittorrent.
+        let mut done = summary("seeding", 1.0, 0, 0);
+        done.auto.queue_position = 1;
+        assert_eq!(object(&done, &facts, &g)["priority"], 0);
+        g.queueing_enabled = false;
+        assert_eq!(object(&s, &facts, &g)["priority"], 0);
+        assert_eq!(effective_limit(-2.0, -5.0), -1.0);
+        assert_eq!(effective_limit(1.5, 3.0), 1.5);
     }
 
     #[test]
     fn a_magnet_without_metadata_has_qbittorrents_placeholders() {
         let s = summary("metadata", 0.0, 0, 0);
-        let o = object(&s, &Facts::default());
+        let o = object(&s, &Facts::default(), &AutoSettings::default());
         assert_eq!(o["total_size"], -1);
         assert_eq!(o["private"], Value::Null);
         assert_eq!(o["has_metadata"], false);

@@ -14,12 +14,23 @@ use crate::node::Node;
 pub fn passes(filter: &str, state: &str, up: u64) -> bool {
     let downloading = matches!(
         state,
-        "downloading" | "metaDL" | "stalledDL" | "checkingDL" | "stoppedDL" | "queuedDL"
+        "downloading"
+            | "metaDL"
+            | "stalledDL"
+            | "checkingDL"
+            | "stoppedDL"
+            | "queuedDL"
+            | "forcedDL"
     );
-    let uploading = matches!(state, "uploading" | "stalledUP" | "checkingUP" | "queuedUP");
+    let uploading = matches!(
+        state,
+        "uploading" | "stalledUP" | "checkingUP" | "queuedUP" | "forcedUP"
+    );
     let stopped = matches!(state, "stoppedDL" | "stoppedUP");
-    let active =
-        matches!(state, "metaDL" | "downloading" | "uploading") || (state == "stalledDL" && up > 0);
+    let active = matches!(
+        state,
+        "metaDL" | "downloading" | "uploading" | "forcedDL" | "forcedUP"
+    ) || (state == "stalledDL" && up > 0);
     match filter {
         "downloading" => downloading,
         "seeding" => uploading,
@@ -136,7 +147,7 @@ pub async fn properties(State(q): State<Qbt>, p: Params) -> QbtResult<Response> 
             "total_wasted": 0, "total_uploaded": s.uploaded,
             "total_uploaded_session": session.1, "total_downloaded": s.downloaded,
             "total_downloaded_session": session.0, "up_limit": -1, "dl_limit": -1,
-            "time_elapsed": elapsed, "seeding_time": 0,
+            "time_elapsed": elapsed, "seeding_time": s.auto.seeding_secs,
             "nb_connections": s.peers + s.seeds, "nb_connections_limit": -1,
             "share_ratio": s.ratio, "addition_date": s.added_at,
             "completion_date": s.completed_at.unwrap_or(-1),
@@ -301,6 +312,9 @@ mod tests {
         assert!(passes("active", "stalledDL", 10));
         assert!(!passes("active", "stalledDL", 0));
         assert!(passes("errored", "error", 0));
+        assert!(passes("downloading", "forcedDL", 0));
+        assert!(passes("seeding", "forcedUP", 0));
+        assert!(passes("active", "forcedUP", 0));
         assert!(passes("all", "error", 0));
     }
 

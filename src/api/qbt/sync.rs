@@ -182,7 +182,8 @@ async fn snapshot(q: &Qbt) -> Snapshot {
     let extra = json!({
         "alltime_dl": down, "alltime_ul": up, "global_ratio": ratio,
         "free_space_on_disk": free.unwrap_or(0),
-        "queueing": node.settings().max_active > 0, "use_alt_speed_limits": false,
+        "queueing": node.settings().auto.queueing_enabled,
+        "use_alt_speed_limits": super::speed::alt_active(&node.settings().auto),
         "refresh_interval": 1500, "total_peer_connections": peers,
         // libtorrent's disk-cache counters: Shoal has no such cache, so they stay zero.
         "queued_io_jobs": 0, "average_time_queue": 0, "read_cache_hits": "0",

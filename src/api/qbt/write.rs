@@ -3,9 +3,12 @@
 //!
 //! `torrents/add` takes `urls` (magnet links or bare info-hashes, one a line) and
 //! `.torrent` files (multipart `torrents`), with `savepath`, `category` (created when
-//! missing, as qBittorrent does), `tags`, `stopped`/`paused`. Options that belong to
-//! other parts of the node (`sequentialDownload`, `firstLastPiecePrio`, `ratioLimit`,
-//! `seedingTimeLimit`, ...) are applied in [`after_add`] once the node has them.
+//! missing, as qBittorrent does), `tags`, `stopped`/`paused`, and, applied in
+//! [`after_add`] once the torrent is in, `sequentialDownload`, `firstLastPiecePrio`,
+//! `ratioLimit`, `seedingTimeLimit`, `inactiveSeedingTimeLimit` and `forced`. The node
+//! keeps no download order or limits for a magnet before its metadata arrives, so for a
+//! magnet those are skipped (logged); set them once it has its metadata
+//! (`toggleSequentialDownload`, `setShareLimits`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -108,6 +111,8 @@ pub async fn add(State(q): State<Qbt>, req: Request) -> QbtResult<Response> {
     let node = &q.node;
     let paused = p.flag("stopped").or(p.flag("paused")).unwrap_or(false);
     let dir = save_dir(node, p).await?;
+    // A malformed limit is refused before anything is added.
+    super::control::limits_patch(p, false)?;
     let mut added = Vec::new();
     let mut failed = 0;
     for (name, bytes) in body.files {
@@ -176,6 +181,41 @@ async fn after_add(node: &Node, hash: InfoHash, p: &Params) -> QbtResult<()> {
         node.add_tags(&[hash], &tags)
             .await
             .map_err(|e| QbtError::bad(e.to_string()))?;
+    }
+    after_add_rules(node, hash, p).await
+}
+
+/// The download order, share limits and force start of `torrents/add`.
+async fn after_add_rules(node: &Node, hash: InfoHash, p: &Params) -> QbtResult<()> {
+    let magnet = node.magnets().contains_key(&hash);
+    let seq = p.flag("sequentialDownload").filter(|on| *on);
+    let first_last = p.flag("firstLastPiecePrio").filter(|on| *on);
+    let limits = super::control::limits_patch(p, false)?;
+    let has_limits = limits.ratio_limit.is_some()
+        || limits.seed_time_limit.is_some()
+        || limits.seed_idle_limit.is_some();
+    if magnet && (seq.is_some() || first_last.is_some() || has_limits) {
+        tracing::info!(
+            %hash,
+            "qBittorrent API: download order and share limits of a magnet are not kept \
+             before its metadata; skipped"
+        );
+    } else {
+        if seq.is_some() || first_last.is_some() {
+            node.set_order(hash, seq, first_last)
+                .await
+                .map_err(QbtError::internal)?;
+        }
+        if has_limits {
+            node.set_seed_limits(hash, limits)
+                .await
+                .map_err(|e| QbtError::bad(e.to_string()))?;
+        }
+    }
+    if p.flag("forced") == Some(true) {
+        if let Err(e) = node.set_force_start(hash, true).await {
+            tracing::info!(%hash, "qBittorrent API: cannot force start: {e}");
+        }
     }
     Ok(())
 }

@@ -14,10 +14,12 @@ export function labelColumns() {
 
 /** Fills a <select> with the categories, keeping the chosen value; `extra` options first. */
 function fillCategories(select, categories, extra) {
-  const chosen = select.value;
+  // An empty select's value is "", which is also the "Uncategorized" option's: on the
+  // first fill there is no choice to keep, so the first option ("All") stays selected.
+  const chosen = select.options.length ? select.value : null;
   select.replaceChildren(...extra.map(([v, label]) => h('option', { value: v, text: label })),
     ...categories.map((c) => h('option', { value: c.name, text: c.name })));
-  if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
+  if (chosen !== null && [...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 
 /** The list filter: all, uncategorized, or one category. Calls `onChange` when it changes. */

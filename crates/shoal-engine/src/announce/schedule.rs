@@ -76,6 +76,15 @@ impl Schedule {
         self.next = now;
     }
 
+    /// The user asked for a round now (a forced reannounce): it is due at `now`, even
+    /// before the tracker's interval or the back-off ends, as qBittorrent's "force
+    /// reannounce" does. The events stay per tracker (a registered tracker gets a plain
+    /// announce, `completed` stays owed), and the failure streak is kept, so the round
+    /// after a failed forced one still backs off.
+    pub(crate) fn reannounce(&mut self, now: Instant) {
+        self.next = self.next.min(now);
+    }
+
     /// The event to send to `url` in this round.
     pub(crate) fn event_for(&self, url: &str) -> AnnounceEvent {
         if self.completed_owed {
@@ -302,6 +311,27 @@ mod tests {
         // A lone downloader would ask again after 30 s, but the tracker said 120.
         let next = s.answered(now, &resp(1800, Some(120)), true);
         assert_eq!(secs(now, next), 120);
+    }
+
+    #[test]
+    fn a_reannounce_makes_the_next_round_due_now_and_keeps_the_events() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0);
+        s.tracker_outcome("http://a", true);
+        s.answered(t0, &resp(1800, None), false);
+        assert_eq!(secs(t0, s.next()), 1800);
+        let t1 = t0 + Duration::from_secs(60);
+        s.reannounce(t1);
+        assert_eq!(s.next(), t1);
+        assert_eq!(s.event_for("http://a"), AnnounceEvent::None);
+        assert_eq!(s.event_for("http://b"), AnnounceEvent::Started);
+        // A failure streak is kept: the round after a failed forced one backs off.
+        s.failed(t1);
+        s.failed(t1);
+        let t2 = t1 + Duration::from_secs(1);
+        s.reannounce(t2);
+        assert_eq!(s.next(), t2);
+        assert_eq!(secs(t2, s.failed(t2)), 60);
     }
 
     #[test]

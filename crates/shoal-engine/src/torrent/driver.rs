@@ -131,6 +131,13 @@ impl TorrentHandle {
         self.shared.add_peers(addrs, source);
     }
 
+    /// Announces to the trackers now instead of at the next interval (qBittorrent's
+    /// "force reannounce"); the round after it follows the tracker's answer as usual.
+    /// Several requests before the round starts make one round.
+    pub fn reannounce(&self) {
+        self.shared.reannounce_notify().notify_one();
+    }
+
     /// A snapshot of counters and rates.
     pub fn status(&self) -> TorrentStatus {
         let (down_rate, up_rate) = *self.rates.lock().unwrap_or_else(|p| p.into_inner());

@@ -514,6 +514,10 @@ mod tests {
             pieces: 0,
             pieces_have: 0,
             files: 0,
+            category: None,
+            tags: Vec::new(),
+            auto: crate::node::rules::TorrentAuto::default().view(false),
+            order: Default::default(),
         };
         let hash = shoal_proto::InfoHash([0xab; 20]);
         let v = View {

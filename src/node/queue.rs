@@ -172,6 +172,23 @@ impl Node {
         Ok(())
     }
 
+    /// Reorders the whole queue with `f` (given every torrent in queue order; it may
+    /// only permute them), saves the new positions and starts what may then start.
+    /// Unlike [`Node::queue_move`] this works with queueing off: Transmission keeps
+    /// and moves queue positions whether or not its queues are enabled.
+    pub async fn queue_reorder(&self, f: impl FnOnce(&mut Vec<InfoHash>)) -> anyhow::Result<()> {
+        let _ops = self.inner().ops.lock().await;
+        let changed = {
+            let mut map = self.torrents();
+            let mut o = order(&map);
+            f(&mut o);
+            renumber(&mut map, &o)
+        };
+        save(self, changed).await?;
+        schedule_locked(self).await;
+        Ok(())
+    }
+
     /// Sets or clears force start; setting it also resumes a paused torrent.
     pub async fn set_force_start(&self, hash: InfoHash, on: bool) -> Result<(), QueueError> {
         let _ops = self.inner().ops.lock().await;

@@ -446,6 +446,24 @@ fn script(rpc: &mut RawRpc, torrent: &[u8], dir: &Path) -> Result<Vec<(String, V
             "torrent-set",
             json!({"ids": [id], "files-wanted": [], "priority-high": [0]}),
         ),
+        (
+            "torrent-set seeding",
+            "torrent-set",
+            json!({"ids": [id], "seedRatioMode": 1, "seedRatioLimit": 1.5,
+                   "seedIdleMode": 2, "labels": ["linux"], "queuePosition": 0}),
+        ),
+        (
+            "queue-move-bottom",
+            "queue-move-bottom",
+            json!({"ids": [id]}),
+        ),
+        ("queue-move-top", "queue-move-top", json!({"ids": [id]})),
+        (
+            "session-set automation",
+            "session-set",
+            json!({"seedRatioLimit": 3, "seedRatioLimited": true, "alt-speed-down": 50,
+                   "alt-speed-time-day": 65, "queue-stalled-minutes": 10}),
+        ),
         ("torrent-stop", "torrent-stop", json!({"ids": [id]})),
         ("torrent-start", "torrent-start", json!({"ids": [id]})),
         ("torrent-verify", "torrent-verify", json!({"ids": [id]})),
@@ -542,9 +560,12 @@ fn requests_without_the_session_id_get_409() -> Result<()> {
             "POST",
             &url,
             &[("X-Transmission-Session-Id", &sid)],
-            Some(br#"{"method":"queue-move-top","arguments":{"ids":[1]}}"#),
+            Some(br#"{"method":"torrent-set-location","arguments":{"ids":[1],"location":"/x"}}"#),
         )?;
-        ensure!(v["result"] != "success", "queue-move-top pretended: {v}");
+        ensure!(
+            v["result"] != "success",
+            "torrent-set-location pretended: {v}"
+        );
         let (_, v) = call_with(
             "POST",
             &url,
@@ -606,5 +627,148 @@ fn a_password_is_required_by_transmission_clients() -> Result<()> {
             ensure!(out.contains("rpc 17"), "{out}");
         }
         node.stop()
+    })
+}
+
+/// Seeding limits, labels, queue positions and the session's seeding, queue, stalled
+/// and alternative speed settings set through `transmission-remote` and raw RPC show
+/// in the node's own API.
+#[test]
+fn seeding_rules_queue_and_alt_speeds_reach_the_node() -> Result<()> {
+    if !have_tools("transmission-remote", &["transmission-remote"]) {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(150), || {
+        let mut s = setup("trpc-rules")?;
+        let addr = host_port(&s.node);
+        let cwd = s.t.path().to_path_buf();
+        let torrent = s.torrent.to_str().context("utf-8")?;
+        ensure!(remote(&addr, &["-a", torrent], &cwd)?.contains("success"));
+        let magnet = format!("magnet:?xt=urn:btih:{}&dn=second", "cd".repeat(20));
+        ensure!(remote(&addr, &["-a", &magnet], &cwd)?.contains("success"));
+        let own = |f: &str| -> Result<Value> {
+            Ok(api_torrent(&s.node, &s.hash)?.context("torrent gone")?[f].clone())
+        };
+        let mut rpc = RawRpc::new(&addr);
+        let get = |rpc: &mut RawRpc, f: &str| -> Result<Value> {
+            let r = rpc.call("torrent-get", json!({"ids": [1], "fields": [f]}))?;
+            Ok(r["arguments"]["torrents"][0][f].clone())
+        };
+        remote(&addr, &["-t", "1", "-sr", "1.5"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(1.5),
+            "-sr: {}",
+            own("ratio_limit")?
+        );
+        ensure!(get(&mut rpc, "seedRatioMode")? == json!(1));
+        ensure!(get(&mut rpc, "seedRatioLimit")? == json!(1.5));
+        remote(&addr, &["-t", "1", "-SR"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(-1.0),
+            "-SR: {}",
+            own("ratio_limit")?
+        );
+        ensure!(get(&mut rpc, "seedRatioMode")? == json!(2));
+        remote(&addr, &["-t", "1", "-srd"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(-2.0),
+            "-srd: {}",
+            own("ratio_limit")?
+        );
+        let r = rpc.call(
+            "torrent-set",
+            json!({"ids": [1], "seedIdleMode": 1, "seedIdleLimit": 45, "labels": ["a", "b"]}),
+        )?;
+        ensure!(r["result"] == "success", "{r}");
+        ensure!(own("seed_idle_limit")? == json!(45.0));
+        ensure!(own("tags")? == json!(["a", "b"]), "tags {}", own("tags")?);
+        ensure!(get(&mut rpc, "labels")? == json!(["a", "b"]));
+        ensure!(get(&mut rpc, "seedIdleLimit")? == json!(45));
+        // A limit alone for a torrent not in mode 1 has nowhere to live.
+        let r = rpc.call("torrent-set", json!({"ids": [1], "seedRatioLimit": 4}))?;
+        ensure!(r["result"] != "success", "orphan limit accepted: {r}");
+        // Per-torrent speed limits are refused, not pretended.
+        let r = rpc.call("torrent-set", json!({"ids": [1], "downloadLimited": true}))?;
+        ensure!(r["result"] != "success", "speed limit pretended: {r}");
+
+        ensure!(own("queue_position")? == json!(1));
+        ensure!(get(&mut rpc, "queuePosition")? == json!(0));
+        let r = rpc.call("queue-move-bottom", json!({"ids": [1]}))?;
+        ensure!(r["result"] == "success", "{r}");
+        // The magnet is not in the node's queue yet: the torrent stays first.
+        ensure!(own("queue_position")? == json!(1));
+        let r = rpc.call(
+            "torrent-get",
+            json!({"fields": ["id", "isFinished", "isStalled", "secondsSeeding"]}),
+        )?;
+        let t0 = &r["arguments"]["torrents"][0];
+        ensure!(
+            t0["isFinished"] == false && t0["isStalled"].is_boolean(),
+            "{r}"
+        );
+        ensure!(t0["secondsSeeding"].is_u64(), "{r}");
+
+        remote(&addr, &["-gsr", "2.5"], &cwd)?;
+        remote(&addr, &["-as"], &cwd)?;
+        remote(&addr, &["--alt-speed-scheduler"], &cwd)?;
+        let r = rpc.call(
+            "session-set",
+            json!({"alt-speed-down": 300, "alt-speed-up": 40, "alt-speed-time-begin": 60,
+                   "alt-speed-time-end": 120, "alt-speed-time-day": 62,
+                   "idle-seeding-limit": 20, "idle-seeding-limit-enabled": true,
+                   "seed-queue-size": 3, "seed-queue-enabled": true,
+                   "queue-stalled-minutes": 5, "queue-stalled-enabled": true,
+                   "download-queue-size": 4, "download-queue-enabled": true}),
+        )?;
+        ensure!(r["result"] == "success", "{r}");
+        let set = s.node.get("settings")?;
+        for (k, v) in [
+            ("seed_ratio_limit", json!(2.5)),
+            ("alt_enabled", json!(true)),
+            ("alt_schedule_enabled", json!(true)),
+            ("alt_max_down", json!(300_000)),
+            ("alt_max_up", json!(40_000)),
+            ("alt_schedule_begin", json!(60)),
+            ("alt_schedule_end", json!(120)),
+            ("alt_schedule_days", json!(62)),
+            ("seed_idle_limit", json!(20.0)),
+            ("max_active_seeds", json!(3)),
+            ("stalled_secs", json!(300)),
+            ("max_active", json!(4)),
+            ("queueing_enabled", json!(true)),
+        ] {
+            ensure!(set[k] == v, "{k}: {} in {set}", set[k]);
+        }
+        let g = rpc.call("session-get", json!({}))?["arguments"].clone();
+        ensure!(
+            g["seedRatioLimit"] == json!(2.5) && g["seedRatioLimited"] == true,
+            "{g}"
+        );
+        ensure!(
+            g["alt-speed-enabled"] == true && g["alt-speed-down"] == 300,
+            "{g}"
+        );
+        ensure!(
+            g["queue-stalled-minutes"] == 5 && g["seed-queue-size"] == 3,
+            "{g}"
+        );
+        remote(&addr, &["-GSR"], &cwd)?;
+        remote(&addr, &["-AS"], &cwd)?;
+        let set = s.node.get("settings")?;
+        ensure!(
+            set["seed_ratio_limit"].as_f64().is_some_and(|r| r < 0.0),
+            "{set}"
+        );
+        ensure!(set["alt_enabled"] == false, "{set}");
+        let g = rpc.call(
+            "session-get",
+            json!({"fields": ["seedRatioLimit", "seedRatioLimited"]}),
+        )?;
+        ensure!(
+            g["arguments"]["seedRatioLimit"] == json!(2.5)
+                && g["arguments"]["seedRatioLimited"] == false,
+            "the ratio is kept while off: {g}"
+        );
+        s.node.stop()
     })
 }

@@ -23,6 +23,7 @@ mod ids;
 mod modes;
 mod rules;
 mod session;
+mod speed;
 mod trackers;
 mod view;
 

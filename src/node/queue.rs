@@ -42,6 +42,10 @@ pub struct LimitsPatch {
     pub seed_time_limit: Option<f64>,
     /// Time without upload, minutes.
     pub seed_idle_limit: Option<f64>,
+    /// Own download limit, bytes per second (0: none); see `super::speed`.
+    pub max_down: Option<u64>,
+    /// Own upload limit, bytes per second (0: none).
+    pub max_up: Option<u64>,
 }
 
 /// Why a queue request was refused.

@@ -5,9 +5,9 @@
 //! `http://` URL (fetched by the node, at most 32 MiB, 30 s) or a `.torrent` path on
 //! the node inside the folders the API may use (docs/API.md, "Folders"); `https` is
 //! refused (the node has no TLS client). `torrent-set` changes file choices and
-//! priorities, seeding limits (`rules.rs`), labels (the node's tags) and the queue
-//! position; a per-torrent speed limit or location the node does not have is
-//! refused unless it asks for what is already the case.
+//! priorities, seeding limits (`rules.rs`), speed limits (`speed.rs`), labels (the
+//! node's tags) and the queue position; what the node does not have (location,
+//! bandwidth priority, ...) is refused unless it asks for what is already the case.
 
 use std::path::PathBuf;
 
@@ -244,12 +244,11 @@ async fn apply_files(rpc: &Rpc, hash: InfoHash, args: &Args) -> Result<(), Strin
 /// `torrent-set` keys the node cannot change, with the value it reports for each:
 /// setting that value again is accepted (clients send whole forms).
 fn fixed_value(key: &str) -> Option<(Value, &'static str)> {
-    const LIMITS: &str = "per-torrent speed limits are not supported by this node; \
-                          use the session's limits";
     Some(match key {
-        "downloadLimited" | "uploadLimited" => (json!(false), LIMITS),
-        "downloadLimit" | "uploadLimit" => (json!(0), LIMITS),
-        "honorsSessionLimits" => (json!(true), LIMITS),
+        "honorsSessionLimits" => (
+            json!(true),
+            "a torrent's own limits apply on top of the session's, never instead",
+        ),
         "bandwidthPriority" => (json!(0), "bandwidth priorities are not supported"),
         "group" => (json!(""), "bandwidth groups are not supported"),
         "peer-limit" => (
@@ -287,6 +286,7 @@ pub async fn set(rpc: &Rpc, args: &Args) -> MethodResult {
     for h in &chosen {
         apply_files(rpc, *h, args).await?;
         super::rules::apply_limits(rpc, *h, args).await?;
+        super::speed::apply(rpc, *h, args).await?;
         if let Some(l) = &labels {
             rpc.node
                 .set_tags(*h, l)

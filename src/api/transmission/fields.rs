@@ -176,6 +176,7 @@ fn is_field(f: &str) -> bool {
 /// ([`super::rules::seed_defaults`]).
 fn field(v: &View, d: (f64, f64), f: &str) -> Value {
     super::rules::torrent_field(&v.summary, d, f)
+        .or_else(|| super::speed::torrent_field(&v.summary, f))
         .or_else(|| identity(v, f))
         .or_else(|| progress(v, f))
         .or_else(|| transfer(v, f))
@@ -319,12 +320,11 @@ fn transfer(v: &View, f: &str) -> Option<Value> {
     })
 }
 
-/// Per-torrent speed limits: the node has none of its own, so Transmission's "unset"
-/// values (session limits apply). Seeding limits are in `rules.rs`.
+/// Per-torrent settings the node does not have (bandwidth priority), and the fixed
+/// peer limit. Seeding limits are in `rules.rs`, speed limits in `speed.rs`.
 fn limits(_v: &View, f: &str) -> Option<Value> {
     Some(match f {
-        "bandwidthPriority" | "downloadLimit" | "uploadLimit" => json!(0),
-        "downloadLimited" | "uploadLimited" => json!(false),
+        "bandwidthPriority" => json!(0),
         "honorsSessionLimits" => json!(true),
         "peer-limit" | "maxConnectedPeers" => json!(shoal_engine::torrent::MAX_PEERS),
         _ => return None,
@@ -527,6 +527,8 @@ mod tests {
             }
             .view(false),
             order: Default::default(),
+            max_down: 0,
+            max_up: 0,
         };
         let hash = shoal_proto::InfoHash([0xab; 20]);
         let v = View {

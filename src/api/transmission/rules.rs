@@ -289,6 +289,7 @@ pub async fn apply_limits(rpc: &Rpc, hash: InfoHash, args: &Args) -> Result<(), 
         ratio_limit: ratio,
         seed_time_limit: None,
         seed_idle_limit: idle,
+        ..LimitsPatch::default()
     };
     node.set_seed_limits(hash, patch)
         .await

@@ -450,7 +450,8 @@ fn script(rpc: &mut RawRpc, torrent: &[u8], dir: &Path) -> Result<Vec<(String, V
             "torrent-set seeding",
             "torrent-set",
             json!({"ids": [id], "seedRatioMode": 1, "seedRatioLimit": 1.5,
-                   "seedIdleMode": 2, "labels": ["linux"], "queuePosition": 0}),
+                   "seedIdleMode": 2, "labels": ["linux"], "queuePosition": 0,
+                   "downloadLimit": 100, "downloadLimited": true}),
         ),
         (
             "queue-move-bottom",
@@ -687,7 +688,7 @@ fn seeding_rules_queue_and_alt_speeds_reach_the_node() -> Result<()> {
         // A limit alone for a torrent not in mode 1 has nowhere to live.
         let r = rpc.call("torrent-set", json!({"ids": [1], "seedRatioLimit": 4}))?;
         ensure!(r["result"] != "success", "orphan limit accepted: {r}");
-        // Per-torrent speed limits are refused, not pretended.
+        // Switching a speed limit on without saying which one has nothing to apply.
         let r = rpc.call("torrent-set", json!({"ids": [1], "downloadLimited": true}))?;
         ensure!(r["result"] != "success", "speed limit pretended: {r}");
 
@@ -770,5 +771,78 @@ fn seeding_rules_queue_and_alt_speeds_reach_the_node() -> Result<()> {
             "the ratio is kept while off: {g}"
         );
         s.node.stop()
+    })
+}
+
+/// A per-torrent download limit set with `transmission-remote -t 1 -d 200` reaches
+/// the node's API and holds: a second node downloading from the first gets no more
+/// than 1.3 x 200 kB/s over a few seconds (and does transfer). `-D` lifts it.
+#[test]
+fn a_per_torrent_download_limit_holds() -> Result<()> {
+    if !have_tools("transmission-remote", &["transmission-remote"]) {
+        return Ok(());
+    }
+    const LIMIT_KB: u64 = 200;
+    with_timeout(Duration::from_secs(150), || {
+        let t = TestDir::new("trpc-speed")?;
+        let seed_dir = t.sub("seed")?;
+        let file = seed_dir.join("big.bin");
+        write_random_file(&file, 8 << 20, 11)?;
+        let mut seeder = start_node("seeder", &t.path().join("a"), &seed_dir, &[])?;
+        let tracker = seeder.tracker.clone().context("embedded tracker")?;
+        let torrent = t.path().join("big.torrent");
+        let hash = create_torrent(&file, &tracker, &torrent, 65536)?;
+        seeder.add_torrent_file(&torrent)?;
+        let mut node = start_node(
+            "leecher",
+            &t.path().join("b"),
+            &t.sub("dl")?,
+            &["--no-tracker"],
+        )?;
+        let addr = host_port(&node);
+        let cwd = t.path().to_path_buf();
+        let mut rpc = RawRpc::new(&addr);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent)?);
+        let r = rpc.call("torrent-add", json!({"metainfo": b64, "paused": true}))?;
+        ensure!(r["result"] == "success", "{r}");
+        remote(&addr, &["-t", "1", "-d", &LIMIT_KB.to_string()], &cwd)?;
+        let own = node.torrent(&hash)?;
+        ensure!(own["max_down"] == json!(LIMIT_KB * 1000), "{own}");
+        let r = rpc.call(
+            "torrent-get",
+            json!({"ids": [1], "fields": ["downloadLimit", "downloadLimited"]}),
+        )?;
+        let got = &r["arguments"]["torrents"][0];
+        ensure!(
+            got["downloadLimit"] == LIMIT_KB && got["downloadLimited"] == true,
+            "{r}"
+        );
+        remote(&addr, &["-t", "1", "-s"], &cwd)?;
+        node.wait_torrent(&hash, "bytes arrive", TRANSFER, |t| {
+            t["downloaded"].as_u64().unwrap_or(0) > 0
+        })?;
+        std::thread::sleep(Duration::from_secs(1));
+        let read = || -> Result<(u64, std::time::Instant)> {
+            let t = node.torrent(&hash)?;
+            Ok((
+                t["downloaded"].as_u64().context("downloaded")?,
+                std::time::Instant::now(),
+            ))
+        };
+        let (d0, t0) = read()?;
+        std::thread::sleep(Duration::from_secs(5));
+        let (d1, t1) = read()?;
+        let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
+        let limit = (LIMIT_KB * 1000) as f64;
+        println!("per-torrent limit {limit} B/s: measured {rate:.0} B/s");
+        ensure!(
+            rate <= limit * 1.3,
+            "{rate:.0} B/s over a {limit} B/s limit"
+        );
+        ensure!(rate >= limit * 0.3, "{rate:.0} B/s: hardly any transfer");
+        remote(&addr, &["-t", "1", "-D"], &cwd)?;
+        ensure!(node.torrent(&hash)?["max_down"] == json!(0));
+        node.stop()?;
+        seeder.stop()
     })
 }

@@ -28,6 +28,7 @@ pub mod rules;
 mod runs;
 mod save;
 pub mod share;
+mod speed;
 pub mod swarm;
 pub mod tokens;
 pub mod up;

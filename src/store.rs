@@ -14,6 +14,7 @@ pub mod options;
 pub mod records;
 pub mod rules;
 mod schema;
+pub mod speed;
 pub mod torrents;
 
 use std::path::Path;

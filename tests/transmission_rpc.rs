@@ -446,6 +446,25 @@ fn script(rpc: &mut RawRpc, torrent: &[u8], dir: &Path) -> Result<Vec<(String, V
             "torrent-set",
             json!({"ids": [id], "files-wanted": [], "priority-high": [0]}),
         ),
+        (
+            "torrent-set seeding",
+            "torrent-set",
+            json!({"ids": [id], "seedRatioMode": 1, "seedRatioLimit": 1.5,
+                   "seedIdleMode": 2, "labels": ["linux"], "queuePosition": 0,
+                   "downloadLimit": 100, "downloadLimited": true}),
+        ),
+        (
+            "queue-move-bottom",
+            "queue-move-bottom",
+            json!({"ids": [id]}),
+        ),
+        ("queue-move-top", "queue-move-top", json!({"ids": [id]})),
+        (
+            "session-set automation",
+            "session-set",
+            json!({"seedRatioLimit": 3, "seedRatioLimited": true, "alt-speed-down": 50,
+                   "alt-speed-time-day": 65, "queue-stalled-minutes": 10}),
+        ),
         ("torrent-stop", "torrent-stop", json!({"ids": [id]})),
         ("torrent-start", "torrent-start", json!({"ids": [id]})),
         ("torrent-verify", "torrent-verify", json!({"ids": [id]})),
@@ -542,9 +561,12 @@ fn requests_without_the_session_id_get_409() -> Result<()> {
             "POST",
             &url,
             &[("X-Transmission-Session-Id", &sid)],
-            Some(br#"{"method":"queue-move-top","arguments":{"ids":[1]}}"#),
+            Some(br#"{"method":"torrent-set-location","arguments":{"ids":[1],"location":"/x"}}"#),
         )?;
-        ensure!(v["result"] != "success", "queue-move-top pretended: {v}");
+        ensure!(
+            v["result"] != "success",
+            "torrent-set-location pretended: {v}"
+        );
         let (_, v) = call_with(
             "POST",
             &url,
@@ -606,5 +628,221 @@ fn a_password_is_required_by_transmission_clients() -> Result<()> {
             ensure!(out.contains("rpc 17"), "{out}");
         }
         node.stop()
+    })
+}
+
+/// Seeding limits, labels, queue positions and the session's seeding, queue, stalled
+/// and alternative speed settings set through `transmission-remote` and raw RPC show
+/// in the node's own API.
+#[test]
+fn seeding_rules_queue_and_alt_speeds_reach_the_node() -> Result<()> {
+    if !have_tools("transmission-remote", &["transmission-remote"]) {
+        return Ok(());
+    }
+    with_timeout(Duration::from_secs(150), || {
+        let mut s = setup("trpc-rules")?;
+        let addr = host_port(&s.node);
+        let cwd = s.t.path().to_path_buf();
+        let torrent = s.torrent.to_str().context("utf-8")?;
+        ensure!(remote(&addr, &["-a", torrent], &cwd)?.contains("success"));
+        let magnet = format!("magnet:?xt=urn:btih:{}&dn=second", "cd".repeat(20));
+        ensure!(remote(&addr, &["-a", &magnet], &cwd)?.contains("success"));
+        let own = |f: &str| -> Result<Value> {
+            Ok(api_torrent(&s.node, &s.hash)?.context("torrent gone")?[f].clone())
+        };
+        let mut rpc = RawRpc::new(&addr);
+        let get = |rpc: &mut RawRpc, f: &str| -> Result<Value> {
+            let r = rpc.call("torrent-get", json!({"ids": [1], "fields": [f]}))?;
+            Ok(r["arguments"]["torrents"][0][f].clone())
+        };
+        remote(&addr, &["-t", "1", "-sr", "1.5"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(1.5),
+            "-sr: {}",
+            own("ratio_limit")?
+        );
+        ensure!(get(&mut rpc, "seedRatioMode")? == json!(1));
+        ensure!(get(&mut rpc, "seedRatioLimit")? == json!(1.5));
+        remote(&addr, &["-t", "1", "-SR"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(-1.0),
+            "-SR: {}",
+            own("ratio_limit")?
+        );
+        ensure!(get(&mut rpc, "seedRatioMode")? == json!(2));
+        remote(&addr, &["-t", "1", "-srd"], &cwd)?;
+        ensure!(
+            own("ratio_limit")? == json!(-2.0),
+            "-srd: {}",
+            own("ratio_limit")?
+        );
+        let r = rpc.call(
+            "torrent-set",
+            json!({"ids": [1], "seedIdleMode": 1, "seedIdleLimit": 45, "labels": ["a", "b"]}),
+        )?;
+        ensure!(r["result"] == "success", "{r}");
+        ensure!(own("seed_idle_limit")? == json!(45.0));
+        ensure!(own("tags")? == json!(["a", "b"]), "tags {}", own("tags")?);
+        ensure!(get(&mut rpc, "labels")? == json!(["a", "b"]));
+        ensure!(get(&mut rpc, "seedIdleLimit")? == json!(45));
+        // A limit alone for a torrent not in mode 1 has nowhere to live.
+        let r = rpc.call("torrent-set", json!({"ids": [1], "seedRatioLimit": 4}))?;
+        ensure!(r["result"] != "success", "orphan limit accepted: {r}");
+        // Switching a speed limit on without saying which one has nothing to apply.
+        let r = rpc.call("torrent-set", json!({"ids": [1], "downloadLimited": true}))?;
+        ensure!(r["result"] != "success", "speed limit pretended: {r}");
+
+        ensure!(own("queue_position")? == json!(1));
+        ensure!(get(&mut rpc, "queuePosition")? == json!(0));
+        let r = rpc.call("queue-move-bottom", json!({"ids": [1]}))?;
+        ensure!(r["result"] == "success", "{r}");
+        // The magnet is not in the node's queue yet: the torrent stays first.
+        ensure!(own("queue_position")? == json!(1));
+        let r = rpc.call(
+            "torrent-get",
+            json!({"fields": ["id", "isFinished", "isStalled", "secondsSeeding"]}),
+        )?;
+        let t0 = &r["arguments"]["torrents"][0];
+        ensure!(
+            t0["isFinished"] == false && t0["isStalled"].is_boolean(),
+            "{r}"
+        );
+        ensure!(t0["secondsSeeding"].is_u64(), "{r}");
+
+        remote(&addr, &["-gsr", "2.5"], &cwd)?;
+        remote(&addr, &["-as"], &cwd)?;
+        remote(&addr, &["--alt-speed-scheduler"], &cwd)?;
+        let r = rpc.call(
+            "session-set",
+            json!({"alt-speed-down": 300, "alt-speed-up": 40, "alt-speed-time-begin": 60,
+                   "alt-speed-time-end": 120, "alt-speed-time-day": 62,
+                   "idle-seeding-limit": 20, "idle-seeding-limit-enabled": true,
+                   "seed-queue-size": 3, "seed-queue-enabled": true,
+                   "queue-stalled-minutes": 5, "queue-stalled-enabled": true,
+                   "download-queue-size": 4, "download-queue-enabled": true}),
+        )?;
+        ensure!(r["result"] == "success", "{r}");
+        let set = s.node.get("settings")?;
+        for (k, v) in [
+            ("seed_ratio_limit", json!(2.5)),
+            ("alt_enabled", json!(true)),
+            ("alt_schedule_enabled", json!(true)),
+            ("alt_max_down", json!(300_000)),
+            ("alt_max_up", json!(40_000)),
+            ("alt_schedule_begin", json!(60)),
+            ("alt_schedule_end", json!(120)),
+            ("alt_schedule_days", json!(62)),
+            ("seed_idle_limit", json!(20.0)),
+            ("max_active_seeds", json!(3)),
+            ("stalled_secs", json!(300)),
+            ("max_active", json!(4)),
+            ("queueing_enabled", json!(true)),
+        ] {
+            ensure!(set[k] == v, "{k}: {} in {set}", set[k]);
+        }
+        let g = rpc.call("session-get", json!({}))?["arguments"].clone();
+        ensure!(
+            g["seedRatioLimit"] == json!(2.5) && g["seedRatioLimited"] == true,
+            "{g}"
+        );
+        ensure!(
+            g["alt-speed-enabled"] == true && g["alt-speed-down"] == 300,
+            "{g}"
+        );
+        ensure!(
+            g["queue-stalled-minutes"] == 5 && g["seed-queue-size"] == 3,
+            "{g}"
+        );
+        remote(&addr, &["-GSR"], &cwd)?;
+        remote(&addr, &["-AS"], &cwd)?;
+        let set = s.node.get("settings")?;
+        ensure!(
+            set["seed_ratio_limit"].as_f64().is_some_and(|r| r < 0.0),
+            "{set}"
+        );
+        ensure!(set["alt_enabled"] == false, "{set}");
+        let g = rpc.call(
+            "session-get",
+            json!({"fields": ["seedRatioLimit", "seedRatioLimited"]}),
+        )?;
+        ensure!(
+            g["arguments"]["seedRatioLimit"] == json!(2.5)
+                && g["arguments"]["seedRatioLimited"] == false,
+            "the ratio is kept while off: {g}"
+        );
+        s.node.stop()
+    })
+}
+
+/// A per-torrent download limit set with `transmission-remote -t 1 -d 200` reaches
+/// the node's API and holds: a second node downloading from the first gets no more
+/// than 1.3 x 200 kB/s over a few seconds (and does transfer). `-D` lifts it.
+#[test]
+fn a_per_torrent_download_limit_holds() -> Result<()> {
+    if !have_tools("transmission-remote", &["transmission-remote"]) {
+        return Ok(());
+    }
+    const LIMIT_KB: u64 = 200;
+    with_timeout(Duration::from_secs(150), || {
+        let t = TestDir::new("trpc-speed")?;
+        let seed_dir = t.sub("seed")?;
+        let file = seed_dir.join("big.bin");
+        write_random_file(&file, 8 << 20, 11)?;
+        let mut seeder = start_node("seeder", &t.path().join("a"), &seed_dir, &[])?;
+        let tracker = seeder.tracker.clone().context("embedded tracker")?;
+        let torrent = t.path().join("big.torrent");
+        let hash = create_torrent(&file, &tracker, &torrent, 65536)?;
+        seeder.add_torrent_file(&torrent)?;
+        let mut node = start_node(
+            "leecher",
+            &t.path().join("b"),
+            &t.sub("dl")?,
+            &["--no-tracker"],
+        )?;
+        let addr = host_port(&node);
+        let cwd = t.path().to_path_buf();
+        let mut rpc = RawRpc::new(&addr);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent)?);
+        let r = rpc.call("torrent-add", json!({"metainfo": b64, "paused": true}))?;
+        ensure!(r["result"] == "success", "{r}");
+        remote(&addr, &["-t", "1", "-d", &LIMIT_KB.to_string()], &cwd)?;
+        let own = node.torrent(&hash)?;
+        ensure!(own["max_down"] == json!(LIMIT_KB * 1000), "{own}");
+        let r = rpc.call(
+            "torrent-get",
+            json!({"ids": [1], "fields": ["downloadLimit", "downloadLimited"]}),
+        )?;
+        let got = &r["arguments"]["torrents"][0];
+        ensure!(
+            got["downloadLimit"] == LIMIT_KB && got["downloadLimited"] == true,
+            "{r}"
+        );
+        remote(&addr, &["-t", "1", "-s"], &cwd)?;
+        node.wait_torrent(&hash, "bytes arrive", TRANSFER, |t| {
+            t["downloaded"].as_u64().unwrap_or(0) > 0
+        })?;
+        std::thread::sleep(Duration::from_secs(1));
+        let read = || -> Result<(u64, std::time::Instant)> {
+            let t = node.torrent(&hash)?;
+            Ok((
+                t["downloaded"].as_u64().context("downloaded")?,
+                std::time::Instant::now(),
+            ))
+        };
+        let (d0, t0) = read()?;
+        std::thread::sleep(Duration::from_secs(5));
+        let (d1, t1) = read()?;
+        let rate = (d1 - d0) as f64 / (t1 - t0).as_secs_f64();
+        let limit = (LIMIT_KB * 1000) as f64;
+        println!("per-torrent limit {limit} B/s: measured {rate:.0} B/s");
+        ensure!(
+            rate <= limit * 1.3,
+            "{rate:.0} B/s over a {limit} B/s limit"
+        );
+        ensure!(rate >= limit * 0.3, "{rate:.0} B/s: hardly any transfer");
+        remote(&addr, &["-t", "1", "-D"], &cwd)?;
+        ensure!(node.torrent(&hash)?["max_down"] == json!(0));
+        node.stop()?;
+        seeder.stop()
     })
 }

@@ -32,14 +32,20 @@ fn summary(node: &Node, id: &str) -> ApiResult<Json<Summary>> {
 }
 
 /// `PUT /api/torrents/:id/limits` `{"ratio_limit", "seed_time_limit",
-/// "seed_idle_limit"}` (each optional; -2 global, -1 none).
+/// "seed_idle_limit"}` (each optional; -2 global, -1 none) and `{"max_down",
+/// "max_up"}` (the torrent's own speed limits, bytes/s, 0 none).
 pub async fn set_limits(
     State(node): State<Node>,
     Path(id): Path<String>,
     b: Result<Json<LimitsPatch>, JsonRejection>,
 ) -> ApiResult<Json<Summary>> {
     let hash = resolve(&node, &id)?;
-    node.set_seed_limits(hash, body(b)?).await?;
+    let p = body(b)?;
+    let (down, up) = (p.max_down, p.max_up);
+    node.set_seed_limits(hash, p).await?;
+    if down.is_some() || up.is_some() {
+        node.set_speed_limits(hash, up, down).await?;
+    }
     summary(&node, &id)
 }
 

@@ -12,14 +12,18 @@
 //! sight and stable while the node runs; `ids` may also name them by info-hash.
 //! The methods live in `transmission/`: `session.rs` (session-get/-set/-stats,
 //! free-space, port-test), `view.rs` + `fields.rs` (torrent-get), `actions.rs`
-//! (torrent-add/-start/-stop/-verify/-remove/-set). What the node cannot do (queue
-//! moves, per-torrent speed limits, seed ratios, relocation) is answered with an
-//! error result naming why, never a pretend success.
+//! (torrent-add/-start/-stop/-verify/-remove/-set, queue moves), `rules.rs` +
+//! `modes.rs` (seeding limits, queues, stalled and alternative speeds over the
+//! node's automation). What the node cannot do (per-torrent speed limits,
+//! relocation) is answered with an error result naming why, never a pretend success.
 
 mod actions;
 mod fields;
 mod ids;
+mod modes;
+mod rules;
 mod session;
+mod speed;
 mod trackers;
 mod view;
 
@@ -58,6 +62,8 @@ pub struct Rpc {
     /// Speed limits (KB/s: down, up) set while their `-enabled` is off: Transmission
     /// keeps them for later, the node has one number per direction (0 = off).
     saved_limits: Mutex<(u64, u64)>,
+    /// Seeding and queue values set while their `-enabled` is off (see `rules.rs`).
+    saved_auto: Mutex<rules::Saved>,
     /// The node's byte totals (down, up) when the RPC started: `current-stats`.
     totals_at_start: (u64, u64),
 }
@@ -76,6 +82,7 @@ pub fn router(node: Node) -> Router {
         session_id: id.iter().map(|b| format!("{b:02x}")).collect(),
         ids: Mutex::new(IdMap::default()),
         saved_limits: Mutex::new((0, 0)),
+        saved_auto: Mutex::new(rules::Saved::default()),
         totals_at_start: node.totals(),
         node,
     });
@@ -167,11 +174,9 @@ async fn dispatch(rpc: &Rpc, method: &str, args: &Args) -> MethodResult {
              (and sooner after a failure)"
                 .into(),
         ),
-        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => Err(
-            "queue positions are not supported by this node: its queue runs torrents in \
-             the order they were added (max_active)"
-                .into(),
-        ),
+        "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
+            actions::queue_move(rpc, method, args).await
+        }
         "torrent-set-location" | "torrent-rename-path" => Err(format!(
             "{method} is not supported by this node: it cannot move or rename data"
         )),

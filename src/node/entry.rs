@@ -75,6 +75,8 @@ pub struct Entry {
     pub auto: super::rules::TorrentAuto,
     /// Sequential / first-and-last-pieces download (table `torrent_options`).
     pub order: DownloadOrder,
+    /// Its own speed limits (table `torrent_speed`, `super::speed`).
+    pub speed: crate::store::speed::SpeedLimits,
 }
 
 /// The torrent summary of `GET /api/torrents`.
@@ -114,6 +116,10 @@ pub struct Summary {
     /// `sequential` and `first_last_piece`.
     #[serde(flatten)]
     pub order: DownloadOrder,
+    /// Its own download limit in bytes per second (0: none).
+    pub max_down: u64,
+    /// Its own upload limit in bytes per second (0: none).
+    pub max_up: u64,
 }
 
 /// Share ratio as qBittorrent computes it: uploaded / downloaded, or uploaded / size
@@ -252,6 +258,8 @@ impl Entry {
             tags: Vec::new(),
             auto: self.auto.view(self.run.is_some()),
             order: self.order,
+            max_down: self.speed.down,
+            max_up: self.speed.up,
         }
     }
 

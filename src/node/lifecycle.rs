@@ -154,6 +154,7 @@ impl Node {
             pending_peers: req.peers,
             auto: Default::default(),
             order: Default::default(),
+            speed: Default::default(),
         };
         self.torrents().insert(hash, entry);
         super::queue::added(self, hash).await;

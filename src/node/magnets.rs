@@ -77,6 +77,8 @@ impl Pending {
             tags: Vec::new(),
             auto: super::rules::TorrentAuto::default().view(false),
             order: Default::default(),
+            max_down: 0,
+            max_up: 0,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct LimitsPatch {
     pub seed_time_limit: Option<f64>,
     /// Time without upload, minutes.
     pub seed_idle_limit: Option<f64>,
+    /// Own download limit, bytes per second (0: none); see `super::speed`.
+    pub max_down: Option<u64>,
+    /// Own upload limit, bytes per second (0: none).
+    pub max_up: Option<u64>,
 }
 
 /// Why a queue request was refused.
@@ -168,6 +172,23 @@ impl Node {
             renumber(&mut map, &o)
         };
         save(self, changed).await.map_err(QueueError::Internal)?;
+        schedule_locked(self).await;
+        Ok(())
+    }
+
+    /// Reorders the whole queue with `f` (given every torrent in queue order; it may
+    /// only permute them), saves the new positions and starts what may then start.
+    /// Unlike [`Node::queue_move`] this works with queueing off: Transmission keeps
+    /// and moves queue positions whether or not its queues are enabled.
+    pub async fn queue_reorder(&self, f: impl FnOnce(&mut Vec<InfoHash>)) -> anyhow::Result<()> {
+        let _ops = self.inner().ops.lock().await;
+        let changed = {
+            let mut map = self.torrents();
+            let mut o = order(&map);
+            f(&mut o);
+            renumber(&mut map, &o)
+        };
+        save(self, changed).await?;
         schedule_locked(self).await;
         Ok(())
     }

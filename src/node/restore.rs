@@ -30,6 +30,17 @@ pub(crate) async fn load(node: &Node) {
             Default::default()
         }
     };
+    let speeds = match node
+        .store()
+        .call(|c| crate::store::speed::load_all(c))
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot read the torrents' own speed limits; none apply: {e:#}");
+            Default::default()
+        }
+    };
     let started = std::time::Instant::now();
     let count = rows.len();
     {
@@ -76,6 +87,7 @@ pub(crate) async fn load(node: &Node) {
                 pending_peers: Vec::new(),
                 auto: Default::default(),
                 order: orders.get(&row.info_hash).copied().unwrap_or_default(),
+                speed: speeds.get(&row.info_hash).copied().unwrap_or_default(),
                 meta: Arc::new(meta),
             };
             map.insert(entry.meta.info_hash, entry);

@@ -203,6 +203,7 @@ async fn start(node: &Node, hash: InfoHash) {
         e.starting = false;
         let (order, first_last) = e.order.engine();
         handle.set_download_order(order, first_last);
+        handle.set_limits(e.speed.up, e.speed.down);
         for (addr, source) in std::mem::take(&mut e.pending_peers) {
             handle.add_peers_from(&[addr], source);
         }

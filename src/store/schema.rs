@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS torrent_options (
     sequential       INTEGER NOT NULL DEFAULT 0,
     first_last_piece INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS torrent_speed (
+    info_hash TEXT PRIMARY KEY REFERENCES torrents(info_hash) ON DELETE CASCADE,
+    max_up    INTEGER NOT NULL DEFAULT 0,
+    max_down  INTEGER NOT NULL DEFAULT 0
+);
 ";
 
 /// Opens `path` with WAL and `synchronous=NORMAL` and brings the schema up to date.

@@ -145,7 +145,7 @@ async fn drive<T: Transport>(
         }
         let deadline = tokio::time::Instant::from_std(conn.poll_timeout());
         let step = tokio::select! {
-            r = read_some(&mut rd, &mut rbuf, shared.limits.down_read_cap()), if conn.wants_input() => {
+            r = read_some(&mut rd, &mut rbuf, down_cap(shared)), if conn.wants_input() => {
                 match r {
                     Ok(0) => Err(PeerError::Closed("peer closed the connection")),
                     Ok(_) => on_input(shared, &mut conn, &mut rbuf, max_len).await,
@@ -224,6 +224,7 @@ async fn on_input(
     let n = conn.take_received();
     if n > 0 {
         shared.limits.wait_down(n).await;
+        shared.own_limits.wait_down(n).await;
     }
     if rbuf.capacity() - rbuf.len() < 32 * 1024 {
         // Blocks split off keep the old buffer alive: this usually starts a new one
@@ -249,4 +250,12 @@ async fn read_some<R: AsyncRead + Unpin>(
 /// The peer ID from a remote handshake, for logs.
 pub fn describe(id: &PeerId) -> String {
     id.client_name()
+}
+
+/// The read cap of the session's and the torrent's download limits.
+fn down_cap(shared: &Shared) -> Option<usize> {
+    crate::rate::min_cap(
+        shared.limits.down_read_cap(),
+        shared.own_limits.down_read_cap(),
+    )
 }

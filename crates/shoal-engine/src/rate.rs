@@ -10,7 +10,7 @@ mod bucket;
 mod limits;
 
 pub use bucket::{Ticket, TokenBucket};
-pub use limits::Limits;
+pub use limits::{min_cap, Limits};
 
 use std::time::{Duration, Instant};
 

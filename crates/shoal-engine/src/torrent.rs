@@ -189,6 +189,9 @@ pub struct Shared {
     pub(crate) listen_port: u16,
     pub(crate) cancel: CancellationToken,
     pub(crate) limits: Arc<Limits>,
+    /// This torrent's own limits (0: none), waited on after the session's: a peer's
+    /// bytes are charged to both, so the lower one holds.
+    pub(crate) own_limits: Limits,
     /// Whether dials use MSE; set once by the session (tests leave the default).
     pub(crate) encryption: OnceLock<EncryptionPolicy>,
     /// Peer exchange (BEP 11) on this torrent's connections (never for a private one).
@@ -243,6 +246,7 @@ impl Shared {
             listen_port,
             cancel,
             limits,
+            own_limits: Limits::new(0, 0),
             encryption: OnceLock::new(),
             pex: AtomicBool::new(true),
             connector: OnceLock::new(),

@@ -268,6 +268,8 @@ mod tests {
             tags: Vec::new(),
             auto: crate::node::rules::TorrentAuto::default().view(false),
             order: Default::default(),
+            max_down: 0,
+            max_up: 0,
         }
     }
 

@@ -5,8 +5,9 @@
 //! `http://` URL (fetched by the node, at most 32 MiB, 30 s) or a `.torrent` path on
 //! the node inside the folders the API may use (docs/API.md, "Folders"); `https` is
 //! refused (the node has no TLS client). `torrent-set` changes file choices and
-//! priorities; a per-torrent limit, ratio, queue position, label or location the
-//! node does not have is refused unless it asks for what is already the case.
+//! priorities, seeding limits (`rules.rs`), speed limits (`speed.rs`), labels (the
+//! node's tags) and the queue position; what the node does not have (location,
+//! bandwidth priority, ...) is refused unless it asks for what is already the case.
 
 use std::path::PathBuf;
 
@@ -243,25 +244,12 @@ async fn apply_files(rpc: &Rpc, hash: InfoHash, args: &Args) -> Result<(), Strin
 /// `torrent-set` keys the node cannot change, with the value it reports for each:
 /// setting that value again is accepted (clients send whole forms).
 fn fixed_value(key: &str) -> Option<(Value, &'static str)> {
-    const LIMITS: &str = "per-torrent speed limits are not supported by this node; \
-                          use the session's limits";
     Some(match key {
-        "downloadLimited" | "uploadLimited" => (json!(false), LIMITS),
-        "downloadLimit" | "uploadLimit" => (json!(0), LIMITS),
-        "honorsSessionLimits" => (json!(true), LIMITS),
+        "honorsSessionLimits" => (
+            json!(true),
+            "a torrent's own limits apply on top of the session's, never instead",
+        ),
         "bandwidthPriority" => (json!(0), "bandwidth priorities are not supported"),
-        "seedRatioMode" => (
-            json!(2),
-            "seed ratio limits are not supported by this node yet",
-        ),
-        "seedRatioLimit" => (
-            json!(0),
-            "seed ratio limits are not supported by this node yet",
-        ),
-        "seedIdleMode" => (json!(2), "seed idle limits are not supported"),
-        "seedIdleLimit" => (json!(0), "seed idle limits are not supported"),
-        "queuePosition" => (json!(-1), "queue positions are not supported by this node"),
-        "labels" => (json!([]), "labels are not supported by this node yet"),
         "group" => (json!(""), "bandwidth groups are not supported"),
         "peer-limit" => (
             json!(shoal_engine::torrent::MAX_PEERS),
@@ -283,7 +271,8 @@ pub(super) fn same(given: &Value, current: &Value) -> bool {
     }
 }
 
-/// `torrent-set`.
+/// `torrent-set`: checks the keys the node cannot change, then applies file choices,
+/// seeding limits, labels and the queue position to each torrent.
 pub async fn set(rpc: &Rpc, args: &Args) -> MethodResult {
     for (key, value) in args {
         if let Some((current, why)) = fixed_value(key) {
@@ -292,8 +281,58 @@ pub async fn set(rpc: &Rpc, args: &Args) -> MethodResult {
             }
         }
     }
-    for h in selected(rpc, args) {
-        apply_files(rpc, h, args).await?;
+    let labels = labels_arg(args)?;
+    let chosen = selected(rpc, args);
+    for h in &chosen {
+        apply_files(rpc, *h, args).await?;
+        super::rules::apply_limits(rpc, *h, args).await?;
+        super::speed::apply(rpc, *h, args).await?;
+        if let Some(l) = &labels {
+            rpc.node
+                .set_tags(*h, l)
+                .await
+                .map_err(|e| format!("labels: {e}"))?;
+        }
     }
+    if let Some(pos) = super::int_arg(args, "queuePosition") {
+        let to = usize::try_from(pos).map_err(|_| "queuePosition must be 0 or more")?;
+        // Transmission places each in turn: the last one ends up at `to`.
+        rpc.node
+            .queue_reorder(|o| {
+                for h in &chosen {
+                    super::modes::place(o, *h, to);
+                }
+            })
+            .await
+            .map_err(failed)?;
+    }
+    Ok(Args::new())
+}
+
+/// `labels`: Transmission's labels are the node's tags (a torrent's whole set).
+fn labels_arg(args: &Args) -> Result<Option<Vec<String>>, String> {
+    let Some(v) = args.get("labels") else {
+        return Ok(None);
+    };
+    let list = v.as_array().ok_or("labels must be a list of strings")?;
+    let mut out = Vec::with_capacity(list.len());
+    for l in list {
+        let l = l.as_str().ok_or("labels must be a list of strings")?.trim();
+        if !l.is_empty() && !out.iter().any(|x: &String| x == l) {
+            out.push(l.to_string());
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `queue-move-top`/`-up`/`-down`/`-bottom` on the node's queue. Transmission moves
+/// queue positions whether or not its queues are enabled, so this does too.
+pub async fn queue_move(rpc: &Rpc, method: &str, args: &Args) -> MethodResult {
+    let mv = super::modes::Move::parse(method).ok_or("method name not recognized")?;
+    let chosen = selected(rpc, args);
+    rpc.node
+        .queue_reorder(|o| super::modes::apply(o, &chosen, mv))
+        .await
+        .map_err(failed)?;
     Ok(Args::new())
 }

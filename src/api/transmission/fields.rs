@@ -43,6 +43,7 @@ pub fn torrent_get(rpc: &Rpc, args: &Args) -> MethodResult {
         views.sort_by_key(|v| v.id);
         (views, ids.removed_recently())
     };
+    let d = super::rules::seed_defaults(rpc);
     let mut rows: Vec<Value> = Vec::with_capacity(views.len() + 1);
     let known: Vec<&str> = fields.into_iter().filter(|f| is_field(f)).collect();
     if table {
@@ -50,9 +51,12 @@ pub fn torrent_get(rpc: &Rpc, args: &Args) -> MethodResult {
     }
     for v in &views {
         if table {
-            rows.push(Value::Array(known.iter().map(|f| field(v, f)).collect()));
+            rows.push(Value::Array(known.iter().map(|f| field(v, d, f)).collect()));
         } else {
-            let o: Args = known.iter().map(|f| (f.to_string(), field(v, f))).collect();
+            let o: Args = known
+                .iter()
+                .map(|f| (f.to_string(), field(v, d, f)))
+                .collect();
             rows.push(Value::Object(o));
         }
     }
@@ -168,9 +172,12 @@ fn is_field(f: &str) -> bool {
     FIELDS.contains(&f)
 }
 
-/// The value of field `f` (one of [`FIELDS`]).
-fn field(v: &View, f: &str) -> Value {
-    identity(v, f)
+/// The value of field `f` (one of [`FIELDS`]); `d`: the seeding defaults
+/// ([`super::rules::seed_defaults`]).
+fn field(v: &View, d: (f64, f64), f: &str) -> Value {
+    super::rules::torrent_field(&v.summary, d, f)
+        .or_else(|| super::speed::torrent_field(&v.summary, f))
+        .or_else(|| identity(v, f))
         .or_else(|| progress(v, f))
         .or_else(|| transfer(v, f))
         .or_else(|| limits(v, f))
@@ -199,11 +206,11 @@ fn identity(v: &View, f: &str) -> Option<Value> {
         "downloadDir" => json!(s.save_dir),
         "magnetLink" => json!(magnet_link(v)),
         "torrentFile" | "primary-mime-type" | "group" => json!(""),
-        "labels" | "webseeds" => json!([]),
+        "webseeds" => json!([]),
         "error" => json!(v.error().0),
         "errorString" => json!(v.error().1),
         "status" => json!(v.status_code()),
-        "queuePosition" => json!(v.position),
+        "queuePosition" => json!(v.queue_position()),
         "totalSize" => json!(s.size),
         "pieceCount" => json!(meta.map_or(0, |m| m.info.num_pieces())),
         "pieceSize" => json!(s.piece_size),
@@ -251,7 +258,6 @@ fn progress(v: &View, f: &str) -> Option<Value> {
         "sizeWhenDone" => json!(v.wanted_sizes().0),
         "leftUntilDone" => json!(v.wanted_sizes().1),
         "desiredAvailable" => json!(desired_available(v)),
-        "isFinished" | "isStalled" => json!(false),
         "metadataPercentComplete" => json!(metadata_percent(v)),
         "recheckProgress" => json!(match v.status().map(|s| &s.phase) {
             Some(shoal_engine::Phase::Checking { done, total }) if *total > 0 =>
@@ -309,21 +315,17 @@ fn transfer(v: &View, f: &str) -> Option<Value> {
         "downloadedEver" => json!(s.downloaded),
         "uploadedEver" => json!(s.uploaded),
         "uploadRatio" => json!(v.ratio()),
-        "secondsDownloading" | "secondsSeeding" => json!(0),
+        "secondsDownloading" => json!(0),
         _ => return None,
     })
 }
 
-/// Per-torrent limits: the node has none of its own, so Transmission's "unset"
-/// values (session limits apply, seeding unlimited).
+/// Per-torrent settings the node does not have (bandwidth priority), and the fixed
+/// peer limit. Seeding limits are in `rules.rs`, speed limits in `speed.rs`.
 fn limits(_v: &View, f: &str) -> Option<Value> {
     Some(match f {
-        "bandwidthPriority" | "downloadLimit" | "uploadLimit" | "seedIdleLimit" => json!(0),
-        "downloadLimited" | "uploadLimited" => json!(false),
+        "bandwidthPriority" => json!(0),
         "honorsSessionLimits" => json!(true),
-        // TR_RATIOLIMIT_UNLIMITED, TR_IDLELIMIT_UNLIMITED.
-        "seedRatioMode" | "seedIdleMode" => json!(2),
-        "seedRatioLimit" => json!(0.0),
         "peer-limit" | "maxConnectedPeers" => json!(shoal_engine::torrent::MAX_PEERS),
         _ => return None,
     })
@@ -486,6 +488,9 @@ mod tests {
         assert_eq!(pieces(&have), "gEA=");
     }
 
+    /// Seeding defaults: ratio 2, idle 30 minutes.
+    const D: (f64, f64) = (2.0, 30.0);
+
     #[test]
     fn every_field_has_a_value() {
         let summary = crate::node::Summary {
@@ -515,9 +520,15 @@ mod tests {
             pieces_have: 0,
             files: 0,
             category: None,
-            tags: Vec::new(),
-            auto: crate::node::rules::TorrentAuto::default().view(false),
+            tags: vec!["linux".into()],
+            auto: crate::node::rules::TorrentAuto {
+                ratio_limit: 1.5,
+                ..Default::default()
+            }
+            .view(false),
             order: Default::default(),
+            max_down: 0,
+            max_up: 0,
         };
         let hash = shoal_proto::InfoHash([0xab; 20]);
         let v = View {
@@ -538,11 +549,17 @@ mod tests {
         let null: Vec<&str> = FIELDS
             .iter()
             .copied()
-            .filter(|f| field(&v, f).is_null())
+            .filter(|f| field(&v, D, f).is_null())
             .collect();
         assert!(null.is_empty(), "{null:?}");
-        assert_eq!(field(&v, "status"), json!(4));
-        assert_eq!(field(&v, "eta"), json!(-2));
-        assert_eq!(field(&v, "trackers")[0]["announce"], "http://t/announce");
+        assert_eq!(field(&v, D, "status"), json!(4));
+        assert_eq!(field(&v, D, "seedRatioMode"), json!(1));
+        assert_eq!(field(&v, D, "seedRatioLimit"), json!(1.5));
+        assert_eq!(field(&v, D, "seedIdleMode"), json!(0));
+        assert_eq!(field(&v, D, "seedIdleLimit"), json!(30));
+        assert_eq!(field(&v, D, "labels"), json!(["linux"]));
+        assert_eq!(field(&v, D, "isFinished"), json!(false));
+        assert_eq!(field(&v, D, "eta"), json!(-2));
+        assert_eq!(field(&v, D, "trackers")[0]["announce"], "http://t/announce");
     }
 }

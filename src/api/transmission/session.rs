@@ -2,10 +2,11 @@
 //!
 //! `session-get` answers every key of Transmission 4.0's list (rpc-spec 4.1): the
 //! node's own values where it has the setting, Transmission's "off" values for
-//! features it lacks (blocklist, scripts, alt speeds, seed ratio, incomplete dir).
+//! features it lacks (blocklist, scripts, incomplete dir).
 //! `session-set` changes the download dir, the speed limits (KB/s = 1000 bytes/s, as
-//! Transmission's `units` say) and the download queue (the node's `max_active`); a
-//! key the node cannot change is refused unless it asks for the current value.
+//! Transmission's `units` say), the download queue (the node's `max_active`) and the
+//! seeding, queue, stalled and alternative speed settings (`rules.rs`); a key the
+//! node cannot change is refused unless it asks for the current value.
 //! `version` is "4.0.6 (Shoal x.y.z)": tools read the leading Transmission version
 //! to pick features, and 4.0.6 is the protocol level the node speaks.
 
@@ -92,6 +93,7 @@ async fn values(rpc: &Rpc) -> Args {
             out.extend(m);
         }
     }
+    out.extend(super::rules::session_values(rpc, &s));
     out
 }
 
@@ -130,8 +132,11 @@ pub async fn set(rpc: &Rpc, args: &Args) -> MethodResult {
     };
     let max_active = if queue_on { size } else { 0 };
     patch.max_active = (max_active != s.max_active).then_some(max_active);
+    let enabling = bool_arg(args, "download-queue-enabled") == Some(true) && max_active > 0;
+    patch.auto = super::rules::session_patch(rpc, args, &s, enabling)?;
     for (key, value) in args {
-        if CHANGEABLE.contains(&key.as_str()) {
+        if CHANGEABLE.contains(&key.as_str()) || super::rules::SESSION_KEYS.contains(&key.as_str())
+        {
             continue;
         }
         if let Some(now) = current.get(key) {
@@ -147,8 +152,9 @@ pub async fn set(rpc: &Rpc, args: &Args) -> MethodResult {
         .call(move |c| torrents::store_settings(c, &p))
         .await
         .map_err(|e| format!("{e:#}"))?;
-    node.session().set_limits(s.max_up, s.max_down);
-    node.set_settings(s);
+    node.set_settings(s.clone());
+    // The limits in effect, alternative speeds included (as `PATCH /api/settings`).
+    crate::node::altspeed::apply(node, &s);
     node.schedule().await;
     Ok(Args::new())
 }

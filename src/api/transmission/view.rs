@@ -41,6 +41,18 @@ pub struct View {
 }
 
 impl View {
+    /// Transmission's `queuePosition` (from 0): the node's queue position (from 1); a
+    /// magnet, not in the queue until its metadata arrives, after all torrents in
+    /// the order it was added.
+    pub fn queue_position(&self) -> i64 {
+        match self.summary.auto.queue_position {
+            p if p >= 1 => p - 1,
+            _ => self.position as i64,
+        }
+    }
+}
+
+impl View {
     /// The views of `chosen`, given every torrent's hash oldest first (`order`, whose
     /// index is the queue position) and ids from the RPC's map. Torrents removed
     /// meanwhile are left out.

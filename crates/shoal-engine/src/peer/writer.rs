@@ -50,7 +50,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     while let Some(first) = rx.recv().await {
         // Under an upload limit a batch is the limit's share for one round among the
         // writers waiting (at least one block), so each peer waits briefly and often.
-        let batch_cap = shared.limits.up_batch_cap().map_or(BATCH, |c| c.min(BATCH));
+        let cap = crate::rate::min_cap(
+            shared.limits.up_batch_cap(),
+            shared.own_limits.up_batch_cap(),
+        );
+        let batch_cap = cap.map_or(BATCH, |c| c.min(BATCH));
         let mut payload = 0u64;
         let mut next = Some(first);
         while let Some(out) = next.take() {
@@ -81,6 +85,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         if payload > 0 {
             // Waits until the limit has earned these bytes, however long that takes.
             shared.limits.wait_up(payload).await;
+            shared.own_limits.wait_up(payload).await;
         }
         batch.write_all(&mut w).await?;
         if payload > 0 {

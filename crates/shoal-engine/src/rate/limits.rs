@@ -87,6 +87,14 @@ impl Limits {
     }
 }
 
+/// The smaller of two read or batch caps (`None`: unlimited).
+pub fn min_cap(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One direction's limit.
 struct Limiter {
     /// The bucket's rate, readable without the lock (0: unlimited).
@@ -183,6 +191,14 @@ mod tests {
     use std::time::Duration;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_smaller_cap_wins() {
+        assert_eq!(min_cap(None, None), None);
+        assert_eq!(min_cap(Some(5), None), Some(5));
+        assert_eq!(min_cap(None, Some(7)), Some(7));
+        assert_eq!(min_cap(Some(9), Some(7)), Some(7));
+    }
 
     #[test]
     fn no_limit_means_no_cap() {

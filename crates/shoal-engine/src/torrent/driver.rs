@@ -139,6 +139,17 @@ impl TorrentHandle {
     }
 
     /// A snapshot of counters and rates.
+    /// Sets this torrent's own upload and download limits in bytes per second (0:
+    /// none), on top of the session's; peers waiting recompute their wait.
+    pub fn set_limits(&self, up: u64, down: u64) {
+        self.shared.own_limits.set(up, down);
+    }
+
+    /// This torrent's own (upload, download) limits in bytes per second (0: none).
+    pub fn limits(&self) -> (u64, u64) {
+        (self.shared.own_limits.up(), self.shared.own_limits.down())
+    }
+
     pub fn status(&self) -> TorrentStatus {
         let (down_rate, up_rate) = *self.rates.lock().unwrap_or_else(|p| p.into_inner());
         let sh = &self.shared;

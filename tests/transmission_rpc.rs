@@ -110,6 +110,9 @@ fn transmission_remote_drives_the_node() -> Result<()> {
         ensure!(files.contains("content.bin"), "-if:\n{files}");
         let trackers = remote(&addr, &["-t", "1", "-it"], &cwd)?;
         ensure!(trackers.contains("Tracker 0:"), "-it:\n{trackers}");
+        // The engine's announce-now trigger (counted by a tracker in tests/qbt_api.rs).
+        let re = remote(&addr, &["-t", "1", "--reannounce"], &cwd)?;
+        ensure!(re.contains("success"), "--reannounce: {re}");
         let magnet = format!("magnet:?xt=urn:btih:{}&dn=trpc-magnet", "ab".repeat(20));
         ensure!(
             remote(&addr, &["-a", &magnet], &cwd)?.contains("success"),

@@ -169,11 +169,7 @@ async fn dispatch(rpc: &Rpc, method: &str, args: &Args) -> MethodResult {
         "torrent-verify" => actions::verify(rpc, args).await,
         "torrent-remove" => actions::remove(rpc, args).await,
         "torrent-set" => actions::set(rpc, args).await,
-        "torrent-reannounce" => Err(
-            "torrent-reannounce is not supported: Shoal announces on its own schedule \
-             (and sooner after a failure)"
-                .into(),
-        ),
+        "torrent-reannounce" => actions::reannounce(rpc, args),
         "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
             actions::queue_move(rpc, method, args).await
         }

@@ -39,6 +39,9 @@ pub fn limits_patch(p: &Params, need: bool) -> QbtResult<LimitsPatch> {
         ratio_limit: num("ratioLimit")?,
         seed_time_limit: num("seedingTimeLimit")?,
         seed_idle_limit: num("inactiveSeedingTimeLimit")?,
+        // Speed limits are not share limits; `setShareLimits` leaves them alone.
+        max_down: None,
+        max_up: None,
     })
 }
 

@@ -71,6 +71,15 @@ pub async fn verify(rpc: &Rpc, args: &Args) -> MethodResult {
     Ok(Args::new())
 }
 
+/// `torrent-reannounce`: a tracker round now for each running torrent asked for; the
+/// others (stopped, queued, magnets) are skipped, as Transmission skips stopped ones.
+pub fn reannounce(rpc: &Rpc, args: &Args) -> MethodResult {
+    for h in selected(rpc, args) {
+        crate::api::torrents::reannounce_now(&rpc.node, h);
+    }
+    Ok(Args::new())
+}
+
 pub async fn remove(rpc: &Rpc, args: &Args) -> MethodResult {
     let delete = bool_arg(args, "delete-local-data").unwrap_or(false);
     for h in selected(rpc, args) {

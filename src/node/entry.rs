@@ -290,6 +290,47 @@ impl Entry {
 }
 
 #[cfg(test)]
+impl Summary {
+    /// A summary of a one-piece, ten-byte torrent `ab..ab` in `state`, for the unit tests
+    /// of the API front ends; tests change the fields they care about.
+    pub fn sample(state: &'static str) -> Summary {
+        Summary {
+            id: "ab".repeat(20),
+            name: "n".into(),
+            size: 10,
+            state,
+            progress: 0.0,
+            down_rate: 0,
+            up_rate: 0,
+            downloaded: 0,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 0,
+            seeds: 0,
+            swarm_seeders: None,
+            swarm_leechers: None,
+            eta_secs: None,
+            added_at: 1,
+            completed_at: None,
+            save_dir: "/d".into(),
+            error: None,
+            role: "leecher",
+            private: false,
+            piece_size: 1,
+            pieces: 1,
+            pieces_have: 0,
+            files: 1,
+            category: None,
+            tags: Vec::new(),
+            auto: super::rules::TorrentAuto::default().view(false),
+            order: Default::default(),
+            max_down: 0,
+            max_up: 0,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use shoal_proto::metainfo::InfoBuilder;

@@ -239,37 +239,10 @@ mod tests {
 
     fn summary(state: &'static str, progress: f64, down: u64, up: u64) -> Summary {
         Summary {
-            id: "ab".repeat(20),
-            name: "n".into(),
-            size: 10,
-            state,
             progress,
             down_rate: down,
             up_rate: up,
-            downloaded: 0,
-            uploaded: 0,
-            ratio: 0.0,
-            peers: 0,
-            seeds: 0,
-            swarm_seeders: None,
-            swarm_leechers: None,
-            eta_secs: None,
-            added_at: 1,
-            completed_at: None,
-            save_dir: "/d".into(),
-            error: None,
-            role: "leecher",
-            private: false,
-            piece_size: 1,
-            pieces: 1,
-            pieces_have: 0,
-            files: 1,
-            category: None,
-            tags: Vec::new(),
-            auto: crate::node::rules::TorrentAuto::default().view(false),
-            order: Default::default(),
-            max_down: 0,
-            max_up: 0,
+            ..Summary::sample(state)
         }
     }
 

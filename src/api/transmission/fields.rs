@@ -494,41 +494,18 @@ mod tests {
     #[test]
     fn every_field_has_a_value() {
         let summary = crate::node::Summary {
-            id: "ab".repeat(20),
-            name: "n".into(),
             size: 0,
-            state: "metadata",
-            progress: 0.0,
-            down_rate: 0,
-            up_rate: 0,
-            downloaded: 0,
-            uploaded: 0,
-            ratio: 0.0,
-            peers: 0,
-            seeds: 0,
-            swarm_seeders: None,
-            swarm_leechers: None,
-            eta_secs: None,
-            added_at: 1,
-            completed_at: None,
-            save_dir: "/d".into(),
-            error: None,
-            role: "leecher",
-            private: false,
             piece_size: 0,
             pieces: 0,
-            pieces_have: 0,
             files: 0,
-            category: None,
+            state: "metadata",
             tags: vec!["linux".into()],
             auto: crate::node::rules::TorrentAuto {
                 ratio_limit: 1.5,
                 ..Default::default()
             }
             .view(false),
-            order: Default::default(),
-            max_down: 0,
-            max_up: 0,
+            ..crate::node::Summary::sample("metadata")
         };
         let hash = shoal_proto::InfoHash([0xab; 20]);
         let v = View {

@@ -34,7 +34,7 @@ pub const UTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// RFC 8305's 250 ms between address families), only the time the peer's client,
 /// not its kernel as for TCP, takes to answer the SYN: a few ms for a healthy one.
 /// Each ms of it is a ms of delay to a TCP-only peer's first byte (once per address).
-pub const UTP_HEAD_START: Duration = Duration::from_millis(50);
+pub const UTP_HEAD_START: Duration = Duration::from_millis(20);
 /// Addresses whose working transport is remembered.
 pub const MAX_REMEMBERED: usize = 4096;
 

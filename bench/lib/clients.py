@@ -204,8 +204,11 @@ class OpenTracker:
 
 class Shoal:
     name = "shoal"
-    # Extra flags of both ends (the MSE variant adds `--encryption require`).
-    flags = []
+    # Extra flags of both ends. TCP only, as every client of the transfer scenarios runs
+    # (libtorrent and qBittorrent have uTP off too): Shoal's default dials uTP first, and
+    # two Shoal ends on loopback would then measure uTP, not the client. uTP has its own
+    # scenario. The MSE variant adds `--encryption require`.
+    flags = ["--utp", "false"]
 
     def available(self):
         return True, ""
@@ -234,7 +237,7 @@ class Shoal:
         """Download from a bare magnet link (its x.pe names the seeder): prints `metadata
         received: NAME`, `first piece verified`, `complete: NAME`."""
         p = Proc([ctx.shoal, "download", magnet, "--dir", save_dir, "--port", "0",
-                  "--bind-ip", "127.0.0.1", "--stall-timeout", "60"],
+                  "--bind-ip", "127.0.0.1", "--stall-timeout", "60"] + self.flags,
                  name="shoal-magnet", log_path=ctx.log("shoal-magnet"))
         return Handle(p, done_pattern=r"^complete: ")
 
@@ -242,7 +245,7 @@ class Shoal:
 class ShoalRc4(Shoal):
     """Shoal with MSE required at both ends: every byte RC4-encrypted (scenario `mse`)."""
     name = "shoal-rc4"
-    flags = ["--encryption", "require"]
+    flags = Shoal.flags + ["--encryption", "require"]
 
 
 class Libtorrent:

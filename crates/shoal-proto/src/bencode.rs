@@ -191,16 +191,21 @@ impl<'a> Decoder<'a> {
                     // Sorted input (the norm) needs one comparison per key; only a
                     // dictionary that arrives unsorted pays for a set, so hostile
                     // input stays O(n log n) rather than quadratic.
+                    // Once the set exists every later key goes through it: a key greater
+                    // than its neighbour may still repeat one seen before the disorder.
                     let in_order = items.last().map_or(true, |(prev, _)| *prev < key);
-                    if !in_order {
-                        let seen = unsorted_keys.get_or_insert_with(|| {
-                            items.iter().map(|(k, _)| *k).collect::<BTreeSet<&[u8]>>()
-                        });
-                        if !seen.insert(key) {
-                            return Err(BencodeError::UnsortedKeys { offset: key_at });
+                    let fresh = match unsorted_keys.as_mut() {
+                        Some(seen) => seen.insert(key),
+                        None if in_order => true,
+                        None => {
+                            let mut seen: BTreeSet<&[u8]> = items.iter().map(|(k, _)| *k).collect();
+                            let fresh = seen.insert(key);
+                            unsorted_keys = Some(seen);
+                            fresh
                         }
-                    } else if let Some(seen) = unsorted_keys.as_mut() {
-                        seen.insert(key);
+                    };
+                    if !fresh {
+                        return Err(BencodeError::UnsortedKeys { offset: key_at });
                     }
                     let v = self.value(depth + 1)?;
                     items.push((key, v));
@@ -372,6 +377,15 @@ mod tests {
         let v = decode(b"d1:bi1e1:ai2ee").unwrap();
         assert_eq!(v.get("a").and_then(Value::as_int), Some(2));
         assert!(decode(b"d1:ai1e1:ai2ee").is_err());
+    }
+
+    /// Found by the `wire` fuzz target (20-minute run): after the keys fell out of order, a
+    /// key greater than its neighbour but equal to an earlier one (`c a b c`) was let through,
+    /// so a dictionary decoded with a key twice.
+    #[test]
+    fn a_repeat_after_disorder_is_refused() {
+        assert!(decode(b"d1:ci1e1:ai2e1:bi3e1:ci4ee").is_err());
+        assert!(decode(b"d1:ci1e1:ai2e1:bi3e1:di4ee").is_ok());
     }
 
     #[test]

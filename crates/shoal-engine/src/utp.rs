@@ -39,7 +39,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info_span, trace, Instrument};
 
 use stream::{wake, Key, Shared};
 pub use stream::{UtpReadHalf, UtpStream, UtpWriteHalf};
@@ -277,6 +277,7 @@ impl Driver {
         let Some((kind, id)) = peek_route(bytes) else {
             return;
         };
+        trace_packet("in", addr, bytes);
         let key = match kind {
             // A SYN carries the initiator's receive id; we receive on id + 1.
             PacketType::Syn => (addr, id.wrapping_add(1)),
@@ -363,6 +364,7 @@ impl Driver {
             while st.conn.read(&mut sink) > 0 {}
         }
         while let Some(p) = st.conn.poll_transmit(now) {
+            trace_packet("out", key.0, &p);
             self.out.push((key.0, p));
         }
         let closed = st.conn.is_closed();
@@ -401,6 +403,26 @@ impl Driver {
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
+/// Logs one datagram's header at trace level (`SHOAL_LOG=shoal_engine::utp=trace`): the
+/// packet trace to diagnose a transfer by. A datagram routed as uTP that does not decode
+/// is worth a debug line at any rate: the connection drops it unseen.
+fn trace_packet(dir: &str, addr: SocketAddr, bytes: &[u8]) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    match Packet::decode(bytes) {
+        Ok(p) => {
+            let h = p.header;
+            trace!(
+                dir, %addr, kind = ?h.kind, id = h.conn_id, seq = h.seq_nr, ack = h.ack_nr,
+                wnd = h.wnd_size, ts = h.timestamp_us, diff = h.timestamp_diff_us,
+                sack = ?p.sack, len = p.payload.len(), "uTP packet"
+            );
+        }
+        Err(e) => debug!(dir, %addr, len = bytes.len(), "malformed uTP packet: {e}"),
     }
 }
 

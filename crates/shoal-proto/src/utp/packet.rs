@@ -1,9 +1,12 @@
 //! The uTP packet: the 20-byte version 1 header, its extension chain and the payload.
 //!
 //! Decoding checks the version, the type, and every extension length against the bytes
-//! present; unknown extensions are skipped, a selective ack whose length is not a
-//! non-zero multiple of 4 (or longer than [`MAX_SACK_BYTES`]) is an error. Nothing here
-//! panics on input: a malformed datagram is a [`PacketError`].
+//! present; unknown extensions are skipped. A selective ack of any length is taken (an
+//! empty one is none): BEP 29 asks for a multiple of 4 bytes, but libtorrent sends
+//! `ceil(span / 8)` bytes, up to an MTU's worth, and rejecting those packets loses every
+//! ack sent while a gap is open (issue 14: uTP transfers to libtorrent stalled in doubling
+//! timeouts). We write multiples of 4, at most [`MAX_SACK_BYTES`]. Nothing here panics on
+//! input: a malformed datagram is a [`PacketError`].
 
 use thiserror::Error;
 
@@ -13,7 +16,8 @@ pub const HEADER_LEN: usize = 20;
 pub const VERSION: u8 = 1;
 /// Extension type of the selective ack.
 pub const EXT_SACK: u8 = 1;
-/// Longest selective-ack bitmask we read or write (bytes): 1024 packets past `ack_nr + 1`.
+/// Longest selective-ack bitmask we write (bytes): 1024 packets past `ack_nr + 1`. We read
+/// any length the extension's length byte allows.
 pub const MAX_SACK_BYTES: usize = 128;
 
 /// The kind of a uTP packet (the high nibble of the first byte).
@@ -56,9 +60,6 @@ pub enum PacketError {
     /// A type nibble above 4.
     #[error("unknown uTP packet type {0}")]
     Type(u8),
-    /// A selective ack of a length that is not a positive multiple of 4, or too long.
-    #[error("selective ack of {0} bytes (must be a positive multiple of 4, at most 128)")]
-    SackLength(usize),
 }
 
 /// The fixed header fields of a packet.
@@ -85,7 +86,8 @@ pub struct Header {
 pub struct Packet<'a> {
     /// The fixed header.
     pub header: Header,
-    /// Selective-ack bitmask (bit 0 of byte 0 is `ack_nr + 2`), if present.
+    /// Selective-ack bitmask (bit 0 of byte 0 is `ack_nr + 2`), if present and not empty;
+    /// of any length (libtorrent does not pad it to a multiple of 4).
     pub sack: Option<&'a [u8]>,
     /// The payload after the header and extensions.
     pub payload: &'a [u8],
@@ -125,10 +127,7 @@ impl<'a> Packet<'a> {
                 .ok_or(PacketError::Truncated(buf.len()))?;
             let len = usize::from(len);
             let data = body.get(..len).ok_or(PacketError::Truncated(buf.len()))?;
-            if next == EXT_SACK {
-                if len == 0 || len % 4 != 0 || len > MAX_SACK_BYTES {
-                    return Err(PacketError::SackLength(len));
-                }
+            if next == EXT_SACK && !data.is_empty() {
                 sack = Some(data);
             }
             next = ext;
@@ -265,9 +264,34 @@ mod tests {
         assert_eq!(Packet::decode(&bad), Err(PacketError::Version(2)));
         bad[0] = 0x51;
         assert_eq!(Packet::decode(&bad), Err(PacketError::Type(5)));
-        let mut bad = buf.clone();
-        bad[HEADER_LEN + 1] = 3;
-        assert_eq!(Packet::decode(&bad), Err(PacketError::SackLength(3)));
+    }
+
+    /// libtorrent writes `ceil(span / 8)` bytes of selective ack, unpadded and up to an
+    /// MTU's worth: every length is taken as sent, and an empty one means none.
+    #[test]
+    fn selective_acks_of_any_length_decode() {
+        for len in [0usize, 1, 2, 3, 5, 14, 129, 255] {
+            let mut buf = Vec::new();
+            Packet {
+                header: header(PacketType::State),
+                sack: None,
+                payload: &[],
+            }
+            .encode(&mut buf);
+            buf[1] = EXT_SACK;
+            buf.extend_from_slice(&[0, len as u8]);
+            buf.extend((0..len).map(|i| i as u8 | 1));
+            buf.extend_from_slice(b"xy");
+            let p = Packet::decode(&buf).unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            assert_eq!(p.header, header(PacketType::State));
+            assert_eq!(p.sack.map_or(0, <[u8]>::len), len, "{len} bytes");
+            assert_eq!(p.payload, b"xy");
+            let mut again = Vec::new();
+            p.encode(&mut again);
+            let q = Packet::decode(&again).unwrap();
+            let written = q.sack.map_or(0, <[u8]>::len);
+            assert_eq!(written, len.div_ceil(4).min(32) * 4, "padded, at most 128");
+        }
     }
 
     proptest! {

@@ -2,6 +2,7 @@
 //! transfers under loss, reordering, duplication and delay; LEDBAT against a deep
 //! bottleneck queue; timeouts; and hostile input.
 
+mod libtorrent;
 mod link;
 
 use std::time::{Duration, Instant};
@@ -65,6 +66,10 @@ impl Side {
     }
 }
 
+/// Rewrites a datagram as it goes onto a link, or drops it (`None`): to make one end
+/// speak like another implementation, or to lose chosen packets.
+type Tap = Box<dyn FnMut(Vec<u8>) -> Option<Vec<u8>>>;
+
 struct Sim {
     t0: Instant,
     now: Instant,
@@ -73,11 +78,19 @@ struct Sim {
     b: Side,
     ab: Link,
     ba: Link,
+    ab_tap: Option<Tap>,
+    ba_tap: Option<Tap>,
 }
 
-fn flush(now: Instant, side: &mut Side, link: &mut Link) {
-    if let Some(c) = &mut side.conn {
-        while let Some(p) = c.poll_transmit(now) {
+fn flush(now: Instant, side: &mut Side, link: &mut Link, tap: Option<&mut Tap>) {
+    let Some(c) = &mut side.conn else { return };
+    let mut tap = tap;
+    while let Some(p) = c.poll_transmit(now) {
+        let p = match tap.as_mut() {
+            Some(t) => t(p),
+            None => Some(p),
+        };
+        if let Some(p) = p {
             link.send(now, p);
         }
     }
@@ -97,6 +110,8 @@ impl Sim {
             b: Side::new(b_data),
             ab: Link::new(ab, seed),
             ba: Link::new(ba, seed ^ 0x5555),
+            ab_tap: None,
+            ba_tap: None,
         }
     }
 
@@ -113,8 +128,8 @@ impl Sim {
         loop {
             self.a.app();
             self.b.app();
-            flush(self.now, &mut self.a, &mut self.ab);
-            flush(self.now, &mut self.b, &mut self.ba);
+            flush(self.now, &mut self.a, &mut self.ab, self.ab_tap.as_mut());
+            flush(self.now, &mut self.b, &mut self.ba, self.ba_tap.as_mut());
             if self.done() {
                 return true;
             }

@@ -41,11 +41,28 @@ pub fn run_driver(
     work: &std::path::Path,
     peers: &[String],
 ) -> anyhow::Result<super::Proc> {
+    run_driver_env(name, script, mode, torrent, save, work, peers, &[])
+}
+
+/// [`run_driver`] with extra environment variables (e.g. `LT_LISTEN`).
+#[allow(clippy::too_many_arguments)]
+pub fn run_driver_env(
+    name: &str,
+    script: &str,
+    mode: &str,
+    torrent: &std::path::Path,
+    save: &std::path::Path,
+    work: &std::path::Path,
+    peers: &[String],
+    env: &[(&str, &str)],
+) -> anyhow::Result<super::Proc> {
     use anyhow::Context;
     let path = work.join(name);
     std::fs::write(&path, script)?;
     let utf8 = |p: &std::path::Path| p.to_str().map(str::to_string).context("path is not UTF-8");
     let mut args = vec![utf8(&path)?, mode.to_string(), utf8(torrent)?, utf8(save)?];
     args.extend(peers.iter().cloned());
-    super::Proc::spawn(&format!("libtorrent {mode}"), PYTHON, &args, work)
+    let mut cmd = std::process::Command::new(PYTHON);
+    cmd.args(&args).current_dir(work).envs(env.iter().copied());
+    super::Proc::spawn_command(&format!("libtorrent {mode}"), cmd)
 }

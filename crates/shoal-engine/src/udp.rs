@@ -1,11 +1,11 @@
 //! The session's UDP endpoint: one socket on the peer port's number, shared by the DHT
-//! and uTP, and, when the session listens on IPv6 too and the DHT is on, a second
-//! socket on `[::]` with the same port number for the IPv6 DHT (BEP 32).
+//! and uTP, and, when the session listens on IPv6 too, a second socket on `[::]` with
+//! the same port number for the IPv6 DHT (BEP 32) and uTP with IPv6 peers.
 //!
 //! The second socket is `IPV6_V6ONLY`, so it and the IPv4 socket can hold one port
 //! number without clashing. [`UdpEndpoint::send_to`] picks the socket by the
-//! destination's family. uTP stays on the first socket: datagrams other than KRPC on
-//! the IPv6 socket are dropped (the connector dials IPv6 peers over TCP).
+//! destination's family, as the uTP endpoint does for its own sends. Both sockets are
+//! read and routed alike.
 //!
 //! One receive task reads every datagram and routes it by its first byte: `d` (a
 //! bencoded dictionary: KRPC, BEP 5) to the DHT's channel, anything else to the uTP
@@ -74,6 +74,11 @@ impl UdpEndpoint {
         self.socket.clone()
     }
 
+    /// The IPv6 socket beside the first one, when bound: for the uTP driver.
+    pub fn socket6(&self) -> Option<Arc<UdpSocket>> {
+        self.socket6.clone()
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
@@ -101,13 +106,8 @@ impl UdpEndpoint {
     ) {
         let port = self.local_addr().map(|a| a.port()).unwrap_or(0);
         if let Some(s6) = &self.socket6 {
-            // Only the DHT speaks IPv6 here; uTP has the first socket alone.
-            let routes6 = UdpRoutes {
-                dht: routes.dht.clone(),
-                utp: None,
-            };
             let span = tracing::info_span!("udp6", port);
-            tasks.spawn(receive(s6.clone(), routes6, cancel.clone()).instrument(span));
+            tasks.spawn(receive(s6.clone(), routes.clone(), cancel.clone()).instrument(span));
         }
         let socket = self.socket.clone();
         let span = tracing::info_span!("udp", port);
@@ -199,8 +199,9 @@ mod tests {
         tasks.wait().await;
     }
 
-    /// The IPv6 socket shares the port number, carries KRPC only, and answers go out
-    /// on the socket of the destination's family.
+    /// The IPv6 socket shares the port number, is split between KRPC and uTP by first
+    /// byte as the first socket is, and answers go out on the socket of the
+    /// destination's family.
     #[tokio::test]
     async fn ipv6_socket_beside_ipv4_on_one_port() {
         let mut ep = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap())
@@ -228,7 +229,9 @@ mod tests {
         let (from, b) = dht_rx.recv().await.unwrap();
         assert_eq!(from, other.local_addr().unwrap());
         assert_eq!(&b[..], b"d1:y1:qe");
-        assert!(utp_rx.try_recv().is_err(), "no uTP over the IPv6 socket");
+        let (from6, b) = utp_rx.recv().await.unwrap();
+        assert_eq!((from6, &b[..]), (from, &[0x41, 0, 0, 0][..]));
+        assert!(dht_rx.try_recv().is_err() && utp_rx.try_recv().is_err());
         ep.send_to(b"d1:y1:re", from).await.unwrap();
         let mut buf = [0u8; 16];
         let (n, seen) = other.socket().recv_from(&mut buf).await.unwrap();

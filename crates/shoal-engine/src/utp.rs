@@ -5,7 +5,9 @@
 //! `mpsc` channel, so the socket can be shared with the DHT and demultiplexed by first
 //! byte (DHT messages are bencoded dictionaries, `b'd'`; a uTP packet starts with
 //! `type << 4 | 1`). [`spawn_socket_reader`] feeds a socket of its own to the
-//! endpoint. Output goes straight to the `Arc<UdpSocket>`.
+//! endpoint. Output goes straight to the sockets ([`UtpSockets`]: one per address
+//! family at most, the datagram going out on its destination's, with a payload cut
+//! to fit IPv6's larger header for an IPv6 peer; see `sockets.rs`).
 //!
 //! The driver routes each datagram by (remote address, connection id): a SYN for an
 //! unknown id opens a connection that [`UtpEndpoint::accept`] hands out (at most
@@ -20,6 +22,7 @@
 //! Tasks: the driver and the optional socket reader are spawned on the caller's
 //! `TaskTracker` and end on its cancellation token (or when their input closes).
 
+mod sockets;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -41,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info_span, trace, Instrument};
 
+pub use sockets::{config_for, UtpSockets, IPV6_EXTRA_HEADER};
 use stream::{wake, Key, Shared};
 pub use stream::{UtpReadHalf, UtpStream, UtpWriteHalf};
 
@@ -79,14 +83,17 @@ enum Command {
 /// uTP connections over one UDP socket. Cheap to share behind an `Arc`.
 pub struct UtpEndpoint {
     cmds: mpsc::Sender<Command>,
+    sockets: UtpSockets,
     accepted: tokio::sync::Mutex<mpsc::Receiver<(UtpStream, SocketAddr)>>,
 }
 
 impl UtpEndpoint {
-    /// Starts the driver on `tracker`: datagrams for uTP come in on `incoming`, output
-    /// goes to `socket`; it stops on `cancel` or when `incoming` closes.
+    /// Starts the driver on `tracker`: datagrams for uTP come in on `incoming` (from
+    /// every socket), output goes to the socket of the destination's family in
+    /// `sockets`; it stops on `cancel` or when `incoming` closes. `config` is for IPv4
+    /// peers; IPv6 peers get it with a smaller payload ([`config_for`]).
     pub fn new(
-        socket: Arc<UdpSocket>,
+        sockets: UtpSockets,
         incoming: mpsc::Receiver<(SocketAddr, Bytes)>,
         config: UtpConfig,
         tracker: &TaskTracker,
@@ -95,9 +102,9 @@ impl UtpEndpoint {
         let (cmd_tx, cmds) = mpsc::channel(64);
         let (accept_tx, accepted) = mpsc::channel(ACCEPT_QUEUE);
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
-        let span = info_span!("utp", local = ?socket.local_addr().ok());
+        let span = info_span!("utp", local = ?sockets.local_addrs());
         let driver = Driver {
-            socket,
+            sockets: sockets.clone(),
             incoming,
             cmds,
             flush_tx,
@@ -114,8 +121,15 @@ impl UtpEndpoint {
         tracker.spawn(driver.run().instrument(span));
         UtpEndpoint {
             cmds: cmd_tx,
+            sockets,
             accepted: tokio::sync::Mutex::new(accepted),
         }
+    }
+
+    /// Whether the endpoint has a socket of `addr`'s family (else a connect to it
+    /// cannot get through).
+    pub fn reaches(&self, addr: &SocketAddr) -> bool {
+        self.sockets.reaches(addr)
     }
 
     /// Opens a connection to `addr`; fails after the SYN's retries (15 s by default).
@@ -178,7 +192,7 @@ struct Entry {
 }
 
 struct Driver {
-    socket: Arc<UdpSocket>,
+    sockets: UtpSockets,
     incoming: mpsc::Receiver<(SocketAddr, Bytes)>,
     cmds: mpsc::Receiver<Command>,
     flush_tx: mpsc::UnboundedSender<Key>,
@@ -239,13 +253,16 @@ impl Driver {
 
     async fn send_out(&mut self) {
         for (addr, packet) in self.out.drain(..) {
-            if let Err(e) = self.socket.send_to(&packet, addr).await {
+            let socket = self.sockets.for_dest(&addr);
+            if let Err(e) = socket.send_to(&packet, addr).await {
                 debug!(%addr, "uTP send: {e}");
             }
         }
     }
 
     fn connect(&mut self, addr: SocketAddr, reply: ConnectReply) {
+        // Keyed as the replies will come in (a mapped address is IPv4 on the wire).
+        let addr = self.sockets.route_addr(addr);
         if self.conns.len() >= MAX_CONNECTIONS {
             let _ = reply.send(Err(UtpConnectError::TooMany));
             return;
@@ -260,7 +277,7 @@ impl Driver {
             return;
         };
         let key = (addr, id);
-        let conn = Connection::connect(self.config, now(), id);
+        let conn = Connection::connect(config_for(&self.config, &addr), now(), id);
         let shared = Shared::new(key, conn, self.flush_tx.clone());
         self.conns.insert(
             key,
@@ -313,7 +330,8 @@ impl Driver {
         let Ok(permit) = self.accept_tx.try_reserve() else {
             return;
         };
-        let Ok(conn) = Connection::accept(self.config, now, syn, self.rng.gen()) else {
+        let config = config_for(&self.config, &key.0);
+        let Ok(conn) = Connection::accept(config, now, syn, self.rng.gen()) else {
             return;
         };
         let shared = Shared::new(key, conn, self.flush_tx.clone());

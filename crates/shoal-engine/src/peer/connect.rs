@@ -11,8 +11,9 @@
 //! byte of a stream from such a seeder 3 s late). The transport that worked is
 //! remembered per address ([`MAX_REMEMBERED`] addresses, the memory forgotten at
 //! once when full), so later dials to a TCP peer go straight to TCP. Without an
-//! endpoint (uTP off) every dial is TCP. The connector is shared by the session's
-//! torrents.
+//! endpoint (uTP off) every dial is TCP, and so is a dial to an address family the
+//! endpoint has no socket for (IPv6 when the IPv6 UDP socket could not be bound).
+//! The connector is shared by the session's torrents.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -72,11 +73,12 @@ impl Connector {
         map.insert(addr, kind);
     }
 
-    /// Connects to `addr`: uTP first (unless TCP is what worked last time), TCP
-    /// beside it once uTP's head start passed or at once if uTP failed.
+    /// Connects to `addr`: uTP first (unless TCP is what worked last time or the
+    /// endpoint cannot reach `addr`'s family), TCP beside it once uTP's head start
+    /// passed or at once if uTP failed.
     pub async fn connect(&self, addr: SocketAddr) -> Result<PeerStream, PeerError> {
         let utp = match &self.utp {
-            Some(u) if self.remembered(&addr) != Some(TransportKind::Tcp) => u,
+            Some(u) if u.reaches(&addr) && self.remembered(&addr) != Some(TransportKind::Tcp) => u,
             _ => return self.connect_tcp(addr).await,
         };
         let utp_try = tokio::time::timeout(UTP_CONNECT_TIMEOUT, utp.connect(addr));
@@ -168,15 +170,28 @@ mod tests {
     use tokio_util::sync::CancellationToken;
     use tokio_util::task::TaskTracker;
 
-    use crate::utp::{spawn_socket_reader, INCOMING_QUEUE};
+    use crate::utp::{spawn_socket_reader, UtpSockets, INCOMING_QUEUE};
 
     /// A uTP endpoint on a loopback socket of its own.
     fn utp_endpoint(socket: UdpSocket, t: &TaskTracker, c: &CancellationToken) -> Arc<UtpEndpoint> {
-        let socket = Arc::new(socket);
+        dual_endpoint(socket, None, t, c)
+    }
+
+    /// A uTP endpoint on `socket` and, beside it, the IPv6 socket `v6`.
+    fn dual_endpoint(
+        socket: UdpSocket,
+        v6: Option<UdpSocket>,
+        t: &TaskTracker,
+        c: &CancellationToken,
+    ) -> Arc<UtpEndpoint> {
+        let (socket, v6) = (Arc::new(socket), v6.map(Arc::new));
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
-        spawn_socket_reader(socket.clone(), tx, t, c.clone());
+        spawn_socket_reader(socket.clone(), tx.clone(), t, c.clone());
+        if let Some(v6) = &v6 {
+            spawn_socket_reader(v6.clone(), tx, t, c.clone());
+        }
         Arc::new(UtpEndpoint::new(
-            socket,
+            UtpSockets::new(socket).with_v6(v6),
             rx,
             UtpConfig::default(),
             t,
@@ -186,8 +201,12 @@ mod tests {
 
     /// A TCP listener and a UDP socket on the same loopback port.
     async fn tcp_and_udp() -> (TcpListener, UdpSocket, SocketAddr) {
+        tcp_and_udp_on("127.0.0.1:0").await
+    }
+
+    async fn tcp_and_udp_on(any_port: &str) -> (TcpListener, UdpSocket, SocketAddr) {
         loop {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let l = TcpListener::bind(any_port).await.unwrap();
             let addr = l.local_addr().unwrap();
             if let Ok(u) = UdpSocket::bind(addr).await {
                 return (l, u, addr);
@@ -240,6 +259,49 @@ mod tests {
         let s = conn.connect(addr).await.unwrap();
         assert!(matches!(s, PeerStream::Utp(_)));
         assert_eq!(conn.remembered(&addr), Some(TransportKind::Utp));
+        accept.await.unwrap().unwrap();
+        c.cancel();
+    }
+
+    /// The IPv6 twin of the test above: the dial goes out on the endpoint's IPv6
+    /// socket and gets uTP.
+    #[tokio::test]
+    async fn ipv6_peer_gets_utp_over_the_ipv6_socket() {
+        let Ok(ours6) = UdpSocket::bind("[::1]:0").await else {
+            eprintln!("skipped: no IPv6 on this host");
+            return;
+        };
+        let (t, c) = (TaskTracker::new(), CancellationToken::new());
+        let ours = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let conn = Connector::new(Some(dual_endpoint(ours, Some(ours6), &t, &c)));
+        let (l, theirs, addr) = tcp_and_udp_on("[::1]:0").await;
+        drop(l);
+        let peer = utp_endpoint(theirs, &t, &c);
+        let accept = tokio::spawn(async move { peer.accept().await.map(|(_, from)| from) });
+        let s = conn.connect(addr).await.unwrap();
+        assert!(matches!(&s, PeerStream::Utp(u) if u.peer_addr() == addr));
+        assert_eq!(conn.remembered(&addr), Some(TransportKind::Utp));
+        let from = accept.await.unwrap().unwrap();
+        assert!(from.is_ipv6(), "{from}");
+        c.cancel();
+    }
+
+    /// Without an IPv6 socket, an IPv6 peer is dialled over TCP (even one that
+    /// would answer uTP).
+    #[tokio::test]
+    async fn ipv6_peer_gets_tcp_without_an_ipv6_socket() {
+        if UdpSocket::bind("[::1]:0").await.is_err() {
+            eprintln!("skipped: no IPv6 on this host");
+            return;
+        }
+        let (t, c) = (TaskTracker::new(), CancellationToken::new());
+        let ours = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let conn = Connector::new(Some(utp_endpoint(ours, &t, &c)));
+        let (l, theirs, addr) = tcp_and_udp_on("[::1]:0").await;
+        let _peer = utp_endpoint(theirs, &t, &c);
+        let accept = tokio::spawn(async move { l.accept().await.map(|_| ()) });
+        let s = conn.connect(addr).await.unwrap();
+        assert!(matches!(s, PeerStream::Tcp(_)));
         accept.await.unwrap().unwrap();
         c.cancel();
     }

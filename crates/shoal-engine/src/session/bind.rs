@@ -5,10 +5,11 @@
 //! A port from the configured range, or one the system picks, is only taken when
 //! both protocols get it, so peers reach us over TCP and uTP on one number.
 //!
-//! With the DHT on and a dual-stack listener (`[::]`, from the IPv4 wildcard), an
-//! IPv6-only UDP socket on `[::]` and the same port number joins the endpoint, for the
-//! IPv6 DHT (BEP 32). It is best effort: when that port is taken on IPv6, the node runs
-//! the IPv4 DHT alone and says so in the log.
+//! With a dual-stack listener (`[::]`, from the IPv4 wildcard), an IPv6-only UDP
+//! socket on `[::]` and the same port number joins the endpoint, for the IPv6 DHT
+//! (BEP 32) and uTP with IPv6 peers (accepted and dialled as over IPv4). It is best
+//! effort: when that port is taken on IPv6, the node runs the DHT and uTP on IPv4
+//! alone, dials IPv6 peers over TCP, and says so in the log.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::{SessionConfig, SessionError};
 use crate::dht::DhtHandle;
 use crate::udp::{UdpEndpoint, UdpRoutes};
-use crate::utp::UtpEndpoint;
+use crate::utp::{UtpEndpoint, UtpSockets};
 
 /// System-picked TCP ports tried before giving up when the same UDP port is taken.
 const EPHEMERAL_TRIES: usize = 16;
@@ -32,16 +33,19 @@ fn listen_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> SessionError
 }
 
 /// Binds the listener and (with `want_udp`) the UDP socket on the same port number,
-/// with an IPv6 one beside it for the DHT when the listener is dual-stack.
+/// with an IPv6 one beside it for the DHT and uTP when the listener is dual-stack.
 pub(super) async fn bind(
     config: &SessionConfig,
     want_udp: bool,
 ) -> Result<(TcpListener, Option<UdpEndpoint>), SessionError> {
     let (tcp, mut udp) = bind_pair(config, want_udp).await?;
     let dual_stack = tcp.local_addr().is_ok_and(|a| a.is_ipv6()) && config.listen.is_ipv4();
-    if let (Some(udp), true, true) = (&mut udp, dual_stack, config.dht.is_some()) {
+    if let (Some(udp), true) = (&mut udp, dual_stack) {
         if let Err(e) = udp.bind_v6() {
-            tracing::warn!("no IPv6 DHT: cannot bind UDP [::]:{}: {e}", tcp_port(&tcp));
+            tracing::warn!(
+                "no IPv6 DHT or uTP (IPv6 peers get TCP): cannot bind UDP [::]:{}: {e}",
+                tcp_port(&tcp)
+            );
         }
     }
     Ok((tcp, udp))
@@ -120,9 +124,9 @@ pub(super) fn start_udp(
     let utp = config.utp.then(|| {
         let (tx, rx) = mpsc::channel(crate::utp::INCOMING_QUEUE);
         routes.utp = Some(tx);
-        let socket = endpoint.socket();
+        let sockets = UtpSockets::new(endpoint.socket()).with_v6(endpoint.socket6());
         Arc::new(UtpEndpoint::new(
-            socket,
+            sockets,
             rx,
             UtpConfig::default(),
             tasks,

@@ -1,6 +1,8 @@
 //! Two endpoints on loopback UDP sockets: bulk transfers byte for byte (with a
 //! throughput figure), both directions at once through `Transport::split`, and a
-//! connect nobody answers.
+//! connect nobody answers. An endpoint with an IPv4 and an IPv6 socket against a bare
+//! `shoal_proto` connection: each family's packets leave on that family's socket,
+//! IPv6 ones with the smaller payload, dialled and accepted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shoal_proto::utp::{UtpConfig, UtpError};
+use shoal_proto::utp::{Connection, Packet, PacketType, UtpConfig, UtpError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -16,7 +18,10 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{spawn_socket_reader, UtpConnectError, UtpEndpoint, INCOMING_QUEUE};
+use super::{
+    spawn_socket_reader, UtpConnectError, UtpEndpoint, UtpSockets, INCOMING_QUEUE,
+    IPV6_EXTRA_HEADER,
+};
 use crate::peer::Transport;
 
 struct Net {
@@ -37,10 +42,37 @@ impl Net {
         let addr = socket.local_addr().unwrap();
         let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
         spawn_socket_reader(socket.clone(), tx, &self.tracker, self.cancel.clone());
+        let sockets = UtpSockets::new(socket);
         (
-            UtpEndpoint::new(socket, rx, cfg, &self.tracker, self.cancel.clone()),
+            UtpEndpoint::new(sockets, rx, cfg, &self.tracker, self.cancel.clone()),
             addr,
         )
+    }
+
+    /// An endpoint on `127.0.0.1` and `[::1]` (as the session's, on two port numbers
+    /// here), both sockets read into its one queue; `None` without IPv6.
+    async fn dual_endpoint(&self) -> Option<(UtpEndpoint, SocketAddr, SocketAddr)> {
+        let v6 = match UdpSocket::bind("[::1]:0").await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("skipped: no IPv6 on this host ({e})");
+                return None;
+            }
+        };
+        let v4 = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let (a4, a6) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        spawn_socket_reader(v4.clone(), tx.clone(), &self.tracker, self.cancel.clone());
+        spawn_socket_reader(v6.clone(), tx, &self.tracker, self.cancel.clone());
+        let sockets = UtpSockets::new(v4).with_v6(Some(v6));
+        let ep = UtpEndpoint::new(
+            sockets,
+            rx,
+            UtpConfig::default(),
+            &self.tracker,
+            self.cancel.clone(),
+        );
+        Some((ep, a4, a6))
     }
 
     /// Cancels every task and checks they all end.
@@ -189,4 +221,127 @@ async fn stray_packets_get_a_reset_and_shutdown_ends_streams() {
         .await
         .unwrap();
     assert!(e.is_err(), "{e:?}");
+}
+
+/// A bare `shoal_proto` connection on its own socket at `ip`, driven by hand.
+struct BarePeer {
+    socket: UdpSocket,
+    conn: Option<Connection>,
+}
+
+impl BarePeer {
+    async fn bind(ip: &str) -> Self {
+        let socket = UdpSocket::bind(format!("{ip}:0")).await.unwrap();
+        BarePeer { socket, conn: None }
+    }
+
+    async fn recv(&self) -> (Vec<u8>, SocketAddr) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, from) = timeout(Duration::from_secs(10), self.socket.recv_from(&mut buf))
+            .await
+            .expect("a packet within 10 s")
+            .unwrap();
+        buf.truncate(n);
+        (buf, from)
+    }
+
+    async fn flush(&mut self, to: SocketAddr) {
+        let conn = self.conn.as_mut().unwrap();
+        while let Some(p) = conn.poll_transmit(std::time::Instant::now()) {
+            self.socket.send_to(&p, to).await.unwrap();
+        }
+    }
+
+    /// Feeds what arrives to the connection until a DATA packet comes; its payload
+    /// length and the address it came from.
+    async fn first_data(&mut self) -> (usize, SocketAddr) {
+        loop {
+            let (bytes, from) = self.recv().await;
+            let p = Packet::decode(&bytes).unwrap();
+            if p.header.kind == PacketType::Data {
+                return (p.payload.len(), from);
+            }
+            let conn = self.conn.as_mut().unwrap();
+            conn.handle_packet(std::time::Instant::now(), &bytes);
+            self.flush(from).await;
+        }
+    }
+}
+
+/// The endpoint dials a bare peer at `ip` and writes; returns the first DATA payload
+/// and where the SYN and the data came from.
+async fn dialled_payload(ep: Arc<UtpEndpoint>, ip: &str) -> (usize, SocketAddr, SocketAddr) {
+    let mut peer = BarePeer::bind(ip).await;
+    let to = peer.socket.local_addr().unwrap();
+    let writer = tokio::spawn(async move {
+        let mut s = ep.connect(to).await.unwrap();
+        s.write_all(&data(64 * 1024, 4)).await.unwrap();
+        s // kept open until the packet was seen
+    });
+    let (syn, syn_from) = peer.recv().await;
+    let now = std::time::Instant::now();
+    peer.conn = Some(Connection::accept(UtpConfig::default(), now, &syn, 77).unwrap());
+    peer.flush(syn_from).await;
+    let (len, data_from) = peer.first_data().await;
+    drop(writer.await.unwrap());
+    (len, syn_from, data_from)
+}
+
+/// A bare peer at `ip` dials the endpoint at `to`, which accepts and writes; returns
+/// the first DATA payload and where it came from.
+async fn accepted_payload(ep: Arc<UtpEndpoint>, ip: &str, to: SocketAddr) -> (usize, SocketAddr) {
+    let mut peer = BarePeer::bind(ip).await;
+    let writer = tokio::spawn(async move {
+        let (mut s, _) = ep.accept().await.unwrap();
+        s.write_all(&data(64 * 1024, 5)).await.unwrap();
+        s
+    });
+    let now = std::time::Instant::now();
+    peer.conn = Some(Connection::connect(UtpConfig::default(), now, 4242));
+    peer.flush(to).await;
+    let got = peer.first_data().await;
+    drop(writer.await.unwrap());
+    got
+}
+
+#[tokio::test]
+async fn each_family_on_its_socket_ipv6_with_a_smaller_payload() {
+    let net = Net::new();
+    let Some((ep, a4, a6)) = net.dual_endpoint().await else {
+        return;
+    };
+    let ep = Arc::new(ep);
+    let full = UtpConfig::default().max_payload;
+    let v6 = full - IPV6_EXTRA_HEADER;
+    assert!(ep.reaches(&"[::1]:1".parse().unwrap()) && ep.reaches(&a4));
+
+    let (len, syn_from, data_from) = dialled_payload(ep.clone(), "127.0.0.1").await;
+    assert_eq!(
+        (len, syn_from, data_from),
+        (full, a4, a4),
+        "dialled over IPv4"
+    );
+    let (len, syn_from, data_from) = dialled_payload(ep.clone(), "[::1]").await;
+    assert_eq!(
+        (len, syn_from, data_from),
+        (v6, a6, a6),
+        "dialled over IPv6"
+    );
+
+    assert_eq!(
+        accepted_payload(ep.clone(), "127.0.0.1", a4).await,
+        (full, a4)
+    );
+    assert_eq!(accepted_payload(ep.clone(), "[::1]", a6).await, (v6, a6));
+    net.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ipv4_endpoint_does_not_reach_ipv6() {
+    let net = Net::new();
+    let (ep, a4) = net.endpoint(UtpConfig::default()).await;
+    assert!(ep.reaches(&a4));
+    assert!(ep.reaches(&"[::ffff:127.0.0.1]:1".parse().unwrap()));
+    assert!(!ep.reaches(&"[::1]:1".parse().unwrap()));
+    net.shutdown().await;
 }

@@ -5,7 +5,8 @@
 //! `mpsc` channel, so the socket can be shared with the DHT and demultiplexed by first
 //! byte (DHT messages are bencoded dictionaries, `b'd'`; a uTP packet starts with
 //! `type << 4 | 1`). [`spawn_socket_reader`] feeds a socket of its own to the
-//! endpoint. Output goes straight to the `Arc<UdpSocket>`.
+//! endpoint. Output goes straight to the `Arc<UdpSocket>`, runs of datagrams to one
+//! peer in one segmented send where the kernel offers it (`output.rs`).
 //!
 //! The driver routes each datagram by (remote address, connection id): a SYN for an
 //! unknown id opens a connection that [`UtpEndpoint::accept`] hands out (at most
@@ -20,6 +21,7 @@
 //! Tasks: the driver and the optional socket reader are spawned on the caller's
 //! `TaskTracker` and end on its cancellation token (or when their input closes).
 
+mod output;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -41,6 +43,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info_span, Instrument};
 
+use crate::udp::offload;
+use output::Output;
 use stream::{wake, Key, Shared};
 pub use stream::{UtpReadHalf, UtpStream, UtpWriteHalf};
 
@@ -97,6 +101,7 @@ impl UtpEndpoint {
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         let span = info_span!("utp", local = ?socket.local_addr().ok());
         let driver = Driver {
+            output: Output::new(&socket),
             socket,
             incoming,
             cmds,
@@ -143,21 +148,22 @@ pub fn spawn_socket_reader(
     cancel: CancellationToken,
 ) {
     let span = info_span!("utp_socket", local = ?socket.local_addr().ok());
+    // Several datagrams per read where the kernel coalesces them.
+    offload::enable_gro(&socket);
     let task = async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let received = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = socket.recv_from(&mut buf) => r,
+                r = offload::recv_from(&socket, &mut buf) => r,
             };
             match received {
-                Ok((n, addr)) => {
-                    if tx
-                        .send((addr, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
-                        return;
+                Ok((n, addr, stride)) => {
+                    let all = Bytes::copy_from_slice(&buf[..n]);
+                    for range in offload::datagrams(n, stride) {
+                        if tx.send((addr, all.slice(range))).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 // ICMP errors for earlier sends surface here on some systems; the
@@ -179,6 +185,7 @@ struct Entry {
 
 struct Driver {
     socket: Arc<UdpSocket>,
+    output: Output,
     incoming: mpsc::Receiver<(SocketAddr, Bytes)>,
     cmds: mpsc::Receiver<Command>,
     flush_tx: mpsc::UnboundedSender<Key>,
@@ -238,11 +245,7 @@ impl Driver {
     }
 
     async fn send_out(&mut self) {
-        for (addr, packet) in self.out.drain(..) {
-            if let Err(e) = self.socket.send_to(&packet, addr).await {
-                debug!(%addr, "uTP send: {e}");
-            }
-        }
+        self.output.send(&self.socket, &mut self.out).await;
     }
 
     fn connect(&mut self, addr: SocketAddr, reply: ConnectReply) {

@@ -16,7 +16,7 @@
 //! other systems) or refuses a send, datagrams go one by one as before. Every
 //! datagram a caller sees is a whole one, as `recv_from` would have returned it.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 
 use tokio::io::Interest;
@@ -58,17 +58,19 @@ pub fn datagrams(n: usize, stride: usize) -> impl Iterator<Item = std::ops::Rang
         .map(move |at| at..(at + stride).min(n))
 }
 
-/// Sends `buf` to `to` as datagrams of `segment` bytes (the last may be shorter) in
-/// one system call. Fails with the kernel's error (`EIO`/`EINVAL` when it cannot
-/// segment for this route); the caller then sends them one by one.
+/// Sends the bytes of `parts`, back to back, to `to` as datagrams of `segment` bytes
+/// (the last may be shorter) in one system call; the kernel gathers the parts, so
+/// they need not be copied together first (at most [`MAX_SEGMENTS`] of them). Fails
+/// with the kernel's error (`EIO`/`EINVAL` when it cannot segment for this route);
+/// the caller then sends them one by one.
 pub async fn send_segments(
     socket: &UdpSocket,
     to: SocketAddr,
-    buf: &[u8],
+    parts: &[IoSlice<'_>],
     segment: usize,
 ) -> io::Result<()> {
     socket
-        .async_io(Interest::WRITABLE, || sys::send(socket, to, buf, segment))
+        .async_io(Interest::WRITABLE, || sys::send(socket, to, parts, segment))
         .await
 }
 
@@ -170,23 +172,20 @@ mod sys {
     pub(super) fn send(
         socket: &UdpSocket,
         to: SocketAddr,
-        buf: &[u8],
+        parts: &[IoSlice<'_>],
         segment: usize,
     ) -> io::Result<()> {
         let addr = SockAddr::from(to);
         let segment = u16::try_from(segment)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
         let mut control = Control([0; CMSG_ROOM]);
-        let mut iov = libc::iovec {
-            iov_base: buf.as_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
         // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
         let mut msg: libc::msghdr = unsafe { mem::zeroed() };
         msg.msg_name = addr.as_ptr().cast_mut().cast();
         msg.msg_namelen = addr.len();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        // `IoSlice` is ABI-compatible with `iovec` on Unix; the kernel only reads them.
+        msg.msg_iov = parts.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = parts.len() as _;
         msg.msg_control = control.0.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE/LEN are pure size computations; the header and the u16
         // written through CMSG_FIRSTHDR/CMSG_DATA lie within `control` (64 bytes, 8-byte
@@ -210,7 +209,7 @@ mod sys {
 
 #[cfg(not(target_os = "linux"))]
 mod sys {
-    use std::io;
+    use std::io::{self, IoSlice};
     use std::net::SocketAddr;
 
     use tokio::net::UdpSocket;
@@ -231,7 +230,12 @@ mod sys {
         Ok((n, from, n))
     }
 
-    pub(super) fn send(_: &UdpSocket, _: SocketAddr, _: &[u8], _: usize) -> io::Result<()> {
+    pub(super) fn send(
+        _: &UdpSocket,
+        _: SocketAddr,
+        _: &[IoSlice<'_>],
+        _: usize,
+    ) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
 }
@@ -264,7 +268,8 @@ mod tests {
         let buf: Vec<u8> = (0..3500u32).map(|i| i as u8).collect();
         for to in [&plain, &gro] {
             let addr = to.local_addr().unwrap();
-            send_segments(&tx, addr, &buf, 1400).await.unwrap();
+            let parts: Vec<IoSlice<'_>> = buf.chunks(1000).map(IoSlice::new).collect();
+            send_segments(&tx, addr, &parts, 1400).await.unwrap();
         }
         let mut got = Vec::new();
         let mut rbuf = vec![0u8; 65536];

@@ -8,6 +8,7 @@
 //! what separate sends would have produced. Where segmentation is not available, or
 //! the kernel refuses it once, datagrams go one by one from then on.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 
 use tokio::net::UdpSocket;
@@ -19,15 +20,12 @@ use crate::udp::offload;
 #[derive(Debug)]
 pub(super) struct Output {
     gso: bool,
-    /// Datagrams of the current run, back to back.
-    run: Vec<u8>,
 }
 
 impl Output {
     pub(super) fn new(socket: &UdpSocket) -> Self {
         Output {
             gso: offload::gso_supported(socket),
-            run: Vec::with_capacity(offload::MAX_SEND_BYTES),
         }
     }
 
@@ -40,12 +38,10 @@ impl Output {
             if n == 1 {
                 send_one(socket, *addr, first).await;
             } else {
-                self.run.clear();
-                for (_, p) in &out[i..i + n] {
-                    self.run.extend_from_slice(p);
-                }
-                if let Err(e) = offload::send_segments(socket, *addr, &self.run, first.len()).await
-                {
+                // Gathered by the kernel from the packets where they are: no copy.
+                let parts: Vec<IoSlice<'_>> =
+                    out[i..i + n].iter().map(|(_, p)| IoSlice::new(p)).collect();
+                if let Err(e) = offload::send_segments(socket, *addr, &parts, first.len()).await {
                     // EIO or EINVAL: this system cannot segment (say, a device without
                     // checksum offload); stop trying and send these one by one.
                     debug!(%addr, "uTP segmented send failed ({e}); sending datagrams singly");

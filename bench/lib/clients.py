@@ -58,6 +58,9 @@ class Handle:
         self.t_done = None
         self.cpu_done = None
         self.cleanup = []
+        # Run once the download is done; raises when the run must not count (scenario
+        # `utp`: the transfer did not go over uTP).
+        self.check = lambda: None
 
     def wait_done(self, timeout):
         if self.done_by == "exit":
@@ -248,6 +251,26 @@ class ShoalRc4(Shoal):
     flags = Shoal.flags + ["--encryption", "require"]
 
 
+class ShoalUtp(Shoal):
+    """Shoal on its defaults at both ends (uTP dialled first, so the transfer runs on uTP;
+    scenario `utp`). The leecher's `downloaded over: tcp N utp M` line must show at least
+    99% of the payload over uTP, else the run fails."""
+    name = "shoal-utp"
+    flags = []
+
+    def leech(self, ctx, torrent, save_dir, keep_seeding=False):
+        h = super().leech(ctx, torrent, save_dir, keep_seeding)
+        h.check = lambda: check_shoal_utp(h.proc)
+        return h
+
+
+def check_shoal_utp(proc):
+    _, m = proc.wait_line(r"^downloaded over: tcp (\d+) utp (\d+)", 5)
+    tcp, utp = int(m.group(1)), int(m.group(2))
+    if utp == 0 or tcp > (tcp + utp) // 100:
+        raise RuntimeError(f"shoal-utp: transfer not on uTP (tcp {tcp} bytes, utp {utp})")
+
+
 class Libtorrent:
     name = "libtorrent"
 
@@ -260,9 +283,12 @@ class Libtorrent:
             [SYS_PY, "-c", "import libtorrent; print(libtorrent.version)"],
             capture_output=True, text=True).stdout.strip()
 
+    # Extra driver flags of both ends (`--utp-only` for libtorrent-utp).
+    flags = []
+
     def _argv(self, mode, torrent, d, keep=False):
         argv = [SYS_PY, os.path.join(BENCH, "drivers", "lt_driver.py"), mode, torrent, d]
-        return argv + (["--keep-seeding"] if keep else [])
+        return argv + (["--keep-seeding"] if keep else []) + self.flags
 
     def seed(self, ctx, torrent, data_root, serve_metadata=False):
         # serve_metadata: a session with libtorrent's default plugins (ut_metadata), so
@@ -283,6 +309,18 @@ class Libtorrent:
         p = Proc(self._argv("leech", torrent, save_dir, keep_seeding), name="lt-leech",
                  log_path=ctx.log("lt-leech"))
         return Handle(p, done_pattern=r"^complete: ")
+
+
+class LibtorrentUtp(Libtorrent):
+    """libtorrent with TCP off and uTP on at both ends (scenario `utp`); the leecher must
+    print `utp peer:` (a connected peer on a uTP socket), else the run fails."""
+    name = "libtorrent-utp"
+    flags = ["--utp-only"]
+
+    def leech(self, ctx, torrent, save_dir, keep_seeding=False):
+        h = super().leech(ctx, torrent, save_dir, keep_seeding)
+        h.check = lambda: h.proc.wait_line(r"^utp peer: ", 1)
+        return h
 
 
 class Aria2:
@@ -493,5 +531,5 @@ class _QbtHandle(Handle):
         raise TimeoutError("qBittorrent leecher did not finish")
 
 
-CLIENTS = {c.name: c for c in (Shoal(), ShoalRc4(), QBittorrent(), Libtorrent(), Rqbit(),
-                                Aria2())}
+CLIENTS = {c.name: c for c in (Shoal(), ShoalRc4(), ShoalUtp(), QBittorrent(), Libtorrent(),
+                                LibtorrentUtp(), Rqbit(), Aria2())}

@@ -228,6 +228,41 @@ def mse_section(runs, L):
                   judged=size == GiB, why=f"{size_of(runs, 'mse')} data, target on 1 GiB")
 
 
+def utp_section(runs, L):
+    """Scenario `utp`: Shoal over TCP, Shoal over uTP and libtorrent over uTP, interleaved;
+    returns the Targets (transports issue: Shoal uTP >= 50% of Shoal TCP by median and
+    slowest run; Shoal uTP's median >= libtorrent uTP's median), judged on 1 GiB."""
+    if not group(runs, "utp"):
+        return []
+    L.append(f"\n## U. uTP ({size_of(runs, 'utp')}, 256 KiB pieces): Shoal `--utp false` "
+             "(TCP), Shoal on defaults (uTP) and libtorrent with TCP off (uTP), one seeder one "
+             "leecher each\n")
+    m = transfer_table(runs, "utp", L) or {}
+    for c, rs in group(runs, "utp").items():
+        ok = ok_rows(rs)
+        per_gib = [r["seeder_cpu_s"] / (r["bytes"] / GiB) for r in ok if r.get("seeder_cpu_s")]
+        if per_gib:
+            L.append(f"- {c}: seeder CPU s/GiB {fmt(med(per_gib), 2)} "
+                     f"({fmt(min(per_gib), 2)}-{fmt(max(per_gib), 2)})")
+    tcp, utp, lt = m.get("shoal"), m.get("shoal-utp"), m.get("libtorrent-utp")
+    size = next((r["bytes"] for r in runs if r.get("scenario") == "utp" and r.get("bytes")), 0)
+    judged, why = size == GiB, f"{size_of(runs, 'utp')} data, target on 1 GiB"
+    out = []
+    if tcp and utp:
+        slow = lo(ok_rows(group(runs, "utp").get("shoal-utp", [])), "mb_s")
+        L.append(f"\nShoal uTP / Shoal TCP: {utp / tcp:.2f} at the median"
+                 f"{f', {slow / tcp:.2f} for the slowest uTP run' if slow else ''}.")
+        out.append(Target("uTP: Shoal over uTP >= 50% of Shoal over TCP (median and slowest run)",
+                          f"{utp / tcp:.0%}", utp >= 0.5 * tcp,
+                          f"{slow / tcp:.0%}" if slow else None,
+                          slow >= 0.5 * tcp if slow else None, judged=judged, why=why))
+    if utp and lt:
+        L.append(f"\nShoal uTP / libtorrent uTP: {utp / lt:.2f} at the median.")
+        out.append(Target("uTP: Shoal over uTP no slower than libtorrent over uTP (median)",
+                          f"{utp / lt:.2f}x", utp >= lt, judged=judged, why=why))
+    return out
+
+
 def repeat_section(runs, L):
     """Scenario `repeat`: N back-to-back Shoal transfers, every run with its machine state;
     returns the stability Target (slowest within 1.5x of the fastest) or None."""
@@ -661,6 +696,7 @@ def summarize(paths):
     mse_target = mse_section(runs, L)
     if mse_target:
         targets.append(mse_target)
+    targets += utp_section(runs, L)
     from stream_report import stream_section  # it imports this module
     targets += stream_section(runs, L)
 

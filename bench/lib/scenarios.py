@@ -23,7 +23,7 @@ MiB = 1 << 20
 # slowest run mean something; `node` has a 60 s idle window per run, so 3; `repeat` is the
 # 20 back-to-back Shoal transfers. Estimated full-run time: bench/README.md.
 DEFAULT_RUNS = {"single": 7, "tree": 7, "crowd": 7, "mixed": 7, "tracker": 7, "node": 3,
-                "hash": 7, "repeat": 20, "magnet": 7, "mse": 7, "stream": 7}
+                "hash": 7, "repeat": 20, "magnet": 7, "mse": 7, "stream": 7, "utp": 7}
 QUICK_RUNS = {"repeat": 3}
 
 
@@ -171,6 +171,8 @@ def transfer(sess, scenario, ds, seeder_name, leecher_name, run, n_leechers=1, k
                 leechers.append(CLIENTS[leecher_name].leech(ctx, torrent, d, keep_seeding))
         for h in leechers:
             h.wait_done(timeout)
+        for h in leechers:
+            h.check()
         if magnet:
             # Lines are timestamped as the harness reads them (bench/lib/proc.py); both came
             # before `complete:`, so they are already in.
@@ -318,6 +320,26 @@ def s_mse(sess):
     # The RC4 variant is Shoal too: it runs whenever Shoal does.
     if usable(sess, "mse", ["shoal"]):
         round_robin(sess, "mse", [("shoal", "shoal"), ("shoal-rc4", "shoal-rc4")], ds)
+
+
+def s_utp(sess):
+    """The single-file transfer of S1 (1 GiB, or --size-mib) over TCP and over uTP: Shoal
+    with `--utp false` (`shoal`, TCP), Shoal on its defaults at both ends (`shoal-utp`: uTP
+    dialled first; the leecher's `downloaded over:` line must show uTP) and libtorrent
+    with TCP off at both ends (`libtorrent-utp`), runs interleaved. Targets: Shoal over uTP
+    at least 50% of Shoal over TCP (median and slowest run), and no slower than
+    libtorrent over uTP (median)."""
+    cfg = sess.cfg
+    size = sess.size(16 * MiB if cfg.quick else GiB)
+    ds = data.DataSet(cfg.cache, "single", "file", size=size).ensure()
+    # The uTP variant is Shoal too: it runs whenever Shoal does.
+    names = usable(sess, "utp", ["shoal", "libtorrent"])
+    pairs = []
+    if "shoal" in names:
+        pairs += [("shoal", "shoal"), ("shoal-utp", "shoal-utp")]
+    if "libtorrent" in names:
+        pairs.append(("libtorrent-utp", "libtorrent-utp"))
+    round_robin(sess, "utp", pairs, ds)
 
 
 # --- scenario 5: trackers ------------------------------------------------------------------
@@ -558,6 +580,7 @@ SCENARIOS = {
     "tracker": s5_tracker, "node": s6_node, "hash": hashing, "repeat": s_repeat,
     "magnet": s_magnet,
     "mse": s_mse,
+    "utp": s_utp,
     "stream": s_stream,
 }
 ALIASES = {"1": ["single"], "2": ["tree"], "3": ["crowd"], "4": ["mixed"], "5": ["tracker"],

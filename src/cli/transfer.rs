@@ -260,6 +260,7 @@ pub async fn download(
                 bar.finish_and_clear();
                 println!("complete: {name}");
                 println!("downloaded: {} in {} pieces", s.downloaded, s.pieces_total);
+                println!("{}", by_transport(&handle));
                 if !keep_seeding {
                     break ExitCode::SUCCESS;
                 }
@@ -304,4 +305,17 @@ pub async fn download(
         println!("uploaded: {}", s.uploaded);
     }
     Ok(code)
+}
+
+/// `downloaded over: tcp N utp M`: payload bytes from the peers still connected, by
+/// transport (the benchmarks check which transport carried a transfer).
+fn by_transport(handle: &TorrentHandle) -> String {
+    let (mut tcp, mut utp) = (0u64, 0u64);
+    for p in handle.peers() {
+        match p.transport {
+            shoal_engine::peer::TransportKind::Tcp => tcp += p.downloaded,
+            shoal_engine::peer::TransportKind::Utp => utp += p.downloaded,
+        }
+    }
+    format!("downloaded over: tcp {tcp} utp {utp}")
 }

@@ -17,6 +17,9 @@
 //! The socket asks for [`SOCKET_BUFFER`] bytes of kernel buffer each way: uTP sends
 //! and receives a window of ~1400-byte datagrams in bursts, which the default
 //! (~200 KiB) drops under load, and every drop costs uTP a halved window.
+//!
+//! Receiving asks the kernel to coalesce datagrams (`UDP_GRO`, see [`offload`]): one
+//! read may hold several datagrams of one sender and size, each routed on its own.
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -29,6 +32,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument};
+
+pub(crate) mod offload;
 
 /// Largest datagram read: the UDP maximum, so nothing is cut short.
 const MAX_DATAGRAM: usize = 65_536;
@@ -127,14 +132,17 @@ fn bind_socket(addr: SocketAddr, v6_only: bool) -> io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket.into())
+    let socket = UdpSocket::from_std(socket.into())?;
+    // Best effort too: without it every datagram is a read of its own.
+    offload::enable_gro(&socket);
+    Ok(socket)
 }
 
 async fn receive(socket: Arc<UdpSocket>, routes: UdpRoutes, cancel: CancellationToken) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let (n, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
+        let (n, from, stride) = tokio::select! {
+            r = offload::recv_from(&socket, &mut buf) => match r {
                 Ok(x) => x,
                 // ICMP errors of earlier sends (port unreachable) surface here on
                 // some systems; they concern one peer, not the socket.
@@ -145,20 +153,21 @@ async fn receive(socket: Arc<UdpSocket>, routes: UdpRoutes, cancel: Cancellation
             },
             () = cancel.cancelled() => return,
         };
-        let Some(&first) = buf.get(..n).and_then(|b| b.first()) else {
-            continue;
-        };
-        let route = if first == b'd' {
-            &routes.dht
-        } else {
-            &routes.utp
-        };
-        if let Some(tx) = route {
-            if tx
-                .try_send((from, Bytes::copy_from_slice(&buf[..n])))
-                .is_err()
-            {
-                debug!(%from, "udp: queue full or closed; datagram dropped");
+        // One copy for all the datagrams of a coalesced read; each is a slice of it.
+        let all = Bytes::copy_from_slice(&buf[..n]);
+        for range in offload::datagrams(n, stride) {
+            let Some(&first) = all.get(range.start) else {
+                continue;
+            };
+            let route = if first == b'd' {
+                &routes.dht
+            } else {
+                &routes.utp
+            };
+            if let Some(tx) = route {
+                if tx.try_send((from, all.slice(range))).is_err() {
+                    debug!(%from, "udp: queue full or closed; datagram dropped");
+                }
             }
         }
     }

@@ -7,7 +7,8 @@
 //! `type << 4 | 1`). [`spawn_socket_reader`] feeds a socket of its own to the
 //! endpoint. Output goes straight to the sockets ([`UtpSockets`]: one per address
 //! family at most, the datagram going out on its destination's, with a payload cut
-//! to fit IPv6's larger header for an IPv6 peer; see `sockets.rs`).
+//! to fit IPv6's larger header for an IPv6 peer; see `sockets.rs`), runs of datagrams
+//! to one peer in one segmented send where the kernel offers it (`output.rs`).
 //!
 //! The driver routes each datagram by (remote address, connection id): a SYN for an
 //! unknown id opens a connection that [`UtpEndpoint::accept`] hands out (at most
@@ -22,6 +23,7 @@
 //! Tasks: the driver and the optional socket reader are spawned on the caller's
 //! `TaskTracker` and end on its cancellation token (or when their input closes).
 
+mod output;
 mod sockets;
 mod stream;
 #[cfg(test)]
@@ -44,6 +46,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info_span, trace, Instrument};
 
+use crate::udp::offload;
+use output::Output;
 pub use sockets::{config_for, UtpSockets, IPV6_EXTRA_HEADER};
 use stream::{wake, Key, Shared};
 pub use stream::{UtpReadHalf, UtpStream, UtpWriteHalf};
@@ -104,6 +108,7 @@ impl UtpEndpoint {
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         let span = info_span!("utp", local = ?sockets.local_addrs());
         let driver = Driver {
+            output: Output::new(sockets.primary()),
             sockets: sockets.clone(),
             incoming,
             cmds,
@@ -157,21 +162,22 @@ pub fn spawn_socket_reader(
     cancel: CancellationToken,
 ) {
     let span = info_span!("utp_socket", local = ?socket.local_addr().ok());
+    // Several datagrams per read where the kernel coalesces them.
+    offload::enable_gro(&socket);
     let task = async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let received = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = socket.recv_from(&mut buf) => r,
+                r = offload::recv_from(&socket, &mut buf) => r,
             };
             match received {
-                Ok((n, addr)) => {
-                    if tx
-                        .send((addr, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
-                        return;
+                Ok((n, addr, stride)) => {
+                    let all = Bytes::copy_from_slice(&buf[..n]);
+                    for range in offload::datagrams(n, stride) {
+                        if tx.send((addr, all.slice(range))).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 // ICMP errors for earlier sends surface here on some systems; the
@@ -193,6 +199,7 @@ struct Entry {
 
 struct Driver {
     sockets: UtpSockets,
+    output: Output,
     incoming: mpsc::Receiver<(SocketAddr, Bytes)>,
     cmds: mpsc::Receiver<Command>,
     flush_tx: mpsc::UnboundedSender<Key>,
@@ -252,12 +259,7 @@ impl Driver {
     }
 
     async fn send_out(&mut self) {
-        for (addr, packet) in self.out.drain(..) {
-            let socket = self.sockets.for_dest(&addr);
-            if let Err(e) = socket.send_to(&packet, addr).await {
-                debug!(%addr, "uTP send: {e}");
-            }
-        }
+        self.output.send(&self.sockets, &mut self.out).await;
     }
 
     fn connect(&mut self, addr: SocketAddr, reply: ConnectReply) {

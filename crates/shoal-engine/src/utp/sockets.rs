@@ -92,6 +92,11 @@ impl UtpSockets {
         }
     }
 
+    /// The first socket (of either family).
+    pub fn primary(&self) -> &Arc<UdpSocket> {
+        &self.primary
+    }
+
     /// The sockets' local addresses, for logs.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         std::iter::once(&self.primary)

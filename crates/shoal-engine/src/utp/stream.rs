@@ -98,11 +98,18 @@ fn endpoint_gone() -> io::Error {
 
 fn poll_read(shared: &Shared, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
     let mut st = shared.lock();
-    let n = st.conn.read(buf.initialize_unfilled());
+    // Only as much of the buffer as there is to read: zeroing all of a large
+    // uninitialised read buffer on every read cost more than the copy.
+    let want = st.conn.readable().min(buf.remaining());
+    let n = st.conn.read(buf.initialize_unfilled_to(want));
     if n > 0 {
         buf.advance(n);
-        // Reading may reopen our window, which the peer must hear about.
-        shared.request_flush(&mut st);
+        // Reading may reopen a window we advertised as closed, which the peer must
+        // hear about; otherwise the next ack carries the new window anyway, and a
+        // wake-up of the driver per read would be wasted.
+        if st.conn.ack_pending() {
+            shared.request_flush(&mut st);
+        }
         return Poll::Ready(Ok(()));
     }
     if let Some(e) = st.conn.error() {

@@ -237,6 +237,12 @@ impl Connection {
         self.cfg.send_buffer.saturating_sub(self.unsent.len())
     }
 
+    /// Whether an ack waits to go out (data arrived, or [`Self::read`] reopened a window
+    /// we had advertised as closed): [`Self::poll_transmit`] has something to send.
+    pub fn ack_pending(&self) -> bool {
+        self.ack_pending
+    }
+
     /// Counters and estimates.
     pub fn stats(&self) -> UtpStats {
         UtpStats {

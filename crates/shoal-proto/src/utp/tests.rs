@@ -427,8 +427,11 @@ fn a_reopened_window_resends_the_dropped_packet() {
         a.poll_transmit(t).is_none(),
         "window closed, one packet out"
     );
+    assert!(!b.ack_pending(), "everything received was acked");
     assert_eq!(b.read(&mut [0; 2800]), 2800);
+    assert!(b.ack_pending(), "the reopened window must be announced");
     a.handle_packet(t, &b.poll_transmit(t).expect("a window update"));
+    assert!(!b.ack_pending());
     let resent = a
         .poll_transmit(t)
         .expect("the dropped packet, resent at once");
@@ -436,6 +439,10 @@ fn a_reopened_window_resends_the_dropped_packet() {
     assert_eq!((a.stats().retransmits, a.stats().timeouts), (1, 0));
     b.handle_packet(t, &resent);
     assert_eq!(b.readable(), 1400);
+    assert!(b.poll_transmit(t).is_some() && !b.ack_pending());
+    // Reading from an open window needs no ack of its own: the next one carries it.
+    assert_eq!(b.read(&mut [0; 100]), 100);
+    assert!(!b.ack_pending());
 }
 
 /// The last packets of a burst are lost: two round trips later one probe resends the

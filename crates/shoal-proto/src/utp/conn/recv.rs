@@ -103,6 +103,14 @@ impl RecvBuffer {
         if fin {
             self.eof = Some(seq);
         }
+        if dist == 0 && self.ahead.len() <= 1 && !fin {
+            // The next packet in order with nothing held ahead (the common case): straight
+            // to the reader, without a buffer of its own on the way.
+            self.ahead.clear();
+            self.ack_nr = seq;
+            self.readable.extend(payload);
+            return Received::New;
+        }
         if self.ahead.len() <= dist {
             self.ahead.resize(dist + 1, None);
         }
@@ -184,6 +192,32 @@ mod tests {
         assert_eq!(&buf[..3], b"abc");
         assert!(r.at_eof());
         assert_eq!(r.insert(0, b"b", false), Received::Duplicate);
+    }
+
+    #[test]
+    fn in_order_packets_go_straight_to_the_reader_until_a_gap() {
+        let mut r = RecvBuffer::new(9, 1 << 16);
+        assert_eq!(r.insert(10, b"ab", false), Received::New);
+        assert_eq!(r.insert(11, b"cd", false), Received::New);
+        assert_eq!((r.ack_nr(), r.readable(), r.ahead.len()), (11, 4, 0));
+        assert_eq!(r.insert(11, b"cd", false), Received::Duplicate);
+        assert_eq!(r.insert(13, b"gh", false), Received::New); // 12 missing
+        assert_eq!(r.insert(12, b"ef", false), Received::New); // fills the gap
+        assert_eq!(r.insert(14, b"ij", false), Received::New); // in order again
+        assert_eq!(r.insert(15, &[], true), Received::New);
+        assert_eq!((r.ack_nr(), r.ahead.len()), (15, 0));
+        assert!(r.finished());
+        let mut buf = [0; 16];
+        let n = r.read(&mut buf);
+        assert_eq!(&buf[..n], b"abcdefghij");
+        assert!(r.at_eof());
+        let mut w = RecvBuffer::new(0, 3);
+        assert_eq!(
+            w.insert(1, b"abcd", false),
+            Received::Dropped,
+            "over the window"
+        );
+        assert_eq!(w.ack_nr(), 0);
     }
 
     #[test]

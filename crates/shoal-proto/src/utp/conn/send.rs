@@ -46,6 +46,9 @@ pub(super) struct Flight {
     packets: VecDeque<Sent>,
     bytes: u32,
     dup_acks: u32,
+    /// Packets declared lost and not acked since: waiting for a resend. Kept so that
+    /// sending new data (every packet) need not scan the whole flight for resends.
+    lost: usize,
 }
 
 fn size(p: &Sent) -> u32 {
@@ -92,6 +95,13 @@ impl Flight {
     /// The oldest packet waiting for retransmission, and whether it is the oldest in
     /// flight (which may always go, so a closed window cannot stall recovery).
     pub(super) fn next_resend(&self) -> Option<(usize, u32, bool)> {
+        debug_assert_eq!(
+            self.lost,
+            self.packets.iter().filter(|p| p.lost && !p.acked).count()
+        );
+        if self.lost == 0 {
+            return None;
+        }
         let i = self.packets.iter().position(|p| p.lost && !p.acked)?;
         Some((i, size(&self.packets[i]), i == 0))
     }
@@ -99,6 +109,9 @@ impl Flight {
     /// Takes packet `i` for retransmission at `now`.
     pub(super) fn resend(&mut self, now: Instant, i: usize) -> Option<&Sent> {
         let p = self.packets.get_mut(i)?;
+        if p.lost && !p.acked {
+            self.lost -= 1;
+        }
         p.lost = false;
         p.transmissions += 1;
         p.sent_at = now;
@@ -111,6 +124,7 @@ impl Flight {
         if let Some(p) = self.packets.front_mut() {
             if !p.acked && !p.lost {
                 p.lost = true;
+                self.lost += 1;
                 self.bytes -= size(p);
             }
         }
@@ -124,6 +138,7 @@ impl Flight {
         }
         self.bytes = 0;
         self.dup_acks = 0;
+        self.lost = self.packets.iter().filter(|p| !p.acked).count();
     }
 
     /// Applies an ack for everything up to `ack_nr` plus the selective ack `sack`.
@@ -148,6 +163,9 @@ impl Flight {
             ..AckResult::default()
         };
         for p in self.packets.drain(..n) {
+            if p.lost && !p.acked {
+                self.lost -= 1;
+            }
             if !p.acked {
                 if !p.lost {
                     self.bytes -= size(&p);
@@ -180,7 +198,9 @@ impl Flight {
                 continue;
             }
             p.acked = true;
-            if !p.lost {
+            if p.lost {
+                self.lost -= 1;
+            } else {
                 self.bytes -= size(p);
             }
             res.acked_bytes += size(p);
@@ -212,6 +232,7 @@ impl Flight {
         }
         p.lost = true;
         p.fast_resent = true;
+        self.lost += 1;
         self.bytes -= size(p);
         true
     }

@@ -114,9 +114,10 @@ impl AnnounceRequest {
                 b"port" => {
                     let v = unescape(raw_value)?;
                     let p = parse_u64(&v).and_then(|p| u16::try_from(p).ok());
+                    // Lazily: `shown` allocates, and this runs on every announce.
                     port = Some(
                         p.filter(|&p| p != 0)
-                            .ok_or(TrackerError::InvalidPort(shown(&v)))?,
+                            .ok_or_else(|| TrackerError::InvalidPort(shown(&v)))?,
                     );
                 }
                 b"uploaded" => req.uploaded = number("uploaded", raw_value)?,

@@ -12,27 +12,22 @@
 //!
 //! Skips with a message when `::1` or python3 with libtorrent is missing, unless
 //! `SHOAL_INTEROP_REQUIRED=1`. The libtorrent driver prints its error and connection
-//! alerts to stderr, which a failure's message includes. Like its IPv4 twin in
-//! `utp_interop.rs`, libtorrent downloading from Shoal sometimes stalls (libtorrent's
-//! uTP socket times out reading and reconnects, 10 s or more; the known flake of
-//! issue 14), so nextest retries it (scripts/nextest.toml).
+//! alerts to stderr, which a failure's message includes. The two libtorrent scenarios
+//! are those of `utp_interop.rs` on `::1` (`common/lt_utp.rs`).
 
 mod common;
 mod nodeutil;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use common::libtorrent::{have_libtorrent, run_driver_env, skip};
+use anyhow::{bail, ensure, Result};
+use common::libtorrent::{have_libtorrent, skip};
+use common::lt_utp::{libtorrent_dials_shoal, shoal_dials_libtorrent, IPV6};
 use common::*;
 use nodeutil::*;
 use serde_json::{json, Value};
 
 const NAME: &str = "payload6";
-/// Nobody listens there: no tracker introduces the peers to each other.
-const NO_TRACKER: &str = "http://127.0.0.1:1/announce";
-const DRIVER: &str = include_str!("drivers/lt_utp.py");
 
 fn have_ipv6(test: &str) -> bool {
     let ok = std::net::UdpSocket::bind("[::1]:0").is_ok()
@@ -124,68 +119,13 @@ fn shoal_nodes_talk_utp_over_ipv6_loopback() -> Result<()> {
     })
 }
 
-/// libtorrent on `[::1]`, uTP only, seeding or leeching `torrent`.
-fn libtorrent(
-    mode: &str,
-    torrent: &Path,
-    save: &Path,
-    work: &Path,
-    peers: &[String],
-) -> Result<Proc> {
-    let env = [("LT_LISTEN", "[::1]:0")];
-    run_driver_env("lt_utp.py", DRIVER, mode, torrent, save, work, peers, &env)
-}
-
-fn payload(t: &TestDir, seed_dir: &Path) -> Result<PathBuf> {
-    let data = seed_dir.join(NAME);
-    make_files(
-        &data,
-        &[("a.bin", 3 * 1024 * 1024 + 11), ("b/c.bin", 200_003)],
-        42,
-    )?;
-    let torrent = t.path().join("payload6.torrent");
-    create_torrent(&data, NO_TRACKER, &torrent, 64 * 1024)?;
-    Ok(torrent)
-}
-
-/// libtorrent's `utp peer: ADDR` line must name `::1`.
-fn ensure_utp_from_ipv6_loopback(lt: &Proc) -> Result<()> {
-    let said = lt.output(Stream::Stdout);
-    let line = said.lines().find(|l| l.starts_with("utp peer: "));
-    ensure!(
-        line.is_some_and(|l| l.starts_with("utp peer: ::1:")),
-        "libtorrent did not report a uTP peer on ::1:\n{said}\n{}",
-        lt.output(Stream::Stderr)
-    );
-    println!("libtorrent: {}", line.unwrap_or_default());
-    Ok(())
-}
-
 #[test]
 fn shoal_downloads_from_libtorrent_over_ipv6_utp() -> Result<()> {
     let test = "utp ipv6 interop (shoal dials libtorrent)";
     if !have_ipv6(test) || !have_libtorrent(test) {
         return Ok(());
     }
-    with_timeout(Duration::from_secs(100), || {
-        let t = TestDir::new("utp6-lt-seed")?;
-        let seed_dir = t.sub("lt")?;
-        let torrent = payload(&t, &seed_dir)?;
-        let mut lt = libtorrent("seed", &torrent, &seed_dir, t.path(), &[])?;
-        let port = parse_port(&lt.wait_for_prefix("peer port: ", READY)?)?;
-        lt.wait_for_prefix("seeding ", READY)?;
-
-        let dir = t.sub("leech")?;
-        let peer = format!("[::1]:{port}");
-        let mut leech = spawn_download("shoal download", &torrent, &dir, &["--peer", &peer])?;
-        finish_download(&mut leech, NAME, Duration::from_secs(60))
-            .with_context(|| format!("libtorrent side:\n{}", lt.output_tail(30)))?;
-        lt.wait_for_prefix("utp peer: ", QUICK)?;
-        ensure_utp_from_ipv6_loopback(&lt)?;
-        compare_trees(&seed_dir.join(NAME), &dir.join(NAME))?;
-        lt.terminate()?;
-        Ok(())
-    })
+    shoal_dials_libtorrent(IPV6, "utp6")
 }
 
 #[test]
@@ -194,24 +134,5 @@ fn libtorrent_downloads_from_shoal_over_ipv6_utp() -> Result<()> {
     if !have_ipv6(test) || !have_libtorrent(test) {
         return Ok(());
     }
-    with_timeout(Duration::from_secs(150), || {
-        let t = TestDir::new("utp6-shoal-seed")?;
-        let seed_dir = t.sub("seed")?;
-        let torrent = payload(&t, &seed_dir)?;
-        let seeder = start_seed(&torrent, &seed_dir, NAME, &[])?;
-
-        let out = t.sub("lt")?;
-        let peer = format!("[::1]:{}", seeder.port);
-        let mut lt = libtorrent("leech", &torrent, &out, t.path(), &[peer])?;
-        lt.wait_success(TRANSFER).with_context(|| {
-            format!(
-                "shoal side:\n{}\nlibtorrent side:\n{}",
-                seeder.proc.output_tail(20),
-                lt.output_tail(30)
-            )
-        })?;
-        ensure_utp_from_ipv6_loopback(&lt)?;
-        compare_trees(&seed_dir.join(NAME), &out.join(NAME))?;
-        Ok(())
-    })
+    libtorrent_dials_shoal(IPV6, "utp6")
 }

@@ -15,6 +15,7 @@
 
 pub mod aria2;
 pub mod libtorrent;
+pub mod lt_utp;
 pub mod netns;
 pub mod transmission;
 

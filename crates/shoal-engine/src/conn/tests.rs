@@ -467,3 +467,44 @@ async fn requests_storage_could_not_read_are_rejected_never_sent_wrong() {
 }
 
 mod extensions;
+
+/// A peer that crashed and connects again (a uTP connection of a killed process gets no
+/// reset, so its old half still stands here) replaces its old incoming connection; other
+/// second connections with the same peer ID are still refused.
+#[tokio::test]
+async fn a_peer_reconnecting_from_its_address_replaces_its_old_connection() {
+    use crate::peer::PeerCmd;
+    use crate::torrent::PeerSource;
+    let now = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let (us, _) = seeder(dir.path(), 4 * PIECE as usize, true, now);
+    let sh = &us.shared;
+    let id = harness::peer_id(9);
+    let first = std::net::SocketAddr::from(([10, 0, 0, 9], 5000));
+    let (old, _, mut old_rx) = sh
+        .register_peer(first, id, PeerSource::Incoming, false)
+        .unwrap();
+    // The same peer, restarted: a new connection from another port of the same host.
+    let second = std::net::SocketAddr::from(([10, 0, 0, 9], 5001));
+    let (new, _, _new_rx) = sh
+        .register_peer(second, id, PeerSource::Incoming, false)
+        .expect("the reconnecting peer was refused");
+    assert!(
+        matches!(old_rx.try_recv(), Ok(PeerCmd::Disconnect(why)) if why.contains("replaced")),
+        "the old connection was not told to close"
+    );
+    // The old connection's task ends; the ID stays taken by the new one.
+    sh.unregister_peer(old, id, &shoal_proto::wire::Bitfield::new(0));
+    let dial = sh.register_peer(addr(9), id, PeerSource::Tracker, false);
+    assert!(
+        matches!(dial, Err(PeerError::Closed(why)) if why.contains("already connected")),
+        "a dial to a connected peer was admitted"
+    );
+    let elsewhere = std::net::SocketAddr::from(([10, 0, 0, 10], 5000));
+    let other_host = sh.register_peer(elsewhere, id, PeerSource::Incoming, false);
+    assert!(other_host.is_err(), "the same ID from another host replaced the peer");
+    sh.unregister_peer(new, id, &shoal_proto::wire::Bitfield::new(0));
+    assert!(sh
+        .register_peer(addr(9), id, PeerSource::Tracker, false)
+        .is_ok());
+}

@@ -48,10 +48,32 @@ impl Shared {
         if st.banned_ids.contains(&peer_id) || st.banned_addrs.contains(&addr) {
             return Err(PeerError::Closed("banned for sending corrupt data"));
         }
+        let mut replacing = false;
         if !st.peer_ids.insert(peer_id) {
-            return Err(PeerError::Closed("already connected to this peer"));
+            // A peer that connects again from the same address while its earlier incoming
+            // connection still stands has lost that connection (it crashed or restarted: a
+            // killed process's uTP connection gets no reset, and its half stays open here
+            // until it times out). The new connection replaces the old one; any other
+            // second connection is a duplicate.
+            let stale = st.peers.values().find(|p| {
+                p.peer_id == peer_id
+                    && p.incoming
+                    && source == PeerSource::Incoming
+                    && p.addr.ip() == addr.ip()
+            });
+            match stale {
+                Some(old) => {
+                    tracing::debug!(%addr, old = %old.addr, "peer reconnected; closing its old connection");
+                    let _ = old.tx.send(PeerCmd::Disconnect(
+                        "replaced by a new connection from the same peer",
+                    ));
+                    replacing = true;
+                }
+                None => return Err(PeerError::Closed("already connected to this peer")),
+            }
         }
-        if st.peers.len() >= MAX_PEERS {
+        // A replacement takes the place of the connection it closes.
+        if st.peers.len() >= MAX_PEERS && !replacing {
             st.peer_ids.remove(&peer_id);
             return Err(PeerError::Closed("too many peers"));
         }
@@ -87,7 +109,10 @@ impl Shared {
                 downloaded = p.stats.downloaded.load(Ordering::Relaxed),
                 "peer unregistered"
             );
-            st.peer_ids.remove(&peer_id);
+            // A connection replaced by a newer one from the same peer leaves the id in use.
+            if !st.peers.values().any(|p| p.peer_id == peer_id) {
+                st.peer_ids.remove(&peer_id);
+            }
             if st.departed.len() >= MAX_DEPARTED {
                 st.departed.pop_front();
             }

@@ -380,6 +380,7 @@ impl Node {
     pub async fn shutdown(&self) {
         save_dht_nodes(self).await;
         runs::stop_all(self).await;
+        rules::save_seeding_times(self).await;
         self.inner.cancel.cancel();
         self.inner.tasks.close();
         let wait = self.inner.tasks.wait();

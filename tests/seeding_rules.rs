@@ -4,6 +4,7 @@
 //!   copy from it; with the action `remove`, resuming it removes it and keeps the files.
 //! - A seeding time limit of 3 s stops a seed; its own idle limit (the global time
 //!   limit turned off for it) stops it again; the seeding time survives a restart.
+//! - A node stopped while it seeds keeps its seeding time (written at shutdown).
 //! - `seed_while_fewer_seeds` keeps the only seed of a swarm seeding past a ratio
 //!   limit of 0; turning it off stops it.
 
@@ -150,6 +151,34 @@ fn the_only_seed_keeps_seeding_past_its_ratio() -> Result<()> {
         a.wait_torrent(&id, "stops at ratio 0", LIMIT_WAIT, |t| {
             paused_with(t, "ratio")
         })?;
+        Ok(())
+    })
+}
+
+/// Seeding times are written every minute and at shutdown: a node stopped while it seeds
+/// (no limit, so no stop writes the row) keeps the seconds it seeded.
+#[test]
+fn seeding_time_is_kept_across_a_graceful_restart() -> Result<()> {
+    with_timeout(Duration::from_secs(120), || {
+        let t = TestDir::new("rules-seeding-time")?;
+        let file = t.sub("share")?.join("one.bin");
+        write_random_file(&file, 100_000, 6)?;
+        let (data, dl) = (t.path().join("a"), t.sub("dl")?);
+        let mut a = start_node("seeder", &data, &dl, &[])?;
+        let id = a.share(&file, QUICK)?;
+        a.wait_torrent(&id, "seeding", QUICK, |t| state(t) == "seeding")?;
+        let s = a.wait_torrent(&id, "3 s seeded", LIMIT_WAIT, |t| {
+            t["seeding_secs"].as_u64().unwrap_or(0) >= 3
+        })?;
+        let seeded = s["seeding_secs"].as_u64().unwrap_or(0);
+        a.stop()?;
+        let mut a = start_node("seeder again", &data, &dl, &[])?;
+        let s = a.torrent(&id)?;
+        ensure!(
+            s["seeding_secs"].as_u64().unwrap_or(0) >= seeded,
+            "{seeded} s seeded before the restart, after it: {s}"
+        );
+        a.stop()?;
         Ok(())
     })
 }

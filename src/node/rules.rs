@@ -32,8 +32,9 @@ use crate::store::torrents::Intent;
 
 /// How often the rules and the queue are evaluated.
 const TICK: Duration = Duration::from_secs(1);
-/// How often seeding times are saved.
-const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// How often seeding times are saved (and at shutdown): a crash loses at most this much
+/// of a torrent's seeding time. Every seeding torrent's row is written each time.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
 /// A per-torrent limit that defers to the global setting.
 pub const USE_GLOBAL: f64 = -2.0;
 
@@ -307,19 +308,28 @@ fn observe(node: &Node, auto: &AutoSettings, now: Instant) -> Vec<(InfoHash, Str
             continue;
         }
         let idle_from = a.last_upload.map_or(since, |u| u.max(since));
-        let status = run.handle.status();
+        let l = limits(auto, &e.auto);
+        if l.ratio.is_none() && l.seeding_secs.is_none() && l.idle_secs.is_none() {
+            continue;
+        }
         let (downloaded, uploaded) = e.counters();
-        let observed = Observed {
+        let mut observed = Observed {
             ratio: ratio(uploaded, downloaded, e.meta.info.total_length),
             seeding_secs: e.auto.seeding_ms as f64 / 1000.0,
             idle_secs: now.duration_since(idle_from).as_secs_f64(),
-            swarm_seeds: status.swarm_seeders.unwrap_or(0).max(
-                u32::try_from(status.seeds)
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(1),
-            ),
+            swarm_seeds: u32::MAX,
         };
-        let l = limits(auto, &e.auto);
+        // The swarm's seeds matter only once a limit is reached (the full status copies
+        // the torrent's name and trackers: too dear for every torrent every second).
+        if evaluate(&l, &observed, 0).is_none() {
+            continue;
+        }
+        let status = run.handle.status();
+        observed.swarm_seeds = status.swarm_seeders.unwrap_or(0).max(
+            u32::try_from(status.seeds)
+                .unwrap_or(u32::MAX)
+                .saturating_add(1),
+        );
         if let Some(reason) = evaluate(&l, &observed, auto.seed_while_fewer_seeds) {
             hits.push((*hash, reason));
         }

@@ -502,7 +502,10 @@ async fn a_peer_reconnecting_from_its_address_replaces_its_old_connection() {
     );
     let elsewhere = std::net::SocketAddr::from(([10, 0, 0, 10], 5000));
     let other_host = sh.register_peer(elsewhere, id, PeerSource::Incoming, false);
-    assert!(other_host.is_err(), "the same ID from another host replaced the peer");
+    assert!(
+        other_host.is_err(),
+        "the same ID from another host replaced the peer"
+    );
     sh.unregister_peer(new, id, &shoal_proto::wire::Bitfield::new(0));
     assert!(sh
         .register_peer(addr(9), id, PeerSource::Tracker, false)

@@ -63,6 +63,12 @@ describe('categories and tags', { timeout: 120_000 }, () => {
     await until('the category choices', async () => (await category.locator('option[value="+"]').count()) === 1);
     await category.selectOption('+');
     await editor.locator('input[aria-label="Tags"]').fill('hd, keep');
+    // An edit in progress survives live updates (about one a second) even when the focus
+    // has left the editor.
+    await page.locator('h2.details-title').click();
+    await page.waitForTimeout(2500);
+    assert.equal(await category.inputValue(), '+');
+    assert.equal(await editor.locator('input[aria-label="Tags"]').inputValue(), 'hd, keep');
     page.once('dialog', (d) => d.accept('movies'));
     await editor.getByRole('button', { name: 'Save labels' }).click();
     await page.locator('.toast', { hasText: 'Labels saved' }).waitFor();

@@ -45,6 +45,11 @@ export function categoryFilter(ctx, onChange) {
   };
 }
 
+/** A torrent's labels as one comparable string. */
+function labelKey(t) {
+  return JSON.stringify([t.category || '', t.tags || []]);
+}
+
 /** The details' label editor: category select (with "new…"), tags field, Save. */
 export function labelEditor(ctx, onSaved) {
   const category = h('select', { 'aria-label': 'Category' });
@@ -52,10 +57,40 @@ export function labelEditor(ctx, onSaved) {
   const save = h('button.btn', { type: 'button', text: 'Save labels' });
   const el = h('div.row.labels', null, category, tags, save);
   let id = null;
-  const load = async (t) => {
-    fillCategories(category, await get('/api/categories'), [['', 'No category'], ['+', 'New category…']]);
+  // Loads may overlap (a save, then a live update); only the latest one is applied.
+  let generation = 0;
+  // The labels just saved: live updates taken before the save must not show the old ones
+  // again, so summaries that differ are skipped until one agrees (or a few seconds pass).
+  let saved = null;
+  // Set once the user changes this torrent's category or tags, until they save or pick
+  // another torrent: live updates must not undo an edit in progress.
+  let dirty = false;
+  const setCategory = (t) => {
     category.value = (t && t.category) || '';
   };
+  const load = async (t) => {
+    const mine = ++generation;
+    const categories = await get('/api/categories');
+    if (mine !== generation) return;
+    fillCategories(category, categories, [['', 'No category'], ['+', 'New category…']]);
+    setCategory(t);
+  };
+  const edited = () => {
+    dirty = true;
+    ++generation;
+  };
+  ctx.listen(category, 'change', edited);
+  ctx.listen(tags, 'input', edited);
+  // Categories made elsewhere appear when the user opens the select.
+  ctx.listen(category, 'focus', async () => {
+    const mine = generation;
+    try {
+      const categories = await get('/api/categories');
+      if (mine === generation) fillCategories(category, categories, [['', 'No category'], ['+', 'New category…']]);
+    } catch (e) {
+      // The choices already shown stay.
+    }
+  });
   ctx.listen(save, 'click', async () => {
     if (!id) return;
     try {
@@ -67,7 +102,11 @@ export function labelEditor(ctx, onSaved) {
       }
       const list = tags.value.split(',').map((x) => x.trim()).filter(Boolean);
       const t = await api('PUT', `/api/torrents/${id}/labels`, { category: c || null, tags: list });
-      await load(t);
+      saved = { id: t.id, key: labelKey(t), until: Date.now() + 5000 };
+      if (t.id === id) {
+        dirty = false;
+        await load(t);
+      }
       toast('Labels saved', 'ok');
       if (onSaved) onSaved(t);
     } catch (e) {
@@ -81,9 +120,20 @@ export function labelEditor(ctx, onSaved) {
       if (!t) return;
       const same = t.id === id;
       id = t.id;
-      if (same && el.contains(document.activeElement)) return;
+      if (!same) dirty = false;
+      if (same && (dirty || el.contains(document.activeElement))) return;
+      if (saved) {
+        if (saved.id === t.id && labelKey(t) !== saved.key && Date.now() < saved.until) return;
+        saved = null;
+      }
       tags.value = (t.tags || []).join(', ');
-      load(t).catch(() => {});
+      // The categories are fetched again only when this torrent's is not among them yet.
+      if (!same || ![...category.options].some((o) => o.value === (t.category || ''))) {
+        load(t).catch(() => {});
+      } else {
+        ++generation;
+        setCategory(t);
+      }
     },
   };
 }

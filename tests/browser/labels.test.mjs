@@ -110,4 +110,36 @@ describe('categories and tags', { timeout: 120_000 }, () => {
     await page.screenshot({ path: path.join(SHOTS, 'labels-filter.png'), fullPage: true });
     assert.deepEqual(errors, []);
   });
+
+  it('shows the picked torrent\'s category at once, even while the categories load', async () => {
+    const filter = page.locator('select[aria-label="Filter by category"]');
+    await filter.selectOption('*');
+    // A slow node: every fetch of the categories takes 800 ms.
+    const slow = async (r) => {
+      if (r.request().method() === 'GET') await new Promise((res) => setTimeout(res, 800));
+      await r.continue();
+    };
+    await page.route('**/api/categories', slow);
+    try {
+      const category = page.locator('div.labels select[aria-label="Category"]');
+      await rows(page).filter({ hasText: 'labels beta' }).locator('td.name').click();
+      await until('beta shown', async () => (await category.inputValue()) === '');
+      await rows(page).filter({ hasText: 'labels alpha' }).locator('td.name').click();
+      assert.equal(await category.inputValue(), 'movies');
+      // Typed before any fetch of the categories has answered: Save keeps alpha's category.
+      await page.locator('div.labels input[aria-label="Tags"]').fill('hd, keep, new');
+      await page.locator('div.labels').getByRole('button', { name: 'Save labels' }).click();
+      await page.locator('.toast', { hasText: 'Labels saved' }).last().waitFor();
+      await until('tags saved', async () => {
+        const t = (await a.api('GET', '/api/torrents')).find((x) => x.name === 'labels alpha');
+        return t.tags.includes('new');
+      });
+      const t = (await a.api('GET', '/api/torrents')).find((x) => x.name === 'labels alpha');
+      assert.equal(t.category, 'movies');
+      assert.deepEqual(t.tags, ['hd', 'keep', 'new']);
+    } finally {
+      await page.unroute('**/api/categories', slow);
+    }
+    assert.deepEqual(errors, []);
+  });
 });

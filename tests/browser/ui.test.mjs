@@ -152,8 +152,12 @@ describe('web UI with two nodes', { timeout: 300_000 }, () => {
     await go(pageA, 'dashboard');
     await until('uploaded total', async () => (await pageA.locator('#st-up-main').innerText()).includes('MiB'), 15_000);
     const row = table(pageA, 'Torrents').filter({ hasText: 'holiday photos' });
+    // The Ratio cell, found by its column's heading (the label and queue columns follow it).
+    const cols = await pageA.locator('table[aria-label="Torrents"] thead th').evaluateAll((ths) => ths.map((th) => th.dataset.col));
+    const ratioCol = cols.indexOf('ratio');
+    assert.ok(ratioCol >= 0, `a Ratio column among ${cols}`);
     await until('ratio', async () => {
-      const r = await row.locator('td').last().innerText();
+      const r = (await row.locator('td').nth(ratioCol).textContent()).trim();
       return r === '∞' || Number(r) >= 1;
     }, 15_000);
     await shot(pageA, '10-a-dashboard');
@@ -168,6 +172,8 @@ describe('web UI with two nodes', { timeout: 300_000 }, () => {
     await pageA.locator('li.file', { hasText: 'doomed' }).click();
     await pageA.getByRole('button', { name: 'Share selected' }).click();
     await table(pageA, 'Shared torrents').filter({ hasText: 'doomed' }).locator('.bar-text', { hasText: '100%' }).waitFor({ timeout: 60_000 });
+    // The share job ends once the torrent is also published to the tracker's catalog.
+    await pageA.locator('ul.jobs li', { hasText: 'doomed: shared' }).waitFor({ timeout: 30_000 });
     await go(pageB, 'download');
     await pageB.locator('#search-q').fill('doomed');
     const result = table(pageB, 'Search results').filter({ hasText: 'doomed' });

@@ -322,6 +322,18 @@ async function editLimits(id, t) {
 }
 
 function filesView(details) {
+  // A change the user just made, by file index: polls that started before it must not
+  // show the old value again, so they are skipped for that control until one agrees.
+  const pending = new Map();
+  const shows = (f, key) => {
+    const p = pending.get(f.index);
+    if (!p || !(key in p)) return true;
+    if (p[key] === f[key] || Date.now() > p.until) {
+      delete p[key];
+      return true;
+    }
+    return false;
+  };
   const prio = () => {
     const s = h('select', { dataset: { action: 'priority' }, 'aria-label': 'Priority' });
     for (const p of ['low', 'normal', 'high']) s.append(h('option', { value: p, text: p[0].toUpperCase() + p.slice(1) }));
@@ -332,7 +344,7 @@ function filesView(details) {
       id: 'want', label: 'Get', cls: 'check',
       create: (td) => td.append(h('input', { type: 'checkbox', dataset: { action: 'wanted' }, 'aria-label': 'Download this file' })),
       update: (td, f) => {
-        if (document.activeElement !== td.firstChild) td.firstChild.checked = f.wanted;
+        if (document.activeElement !== td.firstChild && shows(f, 'wanted')) td.firstChild.checked = f.wanted;
       },
     },
     { id: 'path', label: 'File', cls: 'name', sort: (f) => f.path, text: (f) => f.path, title: (f) => f.path },
@@ -346,7 +358,7 @@ function filesView(details) {
       id: 'prio', label: 'Priority',
       create: (td) => td.append(prio()),
       update: (td, f) => {
-        if (document.activeElement !== td.firstChild) td.firstChild.value = f.priority;
+        if (document.activeElement !== td.firstChild && shows(f, 'priority')) td.firstChild.value = f.priority;
         td.firstChild.disabled = !f.wanted;
       },
     },
@@ -358,10 +370,12 @@ function filesView(details) {
     onAction: async (action, key, f, el) => {
       if (playAction(action, details.id, f)) return;
       const body = action === 'wanted' ? { wanted: el.checked } : { priority: el.value };
+      pending.set(f.index, { ...pending.get(f.index), ...body, until: Date.now() + 5000 });
       try {
         const nf = await api('PUT', `/api/torrents/${details.id}/files/${f.index}`, body);
         if (nf) table.update(table.items.map((x) => (x.index === nf.index ? nf : x)));
       } catch (e) {
+        pending.delete(f.index);
         reportError(e, 'Cannot change the file');
       }
     },

@@ -25,9 +25,16 @@ function fillCategories(select, categories, extra) {
 /** The list filter: all, uncategorized, or one category. Calls `onChange` when it changes. */
 export function categoryFilter(ctx, onChange) {
   const el = h('select.category-filter', { 'aria-label': 'Filter by category' });
+  let generation = 0;
   const refresh = async () => {
+    const mine = ++generation;
     try {
-      fillCategories(el, await get('/api/categories'), [['*', 'All categories'], ['', 'Uncategorized']]);
+      const categories = await get('/api/categories');
+      if (mine !== generation) return;
+      const before = el.options.length ? el.value : null;
+      fillCategories(el, categories, [['*', 'All categories'], ['', 'Uncategorized']]);
+      // The chosen category was deleted: the list shows every torrent again.
+      if (before !== null && el.value !== before) onChange();
     } catch (e) {
       // The list still works unfiltered; the next refresh retries.
     }
@@ -56,41 +63,43 @@ export function labelEditor(ctx, onSaved) {
   const tags = h('input', { type: 'text', placeholder: 'tags, comma separated', 'aria-label': 'Tags' });
   const save = h('button.btn', { type: 'button', text: 'Save labels' });
   const el = h('div.row.labels', null, category, tags, save);
+  const EXTRA = [['', 'No category'], ['+', 'New category…']];
   let id = null;
-  // Loads may overlap (a save, then a live update); only the latest one is applied.
+  // The select always shows the shown torrent's category at once; the list of categories
+  // is fetched beside it, and only the newest fetch applies (fillCategories keeps the choice).
   let generation = 0;
+  const refreshChoices = async () => {
+    const mine = ++generation;
+    try {
+      const categories = await get('/api/categories');
+      if (mine === generation) fillCategories(category, categories, EXTRA);
+    } catch (e) {
+      // The choices already shown stay; the next refresh retries.
+    }
+  };
+  /** Selects `t`'s category, adding it to the choices until the next fetch when missing. */
+  const showCategory = (t) => {
+    const c = (t && t.category) || '';
+    if (![...category.options].some((o) => o.value === c)) {
+      if (!category.options.length) fillCategories(category, [], EXTRA);
+      if (c) category.append(h('option', { value: c, text: c }));
+      refreshChoices();
+    }
+    category.value = c;
+  };
   // The labels just saved: live updates taken before the save must not show the old ones
   // again, so summaries that differ are skipped until one agrees (or a few seconds pass).
   let saved = null;
   // Set once the user changes this torrent's category or tags, until they save or pick
   // another torrent: live updates must not undo an edit in progress.
   let dirty = false;
-  const setCategory = (t) => {
-    category.value = (t && t.category) || '';
-  };
-  const load = async (t) => {
-    const mine = ++generation;
-    const categories = await get('/api/categories');
-    if (mine !== generation) return;
-    fillCategories(category, categories, [['', 'No category'], ['+', 'New category…']]);
-    setCategory(t);
-  };
   const edited = () => {
     dirty = true;
-    ++generation;
   };
   ctx.listen(category, 'change', edited);
   ctx.listen(tags, 'input', edited);
   // Categories made elsewhere appear when the user opens the select.
-  ctx.listen(category, 'focus', async () => {
-    const mine = generation;
-    try {
-      const categories = await get('/api/categories');
-      if (mine === generation) fillCategories(category, categories, [['', 'No category'], ['+', 'New category…']]);
-    } catch (e) {
-      // The choices already shown stay.
-    }
-  });
+  ctx.listen(category, 'focus', refreshChoices);
   ctx.listen(save, 'click', async () => {
     if (!id) return;
     try {
@@ -105,7 +114,8 @@ export function labelEditor(ctx, onSaved) {
       saved = { id: t.id, key: labelKey(t), until: Date.now() + 5000 };
       if (t.id === id) {
         dirty = false;
-        await load(t);
+        tags.value = (t.tags || []).join(', ');
+        showCategory(t);
       }
       toast('Labels saved', 'ok');
       if (onSaved) onSaved(t);
@@ -127,13 +137,7 @@ export function labelEditor(ctx, onSaved) {
         saved = null;
       }
       tags.value = (t.tags || []).join(', ');
-      // The categories are fetched again only when this torrent's is not among them yet.
-      if (!same || ![...category.options].some((o) => o.value === (t.category || ''))) {
-        load(t).catch(() => {});
-      } else {
-        ++generation;
-        setCategory(t);
-      }
+      showCategory(t);
     },
   };
 }

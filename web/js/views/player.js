@@ -91,13 +91,17 @@ export function orderControls(details) {
   const el = h('div.row.order', { role: 'group', 'aria-label': 'Download order' },
     box('sequential', 'Sequential download', 'Download pieces in order, to play files while they download'),
     box('first_last_piece', 'First and last pieces first', 'Fetch the first and last piece of every file before the rest'));
+  // What the user just chose, by option: older updates must not show the old value again.
+  const pending = {};
   el.addEventListener('change', async (e) => {
     const input = e.target.closest('input[data-order]');
     if (!input || !details.id) return;
+    pending[input.dataset.order] = { value: input.checked, until: Date.now() + 5000 };
     try {
       const t = await api('PUT', `/api/torrents/${details.id}/order`, { [input.dataset.order]: input.checked });
       update(t);
     } catch (err) {
+      delete pending[input.dataset.order];
       reportError(err, 'Cannot change the download order');
     }
   });
@@ -105,7 +109,11 @@ export function orderControls(details) {
     el.hidden = !t || t.state === 'metadata';
     if (!t) return;
     for (const input of el.querySelectorAll('input[data-order]')) {
-      if (document.activeElement !== input) input.checked = !!t[input.dataset.order];
+      const name = input.dataset.order;
+      const p = pending[name];
+      if (p && p.value !== !!t[name] && Date.now() < p.until) continue;
+      delete pending[name];
+      if (document.activeElement !== input) input.checked = !!t[name];
     }
   };
   return { el, update };

@@ -47,6 +47,11 @@ export default {
     );
 
     let current = null;
+    // The form is read-only until the settings are loaded and while a save is on its way, so
+    // an answer arriving late never overwrites what the user typed.
+    const editable = (on) => {
+      for (const el of form.elements) el.disabled = !on;
+    };
     function fill(s) {
       current = s;
       maxDown.value = kib(s.max_down);
@@ -58,10 +63,14 @@ export default {
       auto.fill(s);
     }
     async function load() {
+      editable(false);
       try {
         fill(await get('/api/settings', { signal: ctx.signal }));
+        editable(true);
       } catch (e) {
         reportError(e, 'Cannot load settings');
+        // Revert loads them again.
+        reset.disabled = false;
       }
     }
     function renderInfo(n) {
@@ -103,17 +112,17 @@ export default {
         toast('Nothing changed', 'info');
         return;
       }
-      save.disabled = true;
+      editable(false);
       try {
         fill(await api('PATCH', '/api/settings', patch));
         toast('Settings saved', 'ok');
       } catch (err) {
         reportError(err, 'Cannot save settings');
       } finally {
-        save.disabled = false;
+        editable(true);
       }
     });
-    ctx.listen(reset, 'click', () => current && fill(current));
+    ctx.listen(reset, 'click', () => (current ? fill(current) : load()));
     load();
     get('/api/node', { signal: ctx.signal }).then((n) => {
       ctx.store.node = n;

@@ -142,4 +142,28 @@ describe('categories and tags', { timeout: 120_000 }, () => {
     }
     assert.deepEqual(errors, []);
   });
+
+  it('keeps what is typed while a save is on its way', async () => {
+    const slow = async (r) => {
+      await new Promise((res) => setTimeout(res, 800));
+      await r.continue();
+    };
+    await page.route('**/api/torrents/*/labels', slow);
+    try {
+      const input = page.locator('div.labels input[aria-label="Tags"]');
+      await input.fill('hd, keep, new, one');
+      await page.locator('div.labels').getByRole('button', { name: 'Save labels' }).click();
+      // The user goes on typing before the node answers.
+      await input.fill('hd, keep, new, one, two');
+      await until('the save answered', async () => {
+        const t = (await a.api('GET', '/api/torrents')).find((x) => x.name === 'labels alpha');
+        return t.tags.includes('one');
+      });
+      await page.waitForTimeout(2500);
+      assert.equal(await input.inputValue(), 'hd, keep, new, one, two');
+    } finally {
+      await page.unroute('**/api/torrents/*/labels', slow);
+    }
+    assert.deepEqual(errors, []);
+  });
 });

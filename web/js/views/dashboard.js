@@ -177,6 +177,8 @@ class Details {
   }
 
   show(id) {
+    // An unsaved label edit is dropped with the torrent it was for.
+    if (id !== this.id) this.labels.reset();
     this.id = id;
     this.el.hidden = !id;
     if (!id) return this.abort();
@@ -323,16 +325,17 @@ async function editLimits(id, t) {
 
 function filesView(details) {
   // A change the user just made, by file index: polls that started before it must not
-  // show the old value again, so they are skipped for that control until one agrees.
+  // show the old value again, so until one agrees (or 5 s pass) the row shows the change.
   const pending = new Map();
-  const shows = (f, key) => {
+  const overlay = (f) => {
     const p = pending.get(f.index);
-    if (!p || !(key in p)) return true;
-    if (p[key] === f[key] || Date.now() > p.until) {
-      delete p[key];
-      return true;
+    if (!p) return f;
+    const keys = ['wanted', 'priority'].filter((k) => k in p && p[k] !== f[k]);
+    if (!keys.length || Date.now() > p.until) {
+      pending.delete(f.index);
+      return f;
     }
-    return false;
+    return { ...f, ...Object.fromEntries(keys.map((k) => [k, p[k]])) };
   };
   const prio = () => {
     const s = h('select', { dataset: { action: 'priority' }, 'aria-label': 'Priority' });
@@ -344,7 +347,7 @@ function filesView(details) {
       id: 'want', label: 'Get', cls: 'check',
       create: (td) => td.append(h('input', { type: 'checkbox', dataset: { action: 'wanted' }, 'aria-label': 'Download this file' })),
       update: (td, f) => {
-        if (document.activeElement !== td.firstChild && shows(f, 'wanted')) td.firstChild.checked = f.wanted;
+        if (document.activeElement !== td.firstChild) td.firstChild.checked = f.wanted;
       },
     },
     { id: 'path', label: 'File', cls: 'name', sort: (f) => f.path, text: (f) => f.path, title: (f) => f.path },
@@ -358,7 +361,7 @@ function filesView(details) {
       id: 'prio', label: 'Priority',
       create: (td) => td.append(prio()),
       update: (td, f) => {
-        if (document.activeElement !== td.firstChild && shows(f, 'priority')) td.firstChild.value = f.priority;
+        if (document.activeElement !== td.firstChild) td.firstChild.value = f.priority;
         td.firstChild.disabled = !f.wanted;
       },
     },
@@ -376,11 +379,14 @@ function filesView(details) {
         if (nf) table.update(table.items.map((x) => (x.index === nf.index ? nf : x)));
       } catch (e) {
         pending.delete(f.index);
+        // Back to what the node has.
+        if (action === 'wanted') el.checked = f.wanted;
+        else el.value = f.priority;
         reportError(e, 'Cannot change the file');
       }
     },
   });
-  return { el: table.wrap, update: (files) => table.update(files) };
+  return { el: table.wrap, update: (files) => table.update(files.map(overlay)) };
 }
 
 function peersView() {

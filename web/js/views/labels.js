@@ -14,6 +14,9 @@ export function labelColumns() {
 
 /** Fills a <select> with the categories, keeping the chosen value; `extra` options first. */
 function fillCategories(select, categories, extra) {
+  // Unchanged choices are left alone (replacing them would disturb an open dropdown).
+  const values = [...extra.map(([v]) => v), ...categories.map((c) => c.name)];
+  if (values.length === select.options.length && values.every((v, i) => select.options[i].value === v)) return;
   // An empty select's value is "", which is also the "Uncategorized" option's: on the
   // first fill there is no choice to keep, so the first option ("All") stays selected.
   const chosen = select.options.length ? select.value : null;
@@ -93,26 +96,33 @@ export function labelEditor(ctx, onSaved) {
   // Set once the user changes this torrent's category or tags, until they save or pick
   // another torrent: live updates must not undo an edit in progress.
   let dirty = false;
+  // Counts the user's edits, so a save's answer does not undo one made while it was sent.
+  let edits = 0;
   const edited = () => {
     dirty = true;
+    edits += 1;
   };
   ctx.listen(category, 'change', edited);
   ctx.listen(tags, 'input', edited);
   // Categories made elsewhere appear when the user opens the select.
   ctx.listen(category, 'focus', refreshChoices);
   ctx.listen(save, 'click', async () => {
-    if (!id) return;
+    // Everything the save needs is read before the first await: the user may pick another
+    // torrent or go on typing while it is on its way.
+    const target = id;
+    if (!target) return;
+    const list = tags.value.split(',').map((x) => x.trim()).filter(Boolean);
+    let c = category.value;
+    const mark = edits;
     try {
-      let c = category.value;
       if (c === '+') {
         c = (window.prompt('Name of the new category') || '').trim();
         if (!c) return;
         await api('POST', '/api/categories', { name: c });
       }
-      const list = tags.value.split(',').map((x) => x.trim()).filter(Boolean);
-      const t = await api('PUT', `/api/torrents/${id}/labels`, { category: c || null, tags: list });
+      const t = await api('PUT', `/api/torrents/${target}/labels`, { category: c || null, tags: list });
       saved = { id: t.id, key: labelKey(t), until: Date.now() + 5000 };
-      if (t.id === id) {
+      if (t.id === id && edits === mark) {
         dirty = false;
         tags.value = (t.tags || []).join(', ');
         showCategory(t);
@@ -125,6 +135,12 @@ export function labelEditor(ctx, onSaved) {
   });
   return {
     el,
+    /** Forgets the torrent shown and any unsaved edit (the details closed or changed). */
+    reset() {
+      id = null;
+      dirty = false;
+      saved = null;
+    },
     /** Shows torrent `t` (a summary), unless the user is editing this torrent's labels. */
     show(t) {
       if (!t) return;

@@ -91,17 +91,21 @@ export function orderControls(details) {
   const el = h('div.row.order', { role: 'group', 'aria-label': 'Download order' },
     box('sequential', 'Sequential download', 'Download pieces in order, to play files while they download'),
     box('first_last_piece', 'First and last pieces first', 'Fetch the first and last piece of every file before the rest'));
-  // What the user just chose, by option: older updates must not show the old value again.
+  // What the user just chose, by option, for one torrent: older updates of that torrent
+  // must not show the old value again.
   const pending = {};
   el.addEventListener('change', async (e) => {
     const input = e.target.closest('input[data-order]');
-    if (!input || !details.id) return;
-    pending[input.dataset.order] = { value: input.checked, until: Date.now() + 5000 };
+    const id = details.id;
+    if (!input || !id) return;
+    const name = input.dataset.order;
+    pending[name] = { id, value: input.checked, until: Date.now() + 5000 };
     try {
-      const t = await api('PUT', `/api/torrents/${details.id}/order`, { [input.dataset.order]: input.checked });
-      update(t);
+      const t = await api('PUT', `/api/torrents/${id}/order`, { [name]: input.checked });
+      if (t && t.id === details.id) update(t);
     } catch (err) {
-      delete pending[input.dataset.order];
+      delete pending[name];
+      if (id === details.id) input.checked = !input.checked;
       reportError(err, 'Cannot change the download order');
     }
   });
@@ -111,7 +115,7 @@ export function orderControls(details) {
     for (const input of el.querySelectorAll('input[data-order]')) {
       const name = input.dataset.order;
       const p = pending[name];
-      if (p && p.value !== !!t[name] && Date.now() < p.until) continue;
+      if (p && p.id === t.id && p.value !== !!t[name] && Date.now() < p.until) continue;
       delete pending[name];
       if (document.activeElement !== input) input.checked = !!t[name];
     }

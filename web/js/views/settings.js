@@ -49,8 +49,15 @@ export default {
     let current = null;
     // The form is read-only until the settings are loaded and while a save is on its way, so
     // an answer arriving late never overwrites what the user typed.
+    let focused = null;
     const editable = (on) => {
+      // Disabling the focused field would drop the focus to the page: it comes back after.
+      if (!on && form.contains(document.activeElement)) focused = document.activeElement;
       for (const el of form.elements) el.disabled = !on;
+      if (on && focused) {
+        if (document.activeElement === document.body || !document.activeElement) focused.focus();
+        focused = null;
+      }
     };
     function fill(s) {
       current = s;

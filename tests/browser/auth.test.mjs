@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage } from './lib/browser.mjs';
-import { SHOAL, SHOTS, startNode, tempDir } from './lib/shoal.mjs';
+import { cleanUp, SHOAL, SHOTS, startNode, tempDir } from './lib/shoal.mjs';
 
 const PASSWORD = 'correct horse battery';
 
@@ -32,11 +32,7 @@ describe('web login', { timeout: 120_000 }, () => {
     page = await openPage(browser, node.url, { errors });
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    if (node) await node.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [node], root));
 
   it('sends the browser to the login page', async () => {
     await page.waitForURL(/\/login$/);

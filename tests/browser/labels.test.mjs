@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage } from './lib/browser.mjs';
-import { SHOTS, makeFolder, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
+import { cleanUp, makeFolder, SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
 
 const rows = (page) => page.locator('table[aria-label="Torrents"] tbody tr');
 const NAMES = ['labels alpha', 'labels beta'];
@@ -39,11 +39,7 @@ describe('categories and tags', { timeout: 120_000 }, () => {
     await page.locator('#view[data-view="dashboard"]').waitFor();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [a, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [a, tracker], root));
 
   it('lists every torrent until a category is chosen', async () => {
     // The filter starts at "All categories" (not "Uncategorized", whose value is the

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { launch, openPage } from './lib/browser.mjs';
-import { SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
+import { cleanUp, SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
 
 const TORRENTS = 200;
 const SECS = Number(process.env.SHOAL_UI_MEMORY_SECS || 150);
@@ -37,11 +37,7 @@ describe('memory with 200 torrents', { timeout: (SECS + 240) * 1000 }, () => {
     browser = await launch();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [c, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [c, tracker], root));
 
   it(`keeps the JS heap flat over ${SECS} s of live updates`, async () => {
     const page = await openPage(browser, c.url, { errors });

@@ -3,10 +3,9 @@
 // through the API; node B finds both by search in the browser.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage } from './lib/browser.mjs';
-import { makeFolder, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
+import { cleanUp, makeFolder, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
 
 const rows = (page) => page.locator('table[aria-label="Search results"] tbody tr');
 
@@ -33,11 +32,7 @@ describe('search result rows', { timeout: 120_000 }, () => {
     await page.locator('#conn[data-state="live"]').waitFor();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [a, b, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [a, b, tracker], root));
 
   it('a click toggles the selection, a double click downloads', async () => {
     await page.evaluate(() => {

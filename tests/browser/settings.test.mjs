@@ -3,9 +3,8 @@
 // sends it.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { launch, openPage } from './lib/browser.mjs';
-import { startNode, startTracker, tempDir } from './lib/shoal.mjs';
+import { cleanUp, startNode, startTracker, tempDir } from './lib/shoal.mjs';
 
 describe('settings on a slow node', { timeout: 60_000 }, () => {
   let root;
@@ -24,11 +23,7 @@ describe('settings on a slow node', { timeout: 60_000 }, () => {
     await page.locator('#conn[data-state="live"]').waitFor();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [a, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [a, tracker], root));
 
   it('keeps what was typed before the settings loaded, and saves it', async () => {
     // Every read of the settings takes 800 ms.

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage } from './lib/browser.mjs';
-import { SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
+import { cleanUp, SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
 
 const table = (page, label) => page.locator(`table[aria-label="${label}"] tbody tr`);
 const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
@@ -57,11 +57,7 @@ describe('playing a video while it downloads', { timeout: 240_000, skip: hasFfmp
     await page.locator('#conn[data-state="live"]').waitFor();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [a, b, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [a, b, tracker], root));
 
   it('plays through the Play button before the download completes', async () => {
     const row = table(page, 'Torrents').filter({ hasText: 'test card.webm' });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, openPage } from './lib/browser.mjs';
-import { SHOTS, makeFolder, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
+import { cleanUp, makeFolder, SHOTS, startNode, startTracker, tempDir, until } from './lib/shoal.mjs';
 
 const MiB = 1024 * 1024;
 const table = (page, label) => page.locator(`table[aria-label="${label}"] tbody tr`);
@@ -45,11 +45,7 @@ describe('web UI with two nodes', { timeout: 300_000 }, () => {
     await pageB.locator('#conn[data-state="live"]').waitFor();
   });
 
-  after(async () => {
-    if (browser) await browser.close();
-    for (const p of [a, b, tracker]) if (p) await p.proc.stop();
-    if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(() => cleanUp(browser, [a, b, tracker], root));
 
   it('shows empty states on a fresh node', async () => {
     await go(pageB, 'dashboard');

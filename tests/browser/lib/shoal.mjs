@@ -142,6 +142,14 @@ export function makeFolder(dir, name, count, size) {
 }
 
 /** Polls fn until it returns a truthy value. */
+/** A test file's teardown: closes its browser, stops its processes, removes its temp dir
+ * (kept with SHOAL_KEEP=1). Each may be missing when `before` failed part way. */
+export async function cleanUp(browser, procs, root) {
+  if (browser) await browser.close();
+  for (const p of procs) if (p) await p.proc.stop();
+  if (root && !process.env.SHOAL_KEEP) fs.rmSync(root, { recursive: true, force: true });
+}
+
 export async function until(what, fn, ms = 30000, every = 250) {
   const end = Date.now() + ms;
   let last;

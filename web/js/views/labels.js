@@ -25,22 +25,35 @@ function fillCategories(select, categories, extra) {
   if (chosen !== null && [...select.options].some((o) => o.value === chosen)) select.value = chosen;
 }
 
-/** The list filter: all, uncategorized, or one category. Calls `onChange` when it changes. */
-export function categoryFilter(ctx, onChange) {
-  const el = h('select.category-filter', { 'aria-label': 'Filter by category' });
+/**
+ * A fetcher of the category list whose answers are used only while they are the newest:
+ * it resolves to null when a later call was made meanwhile, or when the fetch failed (the
+ * choices already shown stay; the next call retries).
+ */
+function newestCategories() {
   let generation = 0;
-  const refresh = async () => {
+  return async () => {
     const mine = ++generation;
     try {
       const categories = await get('/api/categories');
-      if (mine !== generation) return;
-      const before = el.options.length ? el.value : null;
-      fillCategories(el, categories, [['*', 'All categories'], ['', 'Uncategorized']]);
-      // The chosen category was deleted: the list shows every torrent again.
-      if (before !== null && el.value !== before) onChange();
+      return mine === generation ? categories : null;
     } catch (e) {
-      // The list still works unfiltered; the next refresh retries.
+      return null;
     }
+  };
+}
+
+/** The list filter: all, uncategorized, or one category. Calls `onChange` when it changes. */
+export function categoryFilter(ctx, onChange) {
+  const el = h('select.category-filter', { 'aria-label': 'Filter by category' });
+  const fetchCategories = newestCategories();
+  const refresh = async () => {
+    const categories = await fetchCategories();
+    if (!categories) return;
+    const before = el.options.length ? el.value : null;
+    fillCategories(el, categories, [['*', 'All categories'], ['', 'Uncategorized']]);
+    // The chosen category was deleted: the list shows every torrent again.
+    if (before !== null && el.value !== before) onChange();
   };
   ctx.listen(el, 'change', onChange);
   ctx.listen(el, 'focus', refresh);
@@ -70,15 +83,10 @@ export function labelEditor(ctx, onSaved) {
   let id = null;
   // The select always shows the shown torrent's category at once; the list of categories
   // is fetched beside it, and only the newest fetch applies (fillCategories keeps the choice).
-  let generation = 0;
+  const fetchCategories = newestCategories();
   const refreshChoices = async () => {
-    const mine = ++generation;
-    try {
-      const categories = await get('/api/categories');
-      if (mine === generation) fillCategories(category, categories, EXTRA);
-    } catch (e) {
-      // The choices already shown stay; the next refresh retries.
-    }
+    const categories = await fetchCategories();
+    if (categories) fillCategories(category, categories, EXTRA);
   };
   /** Selects `t`'s category, adding it to the choices until the next fetch when missing. */
   const showCategory = (t) => {
